@@ -126,7 +126,7 @@ def _ingest(source: str, path: Path, batch_size: int | None) -> None:
 
 _path = click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 _batch = click.option("--batch-size", type=click.IntRange(min=1), default=None,
-                      help="Rows per transaction (default PORTRAIT_INGEST_BATCH_SIZE or 5000).")
+                      help="Rows per transaction (default PORTRAIT_INGEST_BATCH_SIZE or 2000).")
 
 
 @ingest.command("amazon-reviews")

@@ -4,7 +4,8 @@ ingest_rejects with its reason. read = loaded + rejected + duplicates, exactly."
 from __future__ import annotations
 
 import gzip
-import io
+import queue
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,6 +115,40 @@ def parse_batches(source: str, lines: Iterator[tuple[int, bytes, bool]], key: by
             batch = Batch([], [])
     if len(batch):
         yield batch
+
+
+def prefetch(batches: Iterator[Batch], depth: int = 2) -> Iterator[Batch]:
+    """Parse the next batches in a thread while the current one loads: parsing is
+    Python work, loading mostly waits on the server, so the two overlap."""
+    box: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                while not stop.is_set():
+                    try:
+                        box.put(batch, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            box.put(done)
+        except BaseException as err:  # handed to the consumer, raised there
+            box.put(err)
+
+    worker = threading.Thread(target=produce, name="ingest-parse", daemon=True)
+    worker.start()
+    try:
+        while (item := box.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join(timeout=5)
 
 
 # Staging tables live per connection and empty themselves at commit.
@@ -234,7 +269,7 @@ def finish_run(conn, run_id: int, status: str) -> None:
         cur.execute("UPDATE ingest_runs SET status = %s, finished_at = now() WHERE run_id = %s", (status, run_id))
 
 
-def ingest_file(engine: sa.Engine, source: str, path: Path, key: bytes, *, batch_size: int = 5000,
+def ingest_file(engine: sa.Engine, source: str, path: Path, key: bytes, *, batch_size: int = 2000,
                 progress: bool = True, loader_factory: type[Loader] = Loader) -> tuple[int, IngestCounts]:
     """Ingest one file; returns (run id, counts). The run row in ingest_runs is
     updated with every committed batch."""
@@ -257,7 +292,7 @@ def ingest_file(engine: sa.Engine, source: str, path: Path, key: bytes, *, batch
         with tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc=f"ingest {source}",
                   disable=not progress, leave=False) as bar:
             try:
-                for batch in parse_batches(source, read_lines(stream), key, batch_size):
+                for batch in prefetch(parse_batches(source, read_lines(stream), key, batch_size)):
                     counts.add(loader.load(batch))
                     bar.update(raw.tell() - bar.n)
                     bar.set_postfix(loaded=counts.loaded, rejected=counts.rejected, refresh=False)

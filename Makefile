@@ -1,0 +1,41 @@
+# Portrait: `make setup` once, then `make demo` (the whole pipeline) or `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# The production-profile servers the integration tests use (CI has them too).
+TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
+
+.PHONY: setup test test-unit demo bench db-up db-down mlflow-ui serve clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+test: setup
+	PORTRAIT_TEST_DATABASE_URL=$(TEST_DATABASE_URL) PORTRAIT_TEST_REDIS_URL=$(TEST_REDIS_URL) \
+		$(BIN)/pytest tests
+
+test-unit: setup
+	$(BIN)/pytest tests/unit
+
+demo: setup
+	$(BIN)/python -m portrait.demo
+
+bench: setup
+	$(BIN)/python bench/ingest.py
+
+db-up: setup
+	$(BIN)/portrait db up
+
+db-down: setup
+	$(BIN)/portrait db down
+
+clean:
+	-$(BIN)/portrait db down
+	rm -rf .portrait

@@ -1,0 +1,96 @@
+"""Shared fixtures. Integration tests run against real PostgreSQL in both
+profiles: the embedded server (local) and the external server named by
+PORTRAIT_TEST_DATABASE_URL (make test points it at 127.0.0.1:5432)."""
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+AMAZON = SHARED_DATA / "amazon_musical_instruments_5core" / "reviews_Musical_Instruments_5.json.gz"
+CDNOW = SHARED_DATA / "cdnow_purchases" / "CDNOW_master.txt"
+TEST_KEY = b"test-pseudonymization-key"
+
+
+def require_external(name: str) -> str:
+    """The external server's URL; skipped locally when unset, an error in CI."""
+    url = os.environ.get(name)
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is not set: CI must test the production profile")
+        pytest.skip(f"{name} is not set")
+    return url
+
+
+@pytest.fixture(scope="session")
+def embedded_state(tmp_path_factory) -> Iterator[Path]:
+    """One embedded server for the session, in a temporary state directory."""
+    from portrait import database
+    from portrait.settings import Settings
+
+    state = tmp_path_factory.mktemp("state")
+    settings = Settings(state_dir=state, database_url=None, id_key=TEST_KEY.decode())
+    database.up(settings)
+    yield state
+    database.down(settings)
+
+
+def _fresh_external_database(base_url: str) -> tuple[str, str]:
+    from portrait.database import DRIVER, create_database
+
+    admin = sa.engine.make_url(base_url).set(drivername=DRIVER)
+    name = f"portrait_test_{uuid.uuid4().hex[:8]}"
+    create_database(admin, name)
+    return admin.set(database=name).render_as_string(hide_password=False), name
+
+
+def _drop_external_database(base_url: str, name: str) -> None:
+    from portrait.database import DRIVER
+
+    admin = sa.engine.make_url(base_url).set(drivername=DRIVER)
+    engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    engine.dispose()
+
+
+@pytest.fixture(scope="session", params=["local", "external"])
+def profile_settings(request, embedded_state, tmp_path_factory):
+    """Settings for a migrated, empty database in each profile."""
+    from portrait import database, migrate
+    from portrait.settings import Settings
+
+    if request.param == "local":
+        settings = Settings(state_dir=embedded_state, database_url=None, id_key=TEST_KEY.decode())
+        database.create_database(database.server_url(settings, "postgres"), "portrait")
+        migrate.downgrade(settings, "base")
+        migrate.upgrade(settings)
+        yield settings
+        return
+    base = require_external("PORTRAIT_TEST_DATABASE_URL")
+    url, name = _fresh_external_database(base)
+    settings = Settings(state_dir=tmp_path_factory.mktemp("ext"), database_url=url, id_key=TEST_KEY.decode())
+    migrate.upgrade(settings)
+    yield settings
+    _drop_external_database(base, name)
+
+
+RAW_TABLES = ("ingest_rejects", "events", "reviews", "items", "users", "ingest_runs")
+
+
+@pytest.fixture
+def db(profile_settings):
+    """An emptied raw schema for one test; yields (settings, engine)."""
+    from portrait import database
+
+    engine = database.engine(profile_settings)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"TRUNCATE {', '.join(RAW_TABLES)} RESTART IDENTITY CASCADE")
+    yield profile_settings, engine
+    engine.dispose()

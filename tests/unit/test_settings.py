@@ -1,0 +1,26 @@
+import pytest
+
+from portrait.settings import Settings, SettingsError, id_key
+
+
+def test_local_profile_generates_the_key_once(tmp_path):
+    s = Settings(state_dir=tmp_path, database_url=None, id_key=None)
+    assert s.profile == "local"
+    key = id_key(s)
+    assert len(key) == 64 and id_key(s) == key
+    assert (tmp_path / "id_key").stat().st_mode & 0o077 == 0
+
+
+def test_external_profile_requires_the_key(tmp_path):
+    s = Settings(state_dir=tmp_path, database_url="postgresql://x@h/db", id_key=None)
+    assert s.profile == "external"
+    with pytest.raises(SettingsError, match="PORTRAIT_ID_KEY"):
+        id_key(s)
+    assert id_key(Settings(state_dir=tmp_path, database_url="postgresql://x@h/db", id_key="abc")) == b"abc"
+
+
+def test_environment_selects_the_profile(monkeypatch, tmp_path):
+    monkeypatch.setenv("PORTRAIT_DATABASE_URL", "postgresql://u@db.example/portrait")
+    monkeypatch.setenv("PORTRAIT_STATE_DIR", str(tmp_path))
+    s = Settings()
+    assert s.profile == "external" and s.state_dir == tmp_path
