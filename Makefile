@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # The production-profile servers the integration tests use (CI has them too).
 TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
-TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
 .PHONY: setup test test-unit demo bench db-up db-down mlflow-ui serve clean
 

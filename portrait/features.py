@@ -1,0 +1,391 @@
+"""Feature jobs: raw tables -> feature tables (Feast's offline store).
+
+Each feature table holds snapshots: one row per entity and time at which its
+inputs changed, with the values as of that time, so Feast's point-in-time joins
+never see the future. A build is incremental: it embeds only reviews without an
+embedding and recomputes only the users and items whose raw rows arrived since
+the last build (or fall inside a later --as-of). Compute functions are pure
+(DataFrames in and out); the build function does the I/O."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+log = logging.getLogger(__name__)
+
+SENTIMENT_LABELS = ("negative", "neutral", "positive")
+TAG_COUNT = 5
+
+
+def rating_sentiment(rating: pd.Series) -> pd.Series:
+    """3-class sentiment from star ratings: <=2 negative, 3 neutral, >=4 positive."""
+    return pd.cut(rating, bins=[0, 2, 3, 5], labels=list(SENTIMENT_LABELS)).astype(str)
+
+
+def _last_per_timestamp(df: pd.DataFrame, key: str) -> pd.DataFrame:
+    """Several rows at one (entity, time) collapse into the last: the snapshot."""
+    return df.groupby([key, "event_timestamp"], sort=False).tail(1).reset_index(drop=True)
+
+
+# --- user_behavior ----------------------------------------------------------
+
+def compute_user_behavior(reviews: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
+    """Snapshots of behaviour statistics at each time a user reviewed or acted.
+
+    reviews: user_id, event_timestamp, rating, helpful_votes, total_votes, text_length
+    events:  user_id, event_timestamp, event_type (purchase/view/cart), quantity, amount
+    """
+    r = reviews.assign(is_review=1.0, rating_sq=reviews["rating"] ** 2,
+                       is_low=(reviews["rating"] <= 2).astype(float),
+                       is_purchase=0.0, is_view=0.0, is_cart=0.0, quantity=0.0, amount=0.0)
+    e = events.assign(is_review=0.0, rating=0.0, rating_sq=0.0, is_low=0.0, helpful_votes=0.0,
+                      total_votes=0.0, text_length=0.0,
+                      is_purchase=(events["event_type"] == "purchase").astype(float),
+                      is_view=(events["event_type"] == "view").astype(float),
+                      is_cart=(events["event_type"] == "cart").astype(float))
+    e["quantity"] = e["quantity"].fillna(0).astype(float) * e["is_purchase"]
+    e["amount"] = e["amount"].fillna(0).astype(float) * e["is_purchase"]
+    cols = ["user_id", "event_timestamp", "is_review", "rating", "rating_sq", "is_low", "helpful_votes",
+            "total_votes", "text_length", "is_purchase", "is_view", "is_cart", "quantity", "amount"]
+    acts = pd.concat([f[cols] for f in (r, e) if len(f)], ignore_index=True) if len(r) or len(e) else r[cols]
+    acts["total_votes"] = acts["total_votes"].fillna(0)
+    acts = acts.sort_values(["user_id", "event_timestamp"], kind="stable").reset_index(drop=True)
+    if acts.empty:
+        return pd.DataFrame()
+
+    g = acts.groupby("user_id", sort=False)
+    cum = g[["is_review", "rating", "rating_sq", "is_low", "helpful_votes", "total_votes", "text_length",
+             "is_purchase", "is_view", "is_cart", "quantity", "amount"]].cumsum()
+    out = pd.DataFrame({"user_id": acts["user_id"], "event_timestamp": acts["event_timestamp"]})
+    windows = acts.set_index("event_timestamp").groupby("user_id", sort=False)["is_review"]
+    for days in (30, 90, 365):
+        # (t - days, t]: pandas time-based rolling windows, per user
+        out[f"review_count_{days}d"] = windows.rolling(f"{days}D").sum().to_numpy().astype(int)
+    n = cum["is_review"]
+    out["review_count_total"] = n.astype(int)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = cum["rating"] / n
+        out["rating_mean"] = mean
+        var = (cum["rating_sq"] - n * mean ** 2) / (n - 1)
+        out["rating_std"] = np.sqrt(var.clip(lower=0)).where(n >= 2)
+        out["low_rating_share"] = cum["is_low"] / n
+        out["helpful_ratio"] = (cum["helpful_votes"] / cum["total_votes"]).where(cum["total_votes"] > 0)
+        out["review_length_mean"] = cum["text_length"] / n
+    ts_unix = acts["event_timestamp"].astype("int64") // 10**9
+    out["days_since_prev_activity"] = g["event_timestamp"].diff().dt.total_seconds() / 86400
+    out["last_activity_unix"] = ts_unix.to_numpy()
+    purchases = cum["is_purchase"]
+    out["purchase_count"] = purchases.astype(int)
+    out["purchase_quantity_total"] = cum["quantity"].astype(int)
+    out["purchase_monetary_total"] = cum["amount"]
+    out["purchase_monetary_mean"] = (cum["amount"] / purchases).where(purchases > 0)
+    # times are sorted per user: the last purchase so far is a forward fill, the first a cummin
+    purchase_ts = ts_unix.where(acts["is_purchase"] > 0).astype(float)
+    last_purchase = purchase_ts.groupby(acts["user_id"], sort=False).ffill()
+    first_purchase = purchase_ts.groupby(acts["user_id"], sort=False).cummin().groupby(acts["user_id"], sort=False).ffill()
+    span_days = (ts_unix - first_purchase) / 86400
+    out["purchase_frequency_30d"] = (purchases / np.maximum(span_days, 30.0) * 30).where(purchases > 0)
+    out["last_purchase_unix"] = last_purchase.round().astype("Int64")
+    out["view_count"] = cum["is_view"].astype(int)
+    out["cart_count"] = cum["is_cart"].astype(int)
+    return _last_per_timestamp(out, "user_id")
+
+
+
+# --- item_stats ---------------------------------------------------------------
+
+def compute_item_stats(reviews: pd.DataFrame, items: set[str] | None = None) -> pd.DataFrame:
+    """Snapshots at each time an item was reviewed: review count, mean rating, its
+    trend (mean of the last 90 days minus the mean before; null without both) and
+    its popularity rank among all items by review count at that time.
+
+    reviews: every review (item_id, event_timestamp, rating), so ranks see all items;
+    items: the items whose snapshots to return (default all)."""
+    r = reviews.sort_values(["event_timestamp", "item_id"], kind="stable").reset_index(drop=True)
+    if r.empty:
+        return pd.DataFrame()
+    # Popularity rank at each review: walk the reviews in time order keeping every
+    # item's count; rank = 1 + number of items with a strictly higher count.
+    counts: dict[str, int] = {}
+    histogram: dict[int, int] = {}  # count -> number of items with it
+    ranks = np.empty(len(r), dtype=np.int64)
+    for i, item in enumerate(r["item_id"].to_numpy()):
+        old = counts.get(item, 0)
+        if old:
+            histogram[old] -= 1
+        counts[item] = old + 1
+        histogram[old + 1] = histogram.get(old + 1, 0) + 1
+        ranks[i] = 1 + sum(n for c, n in histogram.items() if c > old + 1)
+    r["popularity_rank"] = ranks
+    if items is not None:
+        r = r[r["item_id"].isin(items)]
+    r = r.sort_values(["item_id", "event_timestamp"], kind="stable").reset_index(drop=True)
+    g = r.groupby("item_id", sort=False)
+    out = pd.DataFrame({"item_id": r["item_id"], "event_timestamp": r["event_timestamp"]})
+    n = g.cumcount() + 1
+    total = g["rating"].cumsum()
+    out["item_review_count"] = n
+    out["item_rating_mean"] = total / n
+    by_time = r.set_index("event_timestamp").groupby("item_id", sort=False)["rating"]
+    recent_sum = by_time.rolling("90D").sum().to_numpy()
+    recent_n = by_time.rolling("90D").count().to_numpy()
+    before_n = n - recent_n
+    with np.errstate(invalid="ignore", divide="ignore"):
+        trend = recent_sum / recent_n - (total - recent_sum) / before_n
+    out["item_rating_trend"] = np.where(before_n > 0, trend, np.nan)
+    out["item_popularity_rank"] = r["popularity_rank"].to_numpy()
+    return _last_per_timestamp(out, "item_id")
+
+
+# --- text profiles -------------------------------------------------------------
+
+def _cumulative_mean_vectors(vectors: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Per group (rows sorted by group), the running mean of the vectors."""
+    out = np.empty_like(vectors)
+    start = 0
+    for end in np.flatnonzero(np.r_[groups[1:] != groups[:-1], True]) + 1:
+        block = vectors[start:end]
+        out[start:end] = np.cumsum(block, axis=0) / np.arange(1, len(block) + 1)[:, None]
+        start = end
+    return out
+
+
+def compute_item_text_profile(embedded: pd.DataFrame) -> pd.DataFrame:
+    """Snapshots of each item's mean review embedding.
+    embedded: item_id, event_timestamp, embedding (np arrays)."""
+    e = embedded.sort_values(["item_id", "event_timestamp", "review_id"], kind="stable").reset_index(drop=True)
+    if e.empty:
+        return pd.DataFrame()
+    vectors = np.stack(e["embedding"].to_numpy()).astype(np.float32)
+    means = _cumulative_mean_vectors(vectors, e["item_id"].to_numpy())
+    out = pd.DataFrame({"item_id": e["item_id"], "event_timestamp": e["event_timestamp"],
+                        "item_embedded_review_count": e.groupby("item_id", sort=False).cumcount() + 1,
+                        "item_embedding": list(means)})
+    return _last_per_timestamp(out, "item_id")
+
+
+def fit_tag_vocabulary(texts: list[str]):
+    """TF-IDF over the review corpus: what makes a user's words characteristic."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    vectorizer = TfidfVectorizer(stop_words="english", min_df=3, max_df=0.3, max_features=20_000,
+                                 token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z]{2,}\b", sublinear_tf=True)
+    vectorizer.fit(texts)
+    return vectorizer
+
+
+def compute_user_text_profile(embedded: pd.DataFrame, vectorizer, sentiment_source: str) -> pd.DataFrame:
+    """Snapshots of each user's mean review embedding, sentiment tendency (shares of
+    positive / neutral / negative reviews so far) and interest tags (top TF-IDF
+    terms of the user's reviews so far).
+    embedded: user_id, event_timestamp, review_id, embedding, sentiment, text."""
+    e = embedded.sort_values(["user_id", "event_timestamp", "review_id"], kind="stable").reset_index(drop=True)
+    if e.empty:
+        return pd.DataFrame()
+    users = e["user_id"].to_numpy()
+    vectors = np.stack(e["embedding"].to_numpy()).astype(np.float32)
+    g = e.groupby("user_id", sort=False)
+    n = g.cumcount() + 1
+    out = pd.DataFrame({"user_id": e["user_id"], "event_timestamp": e["event_timestamp"], "embedded_review_count": n,
+                        "user_embedding": list(_cumulative_mean_vectors(vectors, users))})
+    for label in SENTIMENT_LABELS:
+        out[f"share_{label}"] = (e["sentiment"] == label).astype(float).groupby(e["user_id"], sort=False).cumsum() / n
+    out["sentiment_source"] = sentiment_source
+    out["interest_tags"] = _running_tags(vectorizer.transform(e["text"].tolist()), users,
+                                         vectorizer.get_feature_names_out())
+    return _last_per_timestamp(out, "user_id")
+
+
+def _running_tags(tfidf, groups: np.ndarray, terms: np.ndarray) -> list[str]:
+    tags: list[str] = []
+    acc = None
+    for i in range(tfidf.shape[0]):
+        row = tfidf.getrow(i)
+        acc = row if i == 0 or groups[i] != groups[i - 1] else acc + row
+        top = acc.indices[np.argsort(-acc.data, kind="stable")[:TAG_COUNT]]
+        tags.append(", ".join(terms[top]))
+    return tags
+
+
+# --- the build (I/O) -----------------------------------------------------------
+
+@dataclass
+class BuildResult:
+    as_of: datetime
+    reviews_embedded: int
+    users_rebuilt: int
+    items_rebuilt: int
+    rows_written: dict[str, int]
+
+    def summary(self) -> str:
+        rows = ", ".join(f"{t} {n:,}" for t, n in self.rows_written.items())
+        return (f"as of {self.as_of:%Y-%m-%d %H:%M:%S}Z: embedded {self.reviews_embedded:,} reviews, "
+                f"rebuilt {self.users_rebuilt:,} users and {self.items_rebuilt:,} items ({rows or 'nothing new'})")
+
+
+def ratings_sentiment_labeler(reviews: pd.DataFrame) -> tuple[pd.Series, str]:
+    return rating_sentiment(reviews["rating"]), "ratings"
+
+
+def _frame(conn, sql: str, **params) -> pd.DataFrame:
+    result = conn.execute(sa.text(sql), params)
+    return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+
+def _utc(df: pd.DataFrame) -> pd.DataFrame:
+    if "event_timestamp" in df:
+        df["event_timestamp"] = pd.to_datetime(df["event_timestamp"], utc=True)
+    return df
+
+
+def _replace_snapshots(conn, table: str, key: str, entities: list[str], frame: pd.DataFrame,
+                       as_of: datetime) -> int:
+    """Delete the entities' snapshots up to as_of and COPY the recomputed ones in."""
+    conn.execute(sa.text(f"DELETE FROM {table} WHERE {key} = ANY(:ids) AND event_timestamp <= :as_of"),
+                 {"ids": entities, "as_of": as_of})
+    if frame.empty:
+        return 0
+    columns = list(frame.columns)
+    cursor = conn.connection.driver_connection.cursor()
+    with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in frame.itertuples(index=False, name=None):
+            copy.write_row([_sql_value(v) for v in row])
+    return len(frame)
+
+
+def _sql_value(value):
+    if value is pd.NA:
+        return None
+    if isinstance(value, np.ndarray):
+        return value.astype(float).tolist()
+    if isinstance(value, (float, np.floating)) and np.isnan(value):
+        return None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
+    return value
+
+
+def build_features(engine: sa.Engine, *, as_of: datetime | None = None, encoder_path: str | None = None,
+                   sentiment_labeler=ratings_sentiment_labeler, progress: bool = True) -> BuildResult:
+    """Incremental, idempotent feature build up to as_of (default now)."""
+    from pathlib import Path
+
+    from portrait.encoder import default_model_path, model_revision, review_text
+
+    as_of = (as_of or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    model_path = encoder_path or str(default_model_path())
+    revision = model_revision(Path(model_path))
+    rows: dict[str, int] = {}
+    lock = sa.text("SELECT pg_advisory_xact_lock(hashtext('portrait.features.build'))")
+    # 1. embeddings, committed on their own: the slow part is never redone
+    with engine.begin() as conn:
+        conn.execute(lock)  # one build at a time; a second waits
+        rows_embedded = _embed_new_reviews(conn, model_path, revision, as_of, progress)
+    if rows_embedded:
+        rows["review_embeddings"] = rows_embedded
+
+    # 2. snapshots of the entities whose inputs changed, and the new watermark
+    with engine.begin() as conn:
+        conn.execute(lock)
+        last = conn.execute(sa.text(
+            "SELECT last_review_id, last_event_id, as_of, finished_at FROM feature_builds "
+            "ORDER BY build_id DESC LIMIT 1")).first()
+        epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
+        last_review_id, last_event_id, last_as_of, last_finished = last if last else (0, 0, epoch, epoch)
+        max_review_id = conn.execute(sa.text("SELECT coalesce(max(review_id), 0) FROM reviews")).scalar()
+        max_event_id = conn.execute(sa.text("SELECT coalesce(max(event_id), 0) FROM events")).scalar()
+        params = {"rid": last_review_id, "eid": last_event_id, "last_as_of": last_as_of, "as_of": as_of,
+                  "last_finished": last_finished}
+
+        # who changed: raw rows new since the last build (or newly inside as_of), re-embedded reviews
+        new_rows = "(({id} > :{p} OR event_timestamp > :last_as_of) AND event_timestamp <= :as_of)"
+        users = conn.execute(sa.text(f"""
+            SELECT user_id FROM reviews WHERE {new_rows.format(id='review_id', p='rid')}
+            UNION SELECT user_id FROM events WHERE event_type <> 'review' AND {new_rows.format(id='event_id', p='eid')}
+            UNION SELECT user_id FROM review_embeddings WHERE created_timestamp > :last_finished"""),
+            params).scalars().all()
+        items = conn.execute(sa.text(f"""
+            SELECT item_id FROM reviews WHERE {new_rows.format(id='review_id', p='rid')}
+            UNION SELECT item_id FROM review_embeddings WHERE created_timestamp > :last_finished"""),
+            params).scalars().all()
+
+        if users:
+            reviews = _utc(_frame(conn, """
+                SELECT user_id, event_timestamp, rating, helpful_votes, total_votes, length(text) AS text_length
+                FROM reviews WHERE user_id = ANY(:u) AND event_timestamp <= :as_of""", u=users, as_of=as_of))
+            events = _utc(_frame(conn, """
+                SELECT user_id, event_timestamp, event_type, quantity, amount FROM events
+                WHERE event_type <> 'review' AND user_id = ANY(:u) AND event_timestamp <= :as_of""", u=users, as_of=as_of))
+            events["amount"] = events["amount"].astype(float)
+            rows["user_behavior"] = _replace_snapshots(conn, "user_behavior", "user_id", users,
+                                                       compute_user_behavior(reviews, events), as_of)
+        if items:
+            all_reviews = _utc(_frame(conn, "SELECT item_id, event_timestamp, rating FROM reviews WHERE event_timestamp <= :as_of",
+                                      as_of=as_of))
+            rows["item_stats"] = _replace_snapshots(conn, "item_stats", "item_id", items,
+                                                    compute_item_stats(all_reviews, set(items)), as_of)
+
+        if users or items:
+            embedded_sql = """
+                SELECT r.review_id, r.user_id, r.item_id, r.event_timestamp, r.rating, r.summary, r.text, e.embedding
+                FROM reviews r JOIN review_embeddings e USING (review_id)
+                WHERE r.event_timestamp <= :as_of AND {cond}"""
+            if users:
+                texts = _frame(conn, "SELECT summary, text FROM reviews WHERE event_timestamp <= :as_of", as_of=as_of)
+                vectorizer = fit_tag_vocabulary([review_text(s, t) for s, t in zip(texts["summary"], texts["text"])])
+                by_user = _utc(_frame(conn, embedded_sql.format(cond="r.user_id = ANY(:u)"), as_of=as_of, u=users))
+                by_user["embedding"] = by_user["embedding"].map(np.asarray)
+                by_user["text"] = [review_text(s, t) for s, t in zip(by_user["summary"], by_user["text"])]
+                labels, source = sentiment_labeler(by_user)
+                by_user["sentiment"] = np.asarray(labels)
+                rows["user_text_profile"] = _replace_snapshots(
+                    conn, "user_text_profile", "user_id", users,
+                    compute_user_text_profile(by_user, vectorizer, source), as_of)
+            if items:
+                by_item = _utc(_frame(conn, embedded_sql.format(cond="r.item_id = ANY(:i)"), as_of=as_of, i=items))
+                by_item["embedding"] = by_item["embedding"].map(np.asarray)
+                rows["item_text_profile"] = _replace_snapshots(
+                    conn, "item_text_profile", "item_id", items, compute_item_text_profile(by_item), as_of)
+
+        conn.execute(sa.text("""
+            INSERT INTO feature_builds (as_of, last_review_id, last_event_id, users_rebuilt, items_rebuilt, reviews_embedded)
+            VALUES (:as_of, :rid, :eid, :users, :items, :embedded)"""),
+            {"as_of": as_of, "rid": max_review_id, "eid": max_event_id, "users": len(users), "items": len(items),
+             "embedded": rows_embedded})
+    return BuildResult(as_of, rows_embedded, len(users), len(items), rows)
+
+
+def _embed_new_reviews(conn, model_path: str, revision: str, as_of: datetime, progress: bool) -> int:
+    """Embed the reviews up to as_of that have no embedding by this encoder revision."""
+    from portrait.encoder import Encoder, review_text
+
+    todo = _utc(_frame(conn, """
+        SELECT r.review_id, r.user_id, r.item_id, r.event_timestamp, r.summary, r.text
+        FROM reviews r LEFT JOIN review_embeddings e ON e.review_id = r.review_id AND e.encoder_revision = :rev
+        WHERE e.review_id IS NULL AND r.event_timestamp <= :as_of ORDER BY r.review_id""", rev=revision, as_of=as_of))
+    if todo.empty:
+        return 0  # the encoder is not even loaded
+    encoder = Encoder.load(model_path)
+    vectors = encoder.embed([review_text(s, t) for s, t in zip(todo["summary"], todo["text"])], progress=progress)
+    cursor = conn.connection.driver_connection.cursor()
+    cursor.execute("CREATE TEMP TABLE stage_embeddings (LIKE review_embeddings INCLUDING DEFAULTS) ON COMMIT DROP")
+    with cursor.copy("COPY stage_embeddings (review_id, user_id, item_id, event_timestamp, embedding, "
+                     "encoder, encoder_revision) FROM STDIN") as copy:
+        for row, vec in zip(todo.itertuples(index=False), vectors):
+            copy.write_row((row.review_id, row.user_id, row.item_id, row.event_timestamp.to_pydatetime(),
+                            vec.tolist(), encoder.name, encoder.revision))
+    cursor.execute("""
+        INSERT INTO review_embeddings (review_id, user_id, item_id, event_timestamp, embedding, encoder, encoder_revision)
+        SELECT review_id, user_id, item_id, event_timestamp, embedding, encoder, encoder_revision FROM stage_embeddings
+        ON CONFLICT (review_id) DO UPDATE SET embedding = EXCLUDED.embedding, encoder = EXCLUDED.encoder,
+            encoder_revision = EXCLUDED.encoder_revision, created_timestamp = now()""")
+    return len(todo)

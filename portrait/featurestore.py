@@ -1,0 +1,120 @@
+"""Feast wiring: the environment feature_store.yaml reads, the FeatureStore
+object, apply / materialize, and reading a user's online portrait.
+
+`import feast` costs ~10 s: it happens only inside the functions that need it."""
+from __future__ import annotations
+
+import os
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import urlparse
+
+from sqlalchemy.engine import make_url
+
+from portrait import database
+from portrait.settings import REPO_ROOT, Settings
+
+FEATURE_REPO = REPO_ROOT / "feature_repo"
+POSTGRES_YAML = FEATURE_REPO / "feature_store.yaml"
+REDIS_YAML = FEATURE_REPO / "feature_store.redis.yaml"
+
+
+def redis_connection_string(redis_url: str) -> str:
+    """redis://[:password@]host:port/db -> Feast's 'host:port,db=N[,password=...]'."""
+    u = urlparse(redis_url)
+    if u.scheme not in ("redis", "rediss"):
+        raise ValueError(f"PORTRAIT_REDIS_URL must start with redis:// or rediss://, got {redis_url!r}")
+    parts = [f"{u.hostname or '127.0.0.1'}:{u.port or 6379}"]
+    db = (u.path or "/0").lstrip("/") or "0"
+    parts.append(f"db={db}")
+    if u.password:
+        parts.append(f"password={u.password}")
+    if u.scheme == "rediss":
+        parts.append("ssl=true")
+    return ",".join(parts)
+
+
+def feast_env(settings: Settings) -> dict[str, str]:
+    """The variables feature_store.yaml expands, for this profile."""
+    app = database.server_url(settings)
+    host = app.query.get("host") or app.host or "127.0.0.1"
+    registry = database.server_url(settings, database.database_name(settings, "feast"))
+    env = {
+        "PORTRAIT_PG_HOST": str(host),
+        "PORTRAIT_PG_PORT": str(app.port or app.query.get("port") or 5432),
+        "PORTRAIT_PG_USER": app.username or "postgres",
+        "PORTRAIT_PG_PASSWORD": app.password or "",
+        # the embedded server speaks only over its Unix socket: no TLS there
+        "PORTRAIT_PG_SSLMODE": str(app.query.get("sslmode") or ("disable" if settings.profile == "local" else "prefer")),
+        "PORTRAIT_PG_DATABASE": database.database_name(settings, "app"),
+        "PORTRAIT_FEAST_DATABASE": database.database_name(settings, "feast"),
+        "PORTRAIT_FEAST_REGISTRY_URL": registry.render_as_string(hide_password=False),
+    }
+    if settings.redis_url:
+        env["PORTRAIT_REDIS_CONNECTION"] = redis_connection_string(settings.redis_url)
+        env["FEAST_FS_YAML_FILE_PATH"] = str(REDIS_YAML)
+    return env
+
+
+def yaml_path(settings: Settings) -> Path:
+    return REDIS_YAML if settings.redis_url else POSTGRES_YAML
+
+
+def repo_config(settings: Settings):
+    """Feast's RepoConfig from our yaml with this profile's values (no os.environ edits)."""
+    import yaml
+    from feast.repo_config import RepoConfig
+
+    env = feast_env(settings)
+    # ${VAR} as Feast's own loader expands it, from this profile's values
+    text = re.sub(r"\$\{(\w+)\}", lambda m: env.get(m.group(1), os.environ.get(m.group(1), m.group(0))),
+                  yaml_path(settings).read_text())
+    config = RepoConfig(**yaml.safe_load(text))
+    config.repo_path = FEATURE_REPO
+    return config
+
+
+def feature_store(settings: Settings):
+    from feast import FeatureStore
+
+    return FeatureStore(config=repo_config(settings), repo_path=str(FEATURE_REPO))
+
+
+def apply(settings: Settings) -> None:
+    """`feast apply` of feature_repo/ for this profile."""
+    import sys
+
+    from feast.repo_operations import apply_total
+
+    # Feast imports the repo's files as top-level modules from the cwd, and chdirs there.
+    cwd, path = os.getcwd(), list(sys.path)
+    sys.path.insert(0, str(FEATURE_REPO))
+    try:
+        apply_total(repo_config(settings), FEATURE_REPO, skip_source_validation=False)
+    finally:
+        os.chdir(cwd)
+        sys.path[:] = path
+
+
+def materialize(settings: Settings, end: datetime | None = None, *, full: bool = False) -> None:
+    """`feast materialize-incremental` up to end (default now), with Feast's progress
+    bars. full=True reloads everything (after switching online stores, say: Feast
+    keeps one materialization history per feature view, not per store)."""
+    store = feature_store(settings)
+    end = end or datetime.now(timezone.utc)
+    if full:
+        store.materialize(start_date=datetime(1970, 1, 1, tzinfo=timezone.utc), end_date=end)
+    else:
+        store.materialize_incremental(end_date=end)
+
+
+PROFILE_SERVICE = "profile_v1"
+
+
+def online_portrait(store, user_id: str) -> dict[str, object]:
+    """The user's online features (profile_v1) by pseudonymized id; {} if unknown."""
+    response = store.get_online_features(features=store.get_feature_service(PROFILE_SERVICE),
+                                         entity_rows=[{"user_id": user_id}]).to_dict()
+    values = {k: v[0] for k, v in response.items() if k != "user_id"}
+    return values if any(v is not None for v in values.values()) else {}

@@ -1,0 +1,202 @@
+"""Feature jobs and Feast against real PostgreSQL (offline store, registry,
+online store) and real Redis (online store), in both profiles."""
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from tests.conftest import AMAZON, TEST_KEY
+from tests.integration.test_ingest import real_lines
+
+pytestmark = pytest.mark.integration
+
+
+def _ingest_lines(settings, engine, lines, name):
+    from portrait.ingest import ingest_file
+
+    path = settings.state_dir / name
+    path.write_bytes(b"".join(lines))
+    return ingest_file(engine, "amazon-reviews", path, TEST_KEY, progress=False)[1]
+
+
+def _events(settings, engine, text):
+    from portrait.ingest import ingest_file
+
+    path = settings.state_dir / "events.csv"
+    path.write_text(text)
+    return ingest_file(engine, "events", path, TEST_KEY, progress=False)[1]
+
+
+@pytest.fixture
+def built(db, tiny_bert):
+    """400 real reviews, a few views/carts, features built with the tiny BERT."""
+    from portrait.features import build_features
+
+    settings, engine = db
+    _ingest_lines(settings, engine, real_lines(400), "first.json")
+    _events(settings, engine, "user_id,item_id,event_type,event_timestamp,quantity,amount\n"
+                              "A2IBPI20UZIR0U,1384719342,view,2014-03-01T10:00:00Z,,\n"
+                              "A2IBPI20UZIR0U,1384719342,cart,2014-03-01T10:05:00Z,1,\n")
+    result = build_features(engine, encoder_path=str(tiny_bert), progress=False)
+    return settings, engine, result
+
+
+def _count(engine, sql, **p):
+    with engine.connect() as conn:
+        return conn.execute(sa.text(sql), p).scalar()
+
+
+def test_build_fills_every_feature_table(built):
+    settings, engine, result = built
+    assert result.reviews_embedded == 400
+    for table in ("user_behavior", "item_stats", "review_embeddings", "user_text_profile", "item_text_profile"):
+        assert _count(engine, f"SELECT count(*) FROM {table}") > 0, table
+    # embeddings are L2-normalized, tagged with their encoder
+    norm = _count(engine, "SELECT max(abs(1 - sqrt((SELECT sum(x * x) FROM unnest(embedding) x)))) FROM review_embeddings")
+    assert norm < 1e-4
+    assert _count(engine, "SELECT count(DISTINCT encoder_revision) FROM review_embeddings") == 1
+    # the view and cart events reached the behaviour features
+    assert _count(engine, "SELECT max(view_count) FROM user_behavior") == 1
+    assert _count(engine, "SELECT max(cart_count) FROM user_behavior") == 1
+
+
+def test_rebuild_processes_only_what_is_new(built, tiny_bert):
+    from portrait.features import build_features
+
+    settings, engine, first = built
+    again = build_features(engine, encoder_path=str(tiny_bert), progress=False)
+    assert (again.reviews_embedded, again.users_rebuilt, again.items_rebuilt) == (0, 0, 0)
+    before = _count(engine, "SELECT max(created_timestamp) FROM user_behavior")
+
+    new_lines = real_lines(450)[400:]
+    _ingest_lines(settings, engine, new_lines, "second.json")
+    third = build_features(engine, encoder_path=str(tiny_bert), progress=False)
+    assert third.reviews_embedded == 50
+    with engine.connect() as conn:
+        new_users = set(conn.execute(sa.text("SELECT user_id FROM reviews ORDER BY review_id DESC LIMIT 50")).scalars())
+        rebuilt = set(conn.execute(sa.text("SELECT DISTINCT user_id FROM user_behavior WHERE created_timestamp > :t"),
+                                   {"t": before}).scalars())
+    assert third.users_rebuilt == len(new_users) and rebuilt == new_users
+
+
+def test_as_of_leaves_later_rows_for_the_next_build(db, tiny_bert):
+    from portrait.features import build_features
+
+    settings, engine = db
+    _ingest_lines(settings, engine, real_lines(200), "part.json")
+    cut = datetime(2012, 1, 1, tzinfo=timezone.utc)
+    early = build_features(engine, as_of=cut, encoder_path=str(tiny_bert), progress=False)
+    assert _count(engine, "SELECT max(event_timestamp) FROM user_behavior") <= cut
+    assert early.reviews_embedded == _count(engine, "SELECT count(*) FROM reviews WHERE event_timestamp <= :c", c=cut)
+    late = build_features(engine, encoder_path=str(tiny_bert), progress=False)
+    assert early.reviews_embedded + late.reviews_embedded == 200
+    assert _count(engine, "SELECT count(*) FROM review_embeddings") == 200
+
+
+# --- Feast ----------------------------------------------------------------------
+
+
+def _store(settings, online: str):
+    from portrait import featurestore
+    from tests.conftest import require_external
+
+    if online == "redis":
+        import redis
+
+        url = require_external("PORTRAIT_TEST_REDIS_URL")
+        redis.Redis.from_url(url).flushdb()  # the test database only (make test uses db 15)
+        settings = settings.model_copy(update={"redis_url": url})
+    featurestore.apply(settings)
+    return settings, featurestore.feature_store(settings)
+
+
+def _two_snapshot_user(engine):
+    with engine.connect() as conn:
+        return conn.execute(sa.text("""
+            SELECT user_id, array_agg(event_timestamp ORDER BY event_timestamp) AS times,
+                   array_agg(review_count_total ORDER BY event_timestamp) AS counts
+            FROM user_behavior GROUP BY user_id HAVING count(*) >= 2 LIMIT 1""")).one()
+
+
+def test_point_in_time_join_never_sees_a_later_value(built):
+    settings, engine, _ = built
+    _, store = _store(settings, "postgres")
+    user, times, counts = _two_snapshot_user(engine)
+    # a label between the first and second snapshot, and one exactly at the second
+    between = times[0] + (times[1] - times[0]) / 2
+    entity_df = pd.DataFrame({"user_id": [user, user, user],
+                              "event_timestamp": [between, times[1], times[1] - timedelta(seconds=1)]})
+    df = store.get_historical_features(entity_df=entity_df,
+                                       features=["user_behavior:review_count_total"]).to_df()
+    got = dict(zip(pd.to_datetime(df["event_timestamp"], utc=True), df["review_count_total"]))
+    assert got[pd.Timestamp(between)] == counts[0]          # never the later value
+    assert got[pd.Timestamp(times[1]) - timedelta(seconds=1)] == counts[0]
+    assert got[pd.Timestamp(times[1])] == counts[1]           # a snapshot counts from its own time on
+
+
+@pytest.mark.parametrize("online", ["postgres", "redis"])
+def test_online_values_equal_the_latest_offline_values(built, online):
+    from portrait import featurestore
+    from portrait.privacy import pseudonymize
+
+    settings, engine, _ = built
+    settings, store = _store(settings, online)
+    featurestore.materialize(settings, full=True)  # tests switch online stores on one registry
+    with engine.connect() as conn:
+        latest = pd.DataFrame(conn.execute(sa.text("""
+            SELECT DISTINCT ON (user_id) user_id, review_count_total, rating_mean, view_count
+            FROM user_behavior ORDER BY user_id, event_timestamp DESC LIMIT 25""")).mappings().all())
+        user_text = conn.execute(sa.text("""
+            SELECT DISTINCT ON (user_id) user_id, user_embedding, interest_tags FROM user_text_profile
+            ORDER BY user_id, event_timestamp DESC LIMIT 1""")).one()
+    online_df = store.get_online_features(
+        features=["user_behavior:review_count_total", "user_behavior:rating_mean", "user_behavior:view_count"],
+        entity_rows=[{"user_id": u} for u in latest["user_id"]]).to_df()
+    merged = latest.merge(online_df, on="user_id", suffixes=("_off", "_on"))
+    assert len(merged) == len(latest)
+    assert (merged["review_count_total_off"] == merged["review_count_total_on"]).all()
+    np.testing.assert_allclose(merged["rating_mean_off"], merged["rating_mean_on"], rtol=1e-6)
+    portrait = featurestore.online_portrait(store, user_text.user_id)
+    np.testing.assert_allclose(portrait["user_embedding"], user_text.user_embedding, rtol=1e-6)
+    assert portrait["interest_tags"] == user_text.interest_tags
+    # the reviewer of the issue's example, by raw id
+    assert featurestore.online_portrait(store, pseudonymize("A2IBPI20UZIR0U", TEST_KEY))["view_count"] == 1
+    assert featurestore.online_portrait(store, "u_unknown") == {}
+
+    # recommend_v1 with the on-demand affinity for 1 user + items
+    with engine.connect() as conn:
+        items = conn.execute(sa.text("SELECT DISTINCT item_id FROM item_text_profile LIMIT 5")).scalars().all()
+    now = int(datetime.now(timezone.utc).timestamp())
+    rec = store.get_online_features(features=store.get_feature_service("recommend_v1"),
+                                    entity_rows=[{"user_id": user_text.user_id, "item_id": i, "request_unix": now}
+                                                 for i in items]).to_dict()
+    u = np.asarray(user_text.user_embedding)
+    for item, item_vec, affinity in zip(rec["item_id"], rec["item_embedding"], rec["affinity"]):
+        v = np.asarray(item_vec)
+        assert affinity == pytest.approx(float(u @ v / np.linalg.norm(u) / np.linalg.norm(v)), rel=1e-5)
+
+
+@pytest.mark.parametrize("online", ["postgres", "redis"])
+def test_push_source_changes_the_next_online_read(built, online):
+    from portrait import featurestore
+
+    settings, engine, _ = built
+    settings, store = _store(settings, online)
+    featurestore.materialize(settings, full=True)  # tests switch online stores on one registry
+    with engine.connect() as conn:
+        row = conn.execute(sa.text("""SELECT DISTINCT ON (user_id) * FROM user_text_profile
+                                      ORDER BY user_id, event_timestamp DESC LIMIT 1""")).mappings().one()
+    before = featurestore.online_portrait(store, row["user_id"])
+    assert before["embedded_review_count"] == row["embedded_review_count"]
+    pushed = {k: [row[k]] for k in ("user_id", "user_embedding", "share_positive", "share_neutral", "share_negative",
+                                     "sentiment_source", "interest_tags")}
+    pushed.update(embedded_review_count=[row["embedded_review_count"] + 1],
+                  event_timestamp=[datetime.now(timezone.utc)], created_timestamp=[datetime.now(timezone.utc)])
+    store.push("user_text_push", pd.DataFrame(pushed))
+    after = featurestore.online_portrait(store, row["user_id"])
+    assert after["embedded_review_count"] == row["embedded_review_count"] + 1
