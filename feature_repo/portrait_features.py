@@ -15,9 +15,9 @@ from feast.types import Array, Float32, Float64, Int32, Int64, String
 
 # How stale a feature may be for a label (point-in-time joins) and where the first
 # `feast materialize-incremental` window starts (now - ttl). The shipped datasets
-# end in 2014 and 1998, so the default reaches back 25 years; a shop with live
+# end in 2014 and 1998, so the default reaches back 40 years; a shop with live
 # data sets PORTRAIT_FEATURE_TTL_DAYS to what its features can bear (e.g. 365).
-TTL = timedelta(days=int(os.environ.get("PORTRAIT_FEATURE_TTL_DAYS", "9125")))
+TTL = timedelta(days=int(os.environ.get("PORTRAIT_FEATURE_TTL_DAYS", "14610")))
 
 # --- entities ---------------------------------------------------------------
 

@@ -79,9 +79,8 @@ class Encoder:
                                           disable=not progress, leave=False) as bar:
             for start in range(0, len(order), batch_size):
                 idx = order[start:start + batch_size]
-                batch = self.tokenizer([texts[i] for i in idx], truncation=True, max_length=self.max_length,
-                                       padding="max_length" if pad_to else True,
-                                       **({"max_length": pad_to} if pad_to else {}), return_tensors="pt")
+                batch = self.tokenizer([texts[i] for i in idx], truncation=True, max_length=pad_to or self.max_length,
+                                       padding="max_length" if pad_to else True, return_tensors="pt")
                 batch = {k: v.to(self.device) for k, v in batch.items()}
                 autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.device == "cuda" else _null()
                 with autocast:

@@ -173,7 +173,8 @@ def fit_tag_vocabulary(texts: list[str]):
     """TF-IDF over the review corpus: what makes a user's words characteristic."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    vectorizer = TfidfVectorizer(stop_words="english", min_df=3, max_df=0.3, max_features=20_000,
+    # terms in more than 2% of reviews are too common to characterize anyone
+    vectorizer = TfidfVectorizer(stop_words="english", min_df=3, max_df=0.02, max_features=20_000,
                                  token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z]{2,}\b", sublinear_tf=True)
     vectorizer.fit(texts)
     return vectorizer
@@ -258,11 +259,17 @@ def _replace_snapshots(conn, table: str, key: str, entities: list[str], frame: p
     return len(frame)
 
 
+def pg_array(vector: np.ndarray) -> str:
+    """A real[] literal for text COPY: several times faster than letting psycopg
+    adapt a list of floats element by element."""
+    return "{" + ",".join(map(repr, np.asarray(vector, dtype=np.float32).tolist())) + "}"
+
+
 def _sql_value(value):
     if value is pd.NA:
         return None
     if isinstance(value, np.ndarray):
-        return value.astype(float).tolist()
+        return pg_array(value)
     if isinstance(value, (float, np.floating)) and np.isnan(value):
         return None
     if isinstance(value, np.integer):
@@ -382,7 +389,7 @@ def _embed_new_reviews(conn, model_path: str, revision: str, as_of: datetime, pr
                      "encoder, encoder_revision) FROM STDIN") as copy:
         for row, vec in zip(todo.itertuples(index=False), vectors):
             copy.write_row((row.review_id, row.user_id, row.item_id, row.event_timestamp.to_pydatetime(),
-                            vec.tolist(), encoder.name, encoder.revision))
+                            pg_array(vec), encoder.name, encoder.revision))
     cursor.execute("""
         INSERT INTO review_embeddings (review_id, user_id, item_id, event_timestamp, embedding, encoder, encoder_revision)
         SELECT review_id, user_id, item_id, event_timestamp, embedding, encoder, encoder_revision FROM stage_embeddings

@@ -61,12 +61,13 @@ def yaml_path(settings: Settings) -> Path:
     return REDIS_YAML if settings.redis_url else POSTGRES_YAML
 
 
-def repo_config(settings: Settings):
-    """Feast's RepoConfig from our yaml with this profile's values (no os.environ edits)."""
+def repo_config(settings: Settings, overrides: dict[str, str] | None = None):
+    """Feast's RepoConfig from our yaml with this profile's values (no os.environ
+    edits); overrides replace some of them (benchmarks use a scratch registry)."""
     import yaml
     from feast.repo_config import RepoConfig
 
-    env = feast_env(settings)
+    env = {**feast_env(settings), **(overrides or {})}
     # ${VAR} as Feast's own loader expands it, from this profile's values
     text = re.sub(r"\$\{(\w+)\}", lambda m: env.get(m.group(1), os.environ.get(m.group(1), m.group(0))),
                   yaml_path(settings).read_text())
@@ -75,13 +76,13 @@ def repo_config(settings: Settings):
     return config
 
 
-def feature_store(settings: Settings):
+def feature_store(settings: Settings, overrides: dict[str, str] | None = None):
     from feast import FeatureStore
 
-    return FeatureStore(config=repo_config(settings), repo_path=str(FEATURE_REPO))
+    return FeatureStore(config=repo_config(settings, overrides), repo_path=str(FEATURE_REPO))
 
 
-def apply(settings: Settings) -> None:
+def apply(settings: Settings, overrides: dict[str, str] | None = None) -> None:
     """`feast apply` of feature_repo/ for this profile."""
     import sys
 
@@ -91,17 +92,18 @@ def apply(settings: Settings) -> None:
     cwd, path = os.getcwd(), list(sys.path)
     sys.path.insert(0, str(FEATURE_REPO))
     try:
-        apply_total(repo_config(settings), FEATURE_REPO, skip_source_validation=False)
+        apply_total(repo_config(settings, overrides), FEATURE_REPO, skip_source_validation=False)
     finally:
         os.chdir(cwd)
         sys.path[:] = path
 
 
-def materialize(settings: Settings, end: datetime | None = None, *, full: bool = False) -> None:
+def materialize(settings: Settings, end: datetime | None = None, *, full: bool = False,
+                overrides: dict[str, str] | None = None) -> None:
     """`feast materialize-incremental` up to end (default now), with Feast's progress
     bars. full=True reloads everything (after switching online stores, say: Feast
     keeps one materialization history per feature view, not per store)."""
-    store = feature_store(settings)
+    store = feature_store(settings, overrides)
     end = end or datetime.now(timezone.utc)
     if full:
         store.materialize(start_date=datetime(1970, 1, 1, tzinfo=timezone.utc), end_date=end)

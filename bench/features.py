@@ -1,0 +1,180 @@
+"""Feature store benchmarks, each measured side by side with its baseline:
+
+1. Embedding job: reviews/s of the encoder on real reviews with batches sorted
+   by length and padded per batch, against the same encoder padding every batch
+   to 128 tokens. Also on short texts (review summaries).
+2. Materialization: rows/s into each online store (PostgreSQL, Redis).
+3. Online read of recommend_v1 for 1 user + 100 items (384-d embeddings),
+   in-process, p50 / p99 on each online store: Portrait's reader (user from
+   Feast, items from the in-process snapshot) against stock Feast
+   (get_online_features on the feature service) and the naive path (one
+   get_online_features call per feature view and entity).
+
+Needs the features built on the profile's database (portrait features build).
+Feast's registry and online store go to a scratch database (dropped after);
+Redis uses --redis-url (default db 14, which is flushed).
+
+    .venv/bin/python bench/features.py [--requests 200]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from portrait import database, featurestore  # noqa: E402
+from portrait.settings import get_settings  # noqa: E402
+
+
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    return float(np.percentile(samples, 50)) * 1000, float(np.percentile(samples, 99)) * 1000
+
+
+def bench_embedding(engine, sample: int) -> None:
+    from portrait.encoder import Encoder, review_text
+
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT summary, text FROM reviews ORDER BY review_id")).all()
+    if not rows:
+        sys.exit("no reviews: run portrait ingest first")
+    step = max(1, len(rows) // sample)
+    reviews = [review_text(s, t) for s, t in rows[::step][:sample]]
+    summaries = [s for s, _ in rows[::step][:sample]]
+    encoder = Encoder.load()
+    encoder.embed(reviews[:32])  # warm-up
+    print(f"embedding: {encoder.name}, {len(reviews)} real reviews sampled evenly, CPU threads "
+          f"{__import__('torch').get_num_threads()}")
+    print(f"  {'texts':<26}{'sorted + per-batch pad':>24}{'pad every batch to 128':>24}{'ratio':>8}")
+    full_length = encoder.max_length
+    for label, texts, max_length in (("reviews, ours up to 256", reviews, full_length),
+                                     ("reviews, both cut at 128", reviews, 128),
+                                     ("summaries (short)", summaries, full_length)):
+        rates = {}
+        for name, kw in (("ours", {}), ("pad128", {"pad_to": 128})):
+            encoder.max_length = max_length if name == "ours" else full_length
+            start = time.perf_counter()
+            encoder.embed(texts, **kw)
+            rates[name] = len(texts) / (time.perf_counter() - start)
+        encoder.max_length = full_length
+        print(f"  {label:<26}{rates['ours']:>18,.0f} rev/s{rates['pad128']:>18,.0f} rev/s"
+              f"{rates['ours'] / rates['pad128']:>7.1f}x")
+
+
+def online_rows(engine) -> int:
+    """Rows Feast writes per full materialization: the latest row of each entity per online view."""
+    with engine.connect() as conn:
+        return sum(conn.execute(sa.text(f"SELECT count(DISTINCT {key}) FROM {table}")).scalar()
+                   for table, key in (("user_behavior", "user_id"), ("user_text_profile", "user_id"),
+                                      ("item_stats", "item_id"), ("item_text_profile", "item_id")))
+
+
+def bench_online(settings, engine, online: str, redis_url: str, requests: int, n_items: int) -> dict:
+    from portrait.online import OnlineReader
+
+    name = f"portrait_bench_feast_{uuid.uuid4().hex[:8]}"
+    admin = database.server_url(settings)
+    database.create_database(admin, name)
+    overrides = {"PORTRAIT_FEAST_DATABASE": name,
+                 "PORTRAIT_FEAST_REGISTRY_URL": admin.set(database=name).render_as_string(hide_password=False)}
+    if online == "redis":
+        import redis
+
+        redis.Redis.from_url(redis_url).flushdb()
+        settings = settings.model_copy(update={"redis_url": redis_url})
+    try:
+        featurestore.apply(settings, overrides)
+        rows = online_rows(engine)
+        start = time.perf_counter()
+        featurestore.materialize(settings, full=True, overrides=overrides)
+        mat_rate = rows / (time.perf_counter() - start)
+        store = featurestore.feature_store(settings, overrides)
+        with engine.connect() as conn:
+            users = conn.execute(sa.text(
+                "SELECT user_id FROM user_text_profile GROUP BY user_id ORDER BY count(*) DESC LIMIT 50")).scalars().all()
+            items = conn.execute(sa.text("SELECT DISTINCT item_id FROM item_text_profile")).scalars().all()
+        rng = np.random.default_rng(0)
+        now = int(datetime.now(timezone.utc).timestamp())
+        service = store.get_feature_service("recommend_v1")
+        reader = OnlineReader(store)
+        reader.items()  # the snapshot loads once, at start-up
+
+        def ours(user, cands):
+            u = reader.user(user)
+            return reader.affinity(u, cands)
+
+        def stock(user, cands):
+            return store.get_online_features(features=service, entity_rows=[
+                {"user_id": user, "item_id": i, "request_unix": now} for i in cands]).to_dict()
+
+        def naive(user, cands):
+            u = store.get_online_features(features=["user_text_profile:user_embedding"],
+                                          entity_rows=[{"user_id": user}]).to_dict()
+            for i in cands:
+                store.get_online_features(features=["item_text_profile:item_embedding"],
+                                          entity_rows=[{"item_id": i}]).to_dict()
+                store.get_online_features(features=[f"item_stats:{s}" for s in
+                                                    ("item_review_count", "item_rating_mean")],
+                                          entity_rows=[{"item_id": i}]).to_dict()
+            return u
+
+        samples: dict[str, list[float]] = {"ours": [], "stock": [], "naive": []}
+        for r in range(requests):
+            user = users[r % len(users)]
+            cands = list(rng.choice(items, size=n_items, replace=False))
+            # interleaved, so machine noise hits every path alike; naive is slow: every 10th request
+            for label, fn in (("ours", ours), ("stock", stock), ("naive", naive)):
+                if label == "naive" and r % 10:
+                    continue
+                start = time.perf_counter()
+                fn(user, cands)
+                samples[label].append(time.perf_counter() - start)
+        return {"materialize_rows_per_s": mat_rate, "rows": rows,
+                **{k: percentiles(v) for k, v in samples.items()}, "n": {k: len(v) for k, v in samples.items()}}
+    finally:
+        engine_admin = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
+        with engine_admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        engine_admin.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--items", type=int, default=100)
+    parser.add_argument("--sample", type=int, default=512, help="reviews for the embedding benchmark")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
+    parser.add_argument("--skip-embedding", action="store_true")
+    args = parser.parse_args()
+    settings = get_settings()
+    engine = database.engine(settings)
+    with engine.connect() as conn:
+        if not conn.execute(sa.text("SELECT count(*) FROM item_text_profile")).scalar():
+            sys.exit("no features: run portrait features build first")
+    if not args.skip_embedding:
+        bench_embedding(engine, args.sample)
+    results = {online: bench_online(settings, engine, online, args.redis_url, args.requests, args.items)
+               for online in ("postgres", "redis")}
+    print(f"materialization (full, {results['postgres']['rows']:,} entity rows):")
+    for online, r in results.items():
+        print(f"  {online:<9}{r['materialize_rows_per_s']:>10,.0f} rows/s")
+    print(f"online read, recommend_v1 inputs for 1 user + {args.items} items, in-process, ms:")
+    print(f"  {'store':<9}{'path':<44}{'p50':>8}{'p99':>8}{'p99 vs ours':>13}")
+    for online, r in results.items():
+        for label, name in (("ours", "portrait reader (user + item snapshot)"),
+                            ("stock", "stock Feast get_online_features(recommend_v1)"),
+                            ("naive", f"naive: one call per view and entity ({1 + 2 * args.items})")):
+            p50, p99 = r[label]
+            print(f"  {online:<9}{name:<44}{p50:>8.1f}{p99:>8.1f}{p99 / r['ours'][1]:>12.1f}x")
+
+
+if __name__ == "__main__":
+    main()
