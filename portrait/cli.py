@@ -247,7 +247,7 @@ def format_portrait(pseudonym: str, portrait: dict) -> str:
     from datetime import datetime, timezone
 
     rows = [("user", pseudonym)]
-    for name, value in portrait.items():
+    for name, value in sorted(portrait.items()):
         if isinstance(value, (list, tuple)):
             shown = f"{len(value)}-d vector [{', '.join(f'{v:.3f}' for v in value[:4])}, ...]" if value else "[]"
         elif name.endswith("_unix") and value is not None:

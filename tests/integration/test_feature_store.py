@@ -200,3 +200,34 @@ def test_push_source_changes_the_next_online_read(built, online):
     store.push("user_text_push", pd.DataFrame(pushed))
     after = featurestore.online_portrait(store, row["user_id"])
     assert after["embedded_review_count"] == row["embedded_review_count"] + 1
+
+
+def test_reader_matches_feasts_affinity_and_follows_materialization(built, tiny_bert):
+    from portrait import featurestore
+    from portrait.features import build_features
+    from portrait.online import OnlineReader
+
+    settings, engine, _ = built
+    settings, store = _store(settings, "postgres")
+    featurestore.materialize(settings, full=True)
+    reader = OnlineReader(store, refresh_seconds=0)
+    with engine.connect() as conn:
+        user = conn.execute(sa.text("SELECT user_id FROM user_text_profile LIMIT 1")).scalar()
+        items = conn.execute(sa.text("SELECT DISTINCT item_id FROM item_text_profile LIMIT 20")).scalars().all()
+    now = int(datetime.now(timezone.utc).timestamp())
+    feast_affinity = store.get_online_features(
+        features=["user_item_affinity:affinity"],
+        entity_rows=[{"user_id": user, "item_id": i, "request_unix": now} for i in items]).to_dict()["affinity"]
+    ours = reader.affinity(reader.user(user), items + ["no-such-item"])
+    np.testing.assert_allclose(ours[:-1], feast_affinity, rtol=1e-5)
+    assert np.isnan(ours[-1])
+    assert reader.user("u_nobody") == {}
+
+    # new reviews for new items: after materialization the snapshot has them
+    before = reader.items()
+    _ingest_lines(settings, engine, real_lines(460)[400:], "more.json")
+    build_features(engine, encoder_path=str(tiny_bert), progress=False)
+    assert reader.items() is before  # nothing materialized yet
+    featurestore.materialize(settings)
+    after = reader.items()
+    assert after is not before and len(after.item_ids) > len(before.item_ids)
