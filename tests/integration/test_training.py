@@ -1,0 +1,114 @@
+"""Training and the registry against a real MLflow backend (PostgreSQL) and a
+real Feast store: tiny-BERT fine-tune, registration, promotion gate, rollback,
+loading by alias, and the point-in-time correctness of the rating training set."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from tests.integration.test_feature_store import _store, built  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.integration
+# The first 400 Amazon reviews span 2004-2014; this split gives every part reviews.
+SPLIT_DATES = (datetime(2012, 1, 1, tzinfo=timezone.utc), datetime(2013, 1, 1, tzinfo=timezone.utc))
+
+
+@pytest.fixture
+def tracked(built):
+    from portrait import tracking
+
+    settings, engine, _ = built
+    tracking.configure(settings)
+    return settings, engine
+
+
+def test_sentiment_fine_tune_register_promote_gate_rollback_and_load(tracked, tiny_bert):
+    import mlflow
+    from mlflow import MlflowClient
+
+    from registry import models
+    from training.common import TimeSplit
+    from training.sentiment import FineTuneConfig, LABEL_IDS, predict_proba, run_sentiment_training
+
+    settings, engine = tracked
+    cfg = FineTuneConfig(model=str(tiny_bert), max_steps=12, batch_size=16, eval_every=4, max_length=64)
+    out = run_sentiment_training(engine, cfg, TimeSplit(*SPLIT_DATES), progress=False)
+    client = MlflowClient()
+    run = client.get_run(out.run_id)
+    assert {"test_macro_f1", "val_macro_f1", "train_examples_per_s"} <= set(run.data.metrics)
+    assert run.data.params["device"] == "cpu" and run.data.tags["data_window"].startswith("train<2012-01-01")
+    artifacts = {a.path for a in client.list_artifacts(out.run_id)}
+    assert {"test_confusion_matrix.png", "learning_curves.png", "test_calibration.png",
+            "test_classification_report.txt"} <= artifacts
+    assert run.inputs.dataset_inputs and run.inputs.dataset_inputs[0].dataset.digest
+    assert client.get_run(out.baseline_run_id).data.metrics["test_macro_f1"] == out.baseline_metrics["test_macro_f1"]
+
+    # promoted, then loaded back by alias: the same predictions as the trained model
+    models.promote(models.SENTIMENT, out.version)
+    loaded, info = models.load(models.SENTIMENT)
+    assert info.version == out.version and "champion" in info.aliases
+    texts = ["Great strings, bright tone.", "Broke after two days. Returned it.", "It is ok I guess"]
+    got = loaded.predict(pd.DataFrame({"text": texts}))
+    tok = out.result.tokenizer(texts, truncation=True, max_length=cfg.max_length)["input_ids"]
+    expected = predict_proba(out.result.model, tok, out.result.tokenizer.pad_token_id, "cpu")
+    np.testing.assert_allclose(got[["prob_negative", "prob_neutral", "prob_positive"]].to_numpy(), expected,
+                               atol=1e-5)
+    assert list(got["label"]) == [list(LABEL_IDS)[i] for i in expected.argmax(1)]
+
+    # a worse version (same artifacts, a run whose headline metric is lower) is refused
+    champion_f1 = out.metrics["test_macro_f1"]
+    with mlflow.start_run(run_name="worse") as worse_run:
+        mlflow.log_metric("test_macro_f1", champion_f1 - 0.1)
+    source = client.get_model_version(models.SENTIMENT, str(out.version)).source
+    worse = client.create_model_version(models.SENTIMENT, source, run_id=worse_run.info.run_id)
+    with pytest.raises(models.PromotionRefused, match="worse than champion"):
+        models.promote(models.SENTIMENT, int(worse.version))
+    assert models.champion(models.SENTIMENT).version == out.version
+    models.promote(models.SENTIMENT, int(worse.version), force=True)
+    assert models.champion(models.SENTIMENT).version == int(worse.version)
+    restored, demoted = models.rollback(models.SENTIMENT)
+    assert restored.version == out.version and demoted.version == int(worse.version)
+    assert models.champion(models.SENTIMENT).version == out.version
+    listed = {v.version: v for v in models.list_versions(models.SENTIMENT)}
+    assert listed[out.version].value == pytest.approx(champion_f1) and "champion" in listed[out.version].aliases
+
+
+def test_rating_training_set_is_point_in_time_correct(tracked):
+    from training.rating import label_rows, training_frame
+
+    settings, engine = tracked
+    settings, store = _store(settings, "postgres")
+    frame = training_frame(store, label_rows(engine))
+    with engine.connect() as conn:
+        reviews = pd.DataFrame(conn.execute(sa.text("SELECT user_id, event_timestamp FROM reviews")).all(),
+                               columns=["user_id", "t"])
+    reviews["t"] = pd.to_datetime(reviews["t"], utc=True)
+    label_time = pd.to_datetime(frame["event_timestamp"], utc=True) + pd.Timedelta(seconds=1)
+    before = [int(((reviews.user_id == u) & (reviews.t < t)).sum()) for u, t in zip(frame.user_id, label_time)]
+    # the user's review count as the model sees it: exactly the reviews before this one, never later ones
+    assert frame["review_count_total"].fillna(0).astype(int).tolist() == before
+    assert (frame["review_count_total"].fillna(0) < frame.groupby("user_id")["review_count_total"]
+            .transform("max").fillna(0) + 1).all()
+
+
+def test_rating_model_trains_registers_and_loads_by_alias(tracked):
+    from registry import models
+    from training.common import TimeSplit
+    from training.rating import RatingConfig, feature_columns, label_rows, run_rating_training, training_frame
+
+    settings, engine = tracked
+    settings, store = _store(settings, "postgres")
+    out = run_rating_training(engine, store, RatingConfig(epochs=5, mf_epochs=3), TimeSplit(*SPLIT_DATES))
+    for key in ("test_rmse", "test_mae", "test_ndcg_at_10", "popularity_ndcg_at_10", "test_recall_at_10"):
+        assert np.isfinite(out.metrics[key]), key
+    for key in ("user_item_bias_test_rmse", "matrix_factorization_test_rmse", "global_mean_test_rmse"):
+        assert np.isfinite(out.baselines[key]), key
+    models.promote(models.RATING, out.version)
+    loaded, info = models.load(models.RATING)
+    frame = training_frame(store, label_rows(engine).head(20))
+    pred = loaded.predict(frame[feature_columns(frame)].astype(float))["rating"]
+    assert pred.between(1, 5).all() and pred.nunique() > 1

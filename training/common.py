@@ -1,0 +1,78 @@
+"""What every training run shares: the time split, seeds, device, provenance tags."""
+from __future__ import annotations
+
+import platform
+import random
+import subprocess
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import numpy as np
+import pandas as pd
+
+from portrait.settings import REPO_ROOT
+
+# Documented defaults: train on reviews before 2013-07-01, validate on the second
+# half of 2013, test on 2014 (5,559 / 2,023 / 2,679 of the Amazon reviews).
+TRAIN_BEFORE = datetime(2013, 7, 1, tzinfo=timezone.utc)
+TEST_FROM = datetime(2014, 1, 1, tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class TimeSplit:
+    train_before: datetime = TRAIN_BEFORE
+    test_from: datetime = TEST_FROM
+
+    def __post_init__(self) -> None:
+        if not self.train_before <= self.test_from:
+            raise ValueError("the validation period must not end before it starts (train_before <= test_from)")
+
+    def part(self, times: pd.Series) -> pd.Series:
+        """'train' | 'val' | 'test' for each timestamp; never at random."""
+        t = pd.to_datetime(times, utc=True)
+        return pd.Series(np.where(t < self.train_before, "train", np.where(t < self.test_from, "val", "test")),
+                         index=times.index)
+
+    def window(self) -> str:
+        return f"train<{self.train_before:%Y-%m-%d}<=val<{self.test_from:%Y-%m-%d}<=test"
+
+
+def seed_everything(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
+                              timeout=5).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def environment_params() -> dict[str, str]:
+    """Device and library versions, logged with every run (versions from package
+    metadata: no heavy imports)."""
+    from importlib.metadata import version
+
+    import torch
+
+    libs = {name: version(name) for name in ("torch", "transformers", "scikit-learn", "mlflow", "feast")}
+    return {"device": device(), **libs, "python": platform.python_version(),
+            "cpu_threads": str(torch.get_num_threads())}
+
+
+def run_tags(split: TimeSplit, feature_service: str | None = None) -> dict[str, str]:
+    tags = {"git_commit": git_commit(), "data_window": split.window(), "feast_project": "portrait"}
+    if feature_service:
+        tags["feast_feature_service"] = feature_service
+    return tags

@@ -1,0 +1,356 @@
+"""Review sentiment: fine-tune the encoder as a 3-class classifier (rating <= 2
+negative, 3 neutral, >= 4 positive) and, on the same time split, a TF-IDF +
+logistic-regression baseline. Each is its own MLflow run; the fine-tuned model
+is registered as `review-sentiment`. Macro-F1 is the headline metric."""
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from portrait.encoder import default_model_path, review_text
+from portrait.features import SENTIMENT_LABELS, rating_sentiment
+from training.common import TimeSplit, device, environment_params, run_tags, seed_everything
+
+log = logging.getLogger(__name__)
+LABEL_IDS = {label: i for i, label in enumerate(SENTIMENT_LABELS)}
+REGISTERED_NAME = "review-sentiment"
+
+
+@dataclass
+class FineTuneConfig:
+    model: str = ""              # Hugging Face model directory; default MiniLM
+    epochs: int = 3
+    max_steps: int | None = None
+    batch_size: int = 32
+    max_length: int = 128
+    lr: float = 5e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.06
+    max_minutes: float | None = None  # stop training at this budget (the best checkpoint is kept)
+    eval_every: int = 0                # steps between validations; 0 = 4 times per epoch
+    val_limit: int = 800               # validate on at most this many reviews (evenly spaced in time)
+    patience: int = 4                  # validations without improvement before stopping early
+    seed: int = 13
+    extra: dict = field(default_factory=dict)
+
+    def model_path(self) -> str:
+        return self.model or str(default_model_path())
+
+
+def load_reviews(engine: sa.Engine) -> pd.DataFrame:
+    """Every review with its text, sentiment label and time (raw tables)."""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            "SELECT review_id, event_timestamp, rating, summary, text FROM reviews ORDER BY event_timestamp, review_id"
+        )).mappings().all()
+    df = pd.DataFrame(rows, columns=["review_id", "event_timestamp", "rating", "summary", "text"])
+    df["event_timestamp"] = pd.to_datetime(df["event_timestamp"], utc=True)
+    df["input"] = [review_text(s, t) for s, t in zip(df["summary"], df["text"])]
+    df["label"] = rating_sentiment(df["rating"])
+    return df
+
+
+def class_weights(labels: pd.Series) -> np.ndarray:
+    """Inverse-frequency weights, mean 1 over the training set (68% of reviews are 5 stars)."""
+    counts = labels.value_counts().reindex(SENTIMENT_LABELS, fill_value=0).to_numpy().astype(float)
+    weights = counts.sum() / (len(SENTIMENT_LABELS) * np.maximum(counts, 1))
+    return weights
+
+
+def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, prefix: str) -> dict[str, float]:
+    from sklearn.metrics import accuracy_score, f1_score
+
+    out = {f"{prefix}_macro_f1": float(f1_score(y_true, y_pred, average="macro", labels=range(3), zero_division=0)),
+           f"{prefix}_accuracy": float(accuracy_score(y_true, y_pred))}
+    per_class = f1_score(y_true, y_pred, average=None, labels=range(3), zero_division=0)
+    for label, f1 in zip(SENTIMENT_LABELS, per_class):
+        out[f"{prefix}_f1_{label}"] = float(f1)
+    return out
+
+
+def length_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator | None) -> list[np.ndarray]:
+    """Batches of similar length (per-batch padding stays short); batch order
+    shuffled when rng is given, with some shuffling inside length buckets."""
+    order = np.argsort(lengths, kind="stable")
+    if rng is not None:
+        # shuffle within windows of 50 batches so epochs differ but lengths stay close
+        window = batch_size * 50
+        order = np.concatenate([rng.permutation(order[i:i + window]) for i in range(0, len(order), window)])
+        order = np.concatenate([chunk[np.argsort(lengths[chunk], kind="stable")]
+                                for chunk in np.array_split(order, max(1, len(order) // window))])
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    if rng is not None:
+        rng.shuffle(batches)
+    return batches
+
+
+def _collate(ids: list[list[int]], idx: np.ndarray, pad_id: int):
+    import torch
+
+    width = max(len(ids[i]) for i in idx)
+    input_ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(idx), width), dtype=torch.long)
+    for row, i in enumerate(idx):
+        seq = ids[i]
+        input_ids[row, :len(seq)] = torch.tensor(seq)
+        mask[row, :len(seq)] = 1
+    return input_ids, mask
+
+
+def predict_proba(model, ids: list[list[int]], pad_id: int, dev: str, batch_size: int = 64) -> np.ndarray:
+    import torch
+
+    model.eval()
+    out = np.zeros((len(ids), len(SENTIMENT_LABELS)), dtype=np.float32)
+    with torch.inference_mode():
+        for idx in length_batches(np.array([len(x) for x in ids]), batch_size, None):
+            input_ids, mask = _collate(ids, idx, pad_id)
+            with _autocast(dev):
+                logits = model(input_ids=input_ids.to(dev), attention_mask=mask.to(dev)).logits
+            out[idx] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+    return out
+
+
+def _autocast(dev: str):
+    import contextlib
+
+    import torch
+
+    return torch.autocast("cuda", dtype=torch.bfloat16) if dev == "cuda" else contextlib.nullcontext()
+
+
+@dataclass
+class FineTuneResult:
+    model: object
+    tokenizer: object
+    history: list[dict]
+    best_step: int
+    steps: int
+    examples_per_s: float
+    stopped_by: str
+
+
+def fine_tune(train: pd.DataFrame, val: pd.DataFrame, cfg: FineTuneConfig, progress: bool = True,
+              on_eval=None) -> FineTuneResult:
+    """Fine-tune with class weights, length-sorted batches, early stopping on
+    validation macro-F1; returns the best checkpoint."""
+    import torch
+    from tqdm import tqdm
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    seed_everything(cfg.seed)
+    dev = device()
+    tokenizer = AutoTokenizer.from_pretrained(cfg.model_path(), local_files_only=True)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        cfg.model_path(), local_files_only=True, num_labels=len(SENTIMENT_LABELS),
+        id2label=dict(enumerate(SENTIMENT_LABELS)), label2id=LABEL_IDS).to(dev)
+    tok = lambda texts: tokenizer(list(texts), truncation=True, max_length=cfg.max_length)["input_ids"]  # noqa: E731
+    train_ids, val_ids = tok(train["input"]), tok(val["input"])
+    y_train = torch.tensor(train["label"].map(LABEL_IDS).to_numpy())
+    y_val = val["label"].map(LABEL_IDS).to_numpy()
+    loss_fn = torch.nn.CrossEntropyLoss(weight=torch.tensor(class_weights(train["label"]), dtype=torch.float32).to(dev))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    rng = np.random.default_rng(cfg.seed)
+    lengths = np.array([len(x) for x in train_ids])
+    per_epoch = math.ceil(len(train_ids) / cfg.batch_size)
+    planned = min(cfg.max_steps or per_epoch * cfg.epochs, per_epoch * cfg.epochs)
+    warmup = max(1, int(planned * cfg.warmup_ratio))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (planned - s) / max(1, planned - warmup))))
+    eval_every = cfg.eval_every or max(1, per_epoch // 4)
+    budget = cfg.max_minutes * 60 if cfg.max_minutes else None
+
+    history: list[dict] = []
+    best = {"f1": -1.0, "state": None, "step": 0}
+    step, seen, start, stale, stopped_by, running = 0, 0, time.perf_counter(), 0, "epochs", []
+    train_time = 0.0  # optimizer steps only, without validation
+
+    def validate() -> bool:
+        nonlocal stale
+        proba = predict_proba(model, val_ids, tokenizer.pad_token_id, dev)
+        metrics = classification_metrics(y_val, proba.argmax(1), "val")
+        val_loss = float(torch.nn.functional.cross_entropy(torch.log(torch.tensor(proba) + 1e-9),
+                                                           torch.tensor(y_val), reduction="mean"))
+        elapsed = time.perf_counter() - start
+        row = {"step": step, "epoch": step / per_epoch, "train_loss": float(np.mean(running)) if running else None,
+               "val_loss": val_loss, **metrics, "train_examples_per_s": seen / max(train_time, 1e-9),
+               "elapsed_s": elapsed}
+        history.append(row)
+        running.clear()
+        if on_eval:
+            on_eval(row)
+        if metrics["val_macro_f1"] > best["f1"]:
+            best.update(f1=metrics["val_macro_f1"], step=step,
+                        state={k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()})
+            stale = 0
+        else:
+            stale += 1
+        model.train()
+        return stale >= cfg.patience
+
+    model.train()
+    with tqdm(total=planned, desc="fine-tune sentiment", unit="step", disable=not progress, leave=False) as bar:
+        done = False
+        for _epoch in range(cfg.epochs):
+            for idx in length_batches(lengths, cfg.batch_size, rng):
+                t0 = time.perf_counter()
+                input_ids, mask = _collate(train_ids, idx, tokenizer.pad_token_id)
+                with _autocast(dev):
+                    logits = model(input_ids=input_ids.to(dev), attention_mask=mask.to(dev)).logits
+                loss = loss_fn(logits.float(), y_train[idx].to(dev))
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                train_time += time.perf_counter() - t0
+                step += 1
+                seen += len(idx)
+                running.append(loss.item())
+                bar.update(1)
+                bar.set_postfix(loss=f"{np.mean(running[-20:]):.3f}", best_f1=f"{max(best['f1'], 0):.3f}", refresh=False)
+                if step % eval_every == 0 and validate():
+                    stopped_by, done = "early stopping", True
+                elif step >= planned:
+                    stopped_by, done = "max steps" if cfg.max_steps else "epochs", True
+                elif budget and time.perf_counter() - start > budget:
+                    stopped_by, done = "time budget", True
+                if done:
+                    break
+            if done:
+                break
+    if not history or history[-1]["step"] != step:
+        validate()
+    examples_per_s = seen / max(1e-9, train_time)
+    model.load_state_dict(best["state"])
+    model.eval()
+    return FineTuneResult(model, tokenizer, history, best["step"], step, examples_per_s, stopped_by)
+
+
+def train_baseline(train: pd.DataFrame, val: pd.DataFrame, test: pd.DataFrame):
+    """TF-IDF (words and bigrams) + class-weighted logistic regression."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    pipeline = make_pipeline(
+        TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, max_features=100_000),
+        LogisticRegression(class_weight="balanced", max_iter=2000, C=4.0))
+    start = time.perf_counter()
+    pipeline.fit(train["input"], train["label"].map(LABEL_IDS))
+    fit_seconds = time.perf_counter() - start
+    return pipeline, fit_seconds
+
+
+def evaluate_and_log(name: str, proba: np.ndarray, y_true: np.ndarray, prefix: str = "test") -> dict[str, float]:
+    """Metrics, confusion matrix, classification report and calibration plot into the active run."""
+    import mlflow
+    from sklearn.metrics import classification_report, confusion_matrix
+
+    from training import plots
+
+    y_pred = proba.argmax(1)
+    metrics = classification_metrics(y_true, y_pred, prefix)
+    mlflow.log_metrics(metrics)
+    cm = confusion_matrix(y_true, y_pred, labels=range(3))
+    mlflow.log_figure(plots.confusion_matrix(cm, list(SENTIMENT_LABELS), f"{name}: {prefix} confusion"),
+                      f"{prefix}_confusion_matrix.png")
+    mlflow.log_text(classification_report(y_true, y_pred, labels=range(3), target_names=list(SENTIMENT_LABELS),
+                                          digits=3, zero_division=0), f"{prefix}_classification_report.txt")
+    mlflow.log_figure(plots.calibration(proba.max(1), (y_pred == y_true).astype(float), f"{name}: calibration"),
+                      f"{prefix}_calibration.png")
+    return metrics
+
+
+@dataclass
+class SentimentOutcome:
+    baseline_run_id: str
+    run_id: str
+    version: int
+    metrics: dict[str, float]
+    baseline_metrics: dict[str, float]
+    examples_per_s: float
+    stopped_by: str
+    result: FineTuneResult | None = None
+
+
+def run_sentiment_training(engine: sa.Engine, cfg: FineTuneConfig, split: TimeSplit = TimeSplit(),
+                           progress: bool = True) -> SentimentOutcome:
+    """Baseline and fine-tune on the same time split, each logged as an MLflow run
+    (the tracking URI must be configured); the fine-tuned model is registered."""
+    import tempfile
+
+    import mlflow
+
+    from registry.models import HEADLINE, tag_version
+
+    reviews = load_reviews(engine)
+    if reviews.empty:
+        raise ValueError("no reviews: run portrait ingest first")
+    parts = split.part(reviews["event_timestamp"])
+    train, val, test = (reviews[parts == p].reset_index(drop=True) for p in ("train", "val", "test"))
+    for label, part in (("train", train), ("validation", val), ("test", test)):
+        if part.empty:
+            raise ValueError(f"the {label} period of {split.window()} holds no reviews")
+    # validate on an evenly spaced subset (time order kept) so validation stays cheap on CPU
+    val_small = val.iloc[np.linspace(0, len(val) - 1, min(cfg.val_limit, len(val))).astype(int)]
+    dataset = mlflow.data.from_pandas(
+        reviews.assign(part=parts)[["review_id", "event_timestamp", "input", "label", "part"]],
+        name="amazon-reviews-sentiment", targets="label")
+    y_test = test["label"].map(LABEL_IDS).to_numpy()
+    counts = {f"{n}_reviews": len(p) for n, p in (("train", train), ("val", val), ("test", test))}
+    tags = run_tags(split)
+
+    with mlflow.start_run(run_name="tfidf-logreg-baseline", tags={**tags, "model_kind": "baseline"}) as base_run:
+        mlflow.log_input(dataset, context="training")
+        pipeline, fit_seconds = train_baseline(train, val, test)
+        mlflow.log_params({"model": "tfidf(1-2gram)+logreg(balanced)", **counts, "fit_seconds": round(fit_seconds, 2)})
+        mlflow.log_metrics(classification_metrics(val["label"].map(LABEL_IDS).to_numpy(),
+                                                  pipeline.predict(val["input"]), "val"))
+        baseline_metrics = evaluate_and_log("tfidf+logreg", pipeline.predict_proba(test["input"]), y_test)
+        from mlflow.models import infer_signature
+
+        mlflow.sklearn.log_model(pipeline, name="model", signature=infer_signature(
+            test["input"].head(3), pipeline.predict(test["input"].head(3))))
+
+    with mlflow.start_run(run_name="fine-tune-sentiment", tags={**tags, "model_kind": "fine-tuned"}) as run:
+        mlflow.log_input(dataset, context="training")
+        mlflow.log_params({**{k: v for k, v in asdict(cfg).items() if k != "extra"}, "model": cfg.model_path(),
+                           **counts, **environment_params()})
+        result = fine_tune(train, val_small, cfg, progress=progress,
+                           on_eval=lambda row: mlflow.log_metrics(
+                               {k: v for k, v in row.items() if k not in ("step",) and v is not None}, step=row["step"]))
+        from training import plots
+
+        mlflow.log_figure(plots.learning_curves(result.history, ["train_loss", "val_loss", "val_macro_f1"],
+                                                "fine-tune sentiment"), "learning_curves.png")
+        ids = result.tokenizer(list(test["input"]), truncation=True, max_length=cfg.max_length)["input_ids"]
+        proba = predict_proba(result.model, ids, result.tokenizer.pad_token_id, device())
+        metrics = evaluate_and_log("fine-tuned", proba, y_test)
+        metrics["test_macro_f1_gain_over_baseline"] = metrics["test_macro_f1"] - baseline_metrics["test_macro_f1"]
+        mlflow.log_metrics({"test_macro_f1_gain_over_baseline": metrics["test_macro_f1_gain_over_baseline"],
+                            "train_examples_per_s": result.examples_per_s, "best_step": result.best_step,
+                            "steps": result.steps})
+        mlflow.set_tag("stopped_by", result.stopped_by)
+        with tempfile.TemporaryDirectory() as tmp:
+            result.model.save_pretrained(tmp)
+            result.tokenizer.save_pretrained(tmp)
+            example = pd.DataFrame({"text": test["input"].head(3).tolist()})
+            info = mlflow.pyfunc.log_model(
+                name="model", python_model=str(Path(__file__).resolve().parents[1] / "registry" / "sentiment_model.py"),
+                artifacts={"classifier": tmp}, model_config={"max_length": cfg.max_length},
+                input_example=example, registered_model_name=REGISTERED_NAME,
+                pip_requirements=["torch", "transformers", "pandas", "mlflow"])
+        version = int(info.registered_model_version)
+        tag_version(REGISTERED_NAME, version, {**tags, HEADLINE[REGISTERED_NAME][0]: f"{metrics['test_macro_f1']:.4f}"})
+    return SentimentOutcome(base_run.info.run_id, run.info.run_id, version, metrics, baseline_metrics,
+                            result.examples_per_s, result.stopped_by, result)
+
