@@ -39,3 +39,10 @@ db-down: setup
 clean:
 	-$(BIN)/portrait db down
 	rm -rf .portrait
+
+serve: setup
+	$(BIN)/portrait serve
+
+mlflow-ui: setup
+	$(BIN)/mlflow server --backend-store-uri "$$($(BIN)/portrait db url --database mlflow)" \
+		--default-artifact-root "$(CURDIR)/.portrait/mlartifacts" --host 127.0.0.1 --port 5000

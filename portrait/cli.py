@@ -286,8 +286,8 @@ def _with_split(f):
 @click.option("--epochs", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option("--max-steps", type=click.IntRange(min=1), default=None)
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
-@click.option("--max-length", type=click.IntRange(min=8, max=512), default=128, show_default=True)
-@click.option("--lr", type=float, default=5e-5, show_default=True)
+@click.option("--max-length", type=click.IntRange(min=8, max=512), default=64, show_default=True)
+@click.option("--lr", type=float, default=1e-4, show_default=True)
 @click.option("--max-minutes", type=float, default=None,
               help="Training time budget; default 10 on CPU, none on GPU. The best checkpoint is kept.")
 @click.option("--seed", type=int, default=13, show_default=True)
@@ -408,6 +408,26 @@ def models_rollback(name: str) -> None:
     except PromotionRefused as err:
         raise click.ClickException(str(err)) from None
     click.echo(f"{name} champion is v{restored.version} again (v{demoted.version if demoted else '-'} is now previous)")
+
+
+# --- serving ------------------------------------------------------------------------
+
+@main.command()
+@click.option("--port", type=int, default=3000, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+def serve(port: int, host: str) -> None:
+    """Serve the HTTP API with BentoML (bentoml serve serving.service:Portrait)."""
+    import os
+
+    from portrait.settings import REPO_ROOT, api_keys
+
+    settings = get_settings()
+    keys = api_keys(settings)
+    if settings.profile == "local":
+        click.echo(f"API key (X-API-Key header): {sorted(keys)[0]}  (kept in {settings.state_dir / 'api_key'})")
+    bentoml = str(Path(sys.executable).with_name("bentoml"))
+    os.chdir(REPO_ROOT)
+    os.execv(bentoml, [bentoml, "serve", "serving.service:Portrait", "--host", host, "--port", str(port)])
 
 
 if __name__ == "__main__":

@@ -12,18 +12,22 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-USER_FEATURES = [
-    "user_behavior:review_count_total", "user_behavior:rating_mean", "user_behavior:rating_std",
-    "user_behavior:low_rating_share", "user_behavior:helpful_ratio", "user_behavior:review_length_mean",
-    "user_behavior:last_activity_unix", "user_behavior:review_count_30d", "user_behavior:review_count_90d",
-    "user_behavior:review_count_365d", "user_behavior:purchase_count", "user_behavior:purchase_monetary_total",
-    "user_text_profile:user_embedding", "user_text_profile:embedded_review_count",
-    "user_text_profile:share_positive", "user_text_profile:share_neutral", "user_text_profile:share_negative",
-    "user_text_profile:interest_tags", "user_text_profile:sentiment_source",
+if TYPE_CHECKING:
+    import pandas as pd
+
+USER_BEHAVIOR = [
+    "review_count_30d", "review_count_90d", "review_count_365d", "review_count_total", "rating_mean", "rating_std",
+    "low_rating_share", "helpful_ratio", "review_length_mean", "days_since_prev_activity", "last_activity_unix",
+    "purchase_count", "purchase_quantity_total", "purchase_monetary_total", "purchase_monetary_mean",
+    "purchase_frequency_30d", "last_purchase_unix", "view_count", "cart_count",
 ]
+USER_TEXT = ["embedded_review_count", "user_embedding", "share_positive", "share_neutral", "share_negative",
+             "sentiment_source", "interest_tags"]
+USER_FEATURES = [f"user_behavior:{f}" for f in USER_BEHAVIOR] + [f"user_text_profile:{f}" for f in USER_TEXT]
 ITEM_VIEWS = ("item_text_profile", "item_stats")
 ITEM_STATS = ("item_review_count", "item_rating_mean", "item_rating_trend", "item_popularity_rank")
 
@@ -133,3 +137,58 @@ class OnlineReader:
         has_embedding = np.linalg.norm(items.embeddings[rows[known]], axis=1) > 0
         out[np.flatnonzero(known)] = np.where(has_embedding, scores, np.nan)
         return out
+
+    def rating_inputs(self, user: dict[str, object], item_ids: list[str], now_unix: float) -> "pd.DataFrame":
+        """The rating model's inputs for one user and many items, as feature service
+        rating_v1 defines them, assembled in process (user from Feast, items from
+        the snapshot, the on-demand features computed as user_item_affinity does)."""
+        import pandas as pd
+
+        items = self.items()
+        rows = items.rows(item_ids)
+        n = len(item_ids)
+        frame = pd.DataFrame({name: [user.get(name)] * n for name in USER_BEHAVIOR})
+        for name in ("share_positive", "share_neutral", "share_negative"):
+            frame[name] = [user.get(name)] * n
+        for name in ITEM_STATS:
+            values = np.full(n, np.nan)
+            values[rows >= 0] = items.stats[name][rows[rows >= 0]]
+            frame[name] = values
+        frame["affinity"] = self.affinity(user, item_ids)
+        last = user.get("last_activity_unix")
+        frame["days_since_last_activity"] = (now_unix - last) / 86400.0 if last is not None else np.nan
+        return frame.astype(float)
+
+
+def segment(user: dict[str, object]) -> str:
+    """A readable segment from behaviour: who this user is, in one phrase."""
+    reviews = user.get("review_count_total") or 0
+    purchases = user.get("purchase_count") or 0
+    low = user.get("low_rating_share") or 0.0
+    mean = user.get("rating_mean")
+    if not reviews and purchases:
+        return "buyer (purchases, no reviews)"
+    if not reviews:
+        return "newcomer"
+    if low >= 0.3:
+        return "critical reviewer"
+    if reviews >= 10 and mean is not None and mean >= 4.0:
+        return "enthusiast"
+    if reviews >= 10:
+        return "frequent reviewer"
+    return "occasional reviewer"
+
+
+def pushed_text_profile(user: dict[str, object], embedding: np.ndarray, label: str, now) -> dict[str, list]:
+    """The user's text profile after one more review: the running mean embedding
+    and sentiment shares move by one review; interest tags stay until the next build."""
+    n = int(user.get("embedded_review_count") or 0)
+    old = np.asarray(user.get("user_embedding") or np.zeros_like(embedding), dtype=np.float64)
+    mean = (old * n + embedding) / (n + 1)
+    shares = {f"share_{k}": (float(user.get(f"share_{k}") or 0.0) * n + (k == label)) / (n + 1)
+              for k in ("negative", "neutral", "positive")}
+    return {"embedded_review_count": [n + 1], "user_embedding": [mean.astype(np.float32).tolist()],
+            **{k: [v] for k, v in shares.items()},
+            "sentiment_source": [user.get("sentiment_source") or "ratings"],
+            "interest_tags": [user.get("interest_tags") or ""],
+            "event_timestamp": [now], "created_timestamp": [now]}

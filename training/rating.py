@@ -64,8 +64,16 @@ def training_frame(store, labels: pd.DataFrame) -> pd.DataFrame:
     return df.sort_values(["event_timestamp", "review_id"]).reset_index(drop=True)
 
 
-def feature_columns(frame: pd.DataFrame) -> list[str]:
-    return [c for c in frame.columns if c not in NON_FEATURES and pd.api.types.is_numeric_dtype(frame[c])]
+def service_features(store) -> list[str]:
+    """The features feature service rating_v1 declares (Feast's historical frame
+    also carries the inputs of its on-demand view; serving supplies only these)."""
+    service = store.get_feature_service(FEATURE_SERVICE)
+    return [f.name for projection in service.feature_view_projections for f in projection.features]
+
+
+def feature_columns(frame: pd.DataFrame, declared: list[str] | None = None) -> list[str]:
+    return [c for c in (declared or frame.columns)
+            if c in frame and c not in NON_FEATURES and pd.api.types.is_numeric_dtype(frame[c])]
 
 
 def feature_spec(train: pd.DataFrame, features: list[str], hidden: tuple[int, ...]) -> dict:
@@ -316,7 +324,7 @@ def run_rating_training(engine: sa.Engine, store, cfg: RatingConfig = RatingConf
     for label, part in (("train", train), ("validation", val), ("test", test)):
         if part.empty:
             raise ValueError(f"the {label} period of {split.window()} holds no reviews")
-    features = feature_columns(frame)
+    features = feature_columns(frame, service_features(store))
     tags = run_tags(split, FEATURE_SERVICE)
     counts = {f"{n}_reviews": len(p) for n, p in (("train", train), ("val", val), ("test", test))}
     y_test = test["rating"].to_numpy().astype(float)

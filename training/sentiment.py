@@ -30,8 +30,8 @@ class FineTuneConfig:
     epochs: int = 3
     max_steps: int | None = None
     batch_size: int = 32
-    max_length: int = 128
-    lr: float = 5e-5
+    max_length: int = 64
+    lr: float = 1e-4
     weight_decay: float = 0.01
     warmup_ratio: float = 0.06
     max_minutes: float | None = None  # stop training at this budget (the best checkpoint is kept)
@@ -213,6 +213,11 @@ def fine_tune(train: pd.DataFrame, val: pd.DataFrame, cfg: FineTuneConfig, progr
                 optimizer.zero_grad(set_to_none=True)
                 train_time += time.perf_counter() - t0
                 step += 1
+                if budget and step == 10:
+                    # under a time budget, decay the learning rate over the steps that fit in it
+                    # (validation takes some of the budget too: keep 15% for it)
+                    planned = max(step + 1, min(planned, int(0.85 * budget / (train_time / step))))
+                    bar.total = planned
                 seen += len(idx)
                 running.append(loss.item())
                 bar.update(1)

@@ -98,7 +98,9 @@ def test_rating_training_set_is_point_in_time_correct(tracked):
 def test_rating_model_trains_registers_and_loads_by_alias(tracked):
     from registry import models
     from training.common import TimeSplit
-    from training.rating import RatingConfig, feature_columns, label_rows, run_rating_training, training_frame
+    from training.rating import (
+        RatingConfig, feature_columns, label_rows, run_rating_training, service_features, training_frame,
+    )
 
     settings, engine = tracked
     settings, store = _store(settings, "postgres")
@@ -110,5 +112,5 @@ def test_rating_model_trains_registers_and_loads_by_alias(tracked):
     models.promote(models.RATING, out.version)
     loaded, info = models.load(models.RATING)
     frame = training_frame(store, label_rows(engine).head(20))
-    pred = loaded.predict(frame[feature_columns(frame)].astype(float))["rating"]
+    pred = loaded.predict(frame[feature_columns(frame, service_features(store))].astype(float))["rating"]
     assert pred.between(1, 5).all() and pred.nunique() > 1

@@ -1,0 +1,87 @@
+"""Request and response models of the HTTP API (pydantic: BentoML validates
+requests against them and answers 400 with the reason)."""
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+MAX_TEXTS = 64
+MAX_TEXT_CHARS = 5_000
+MAX_ITEMS = 100
+
+UserId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+ItemId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+ReviewText = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT_CHARS)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelVersions(BaseModel):
+    """Which registered model versions (review-sentiment, rating-predictor) answered."""
+    review_sentiment: str | None = None
+    rating_predictor: str | None = None
+
+
+class Sentiment(BaseModel):
+    label: str
+    probabilities: dict[str, float]
+
+
+class SentimentResponse(BaseModel):
+    results: list[Sentiment]
+    models: ModelVersions
+
+
+class RatedItem(BaseModel):
+    item_id: str
+    rating: float = Field(description="predicted stars, 1-5")
+
+
+class RatingResponse(BaseModel):
+    user_id: str
+    ratings: list[RatedItem]
+    cold_start: bool
+    models: ModelVersions
+
+
+class Recommendation(BaseModel):
+    item_id: str
+    score: float
+    predicted_rating: float | None
+    affinity: float | None
+    why: str
+
+
+class RecommendResponse(BaseModel):
+    user_id: str
+    cold_start: bool
+    items: list[Recommendation]
+    models: ModelVersions
+
+
+class ReviewResponse(BaseModel):
+    user_id: str
+    item_id: str
+    review_id: int
+    sentiment: Sentiment
+    online_profile_updated: bool
+    models: ModelVersions
+
+
+class Profile(BaseModel):
+    user_id: str
+    segment: str
+    behavior: dict[str, float | int | None]
+    sentiment_tendency: dict[str, float | None]
+    sentiment_source: str | None
+    interest_tags: list[str]
+    last_activity: str | None
+    models: ModelVersions
+
+
+class ReloadResponse(BaseModel):
+    models: ModelVersions
+    changed: list[str]
