@@ -13,14 +13,17 @@ from __future__ import annotations
 
 import logging
 import threading
+from http import HTTPStatus
 import time
+from contextvars import ContextVar
 from datetime import datetime, timezone
 from typing import Annotated
 
 import bentoml
 import numpy as np
 from bentoml.exceptions import BentoMLException, InvalidArgument, NotFound, ServiceUnavailable
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from serving.schemas import (
@@ -29,13 +32,17 @@ from serving.schemas import (
 )
 
 log = logging.getLogger("portrait.serving")
+# Per-request notes shared between the middleware and the endpoint's worker thread
+# (the thread runs in a copy of the context, which holds the same dict).
+_notes: ContextVar[dict] = ContextVar("portrait_request_notes")
 SENTIMENT, RATING = "review-sentiment", "rating-predictor"
 POLL_SECONDS = 30.0
 CANDIDATES = 100
 
 
 class Conflict(BentoMLException):
-    error_code = 409
+    """The request repeats something already stored (a second review of an item)."""
+    error_code = HTTPStatus.CONFLICT
 
 
 def unavailable(err: BaseException) -> bool:
@@ -47,6 +54,15 @@ def unavailable(err: BaseException) -> bool:
     return isinstance(err, (psycopg.OperationalError, psycopg.InterfaceError, redis.exceptions.ConnectionError,
                             redis.exceptions.TimeoutError, sqlalchemy.exc.OperationalError,
                             sqlalchemy.exc.InterfaceError, ConnectionError, TimeoutError))
+
+
+def down(reason: str) -> ServiceUnavailable:
+    """A 503 whose reason reaches the client (BentoML hides 5xx messages; the
+    middleware puts this one back)."""
+    notes = _notes.get(None)
+    if notes is not None:
+        notes["reason"] = reason
+    return ServiceUnavailable(reason)
 
 
 class ChampionModel:
@@ -82,8 +98,8 @@ class ChampionModel:
 
     def get(self):
         if self.model is None:
-            raise ServiceUnavailable(f"model {self.name}@champion is not available: {self.error or 'not loaded'}; "
-                                     "train and promote one (portrait models promote)")
+            raise down(f"model {self.name}@champion is not available: {self.error or 'not loaded'}; "
+                       "train and promote one (portrait models promote)")
         return self.model
 
 
@@ -143,16 +159,12 @@ profile_app = FastAPI(title="Portrait profile", description="GET /profile/{user_
 
 
 @profile_app.get("/{user_id}", response_model=Profile)
-def get_profile(user_id: str) -> Profile:
+def get_profile(user_id: str):
     service = bentoml.get_current_service()
     try:
         return service.profile_of(user_id)
-    except NotFound as err:
-        raise HTTPException(404, str(err)) from None
-    except ServiceUnavailable as err:
-        raise HTTPException(503, str(err)) from None
-    except InvalidArgument as err:
-        raise HTTPException(400, str(err)) from None
+    except (NotFound, ServiceUnavailable, InvalidArgument) as err:
+        return JSONResponse({"error": str(err)}, status_code=err.error_code.value)
 
 
 @bentoml.service(name="portrait", traffic={"timeout": 30})
@@ -203,7 +215,7 @@ class Portrait:
         """Run action(reader); a dead store gives 503 with the reason and a reconnect next time."""
         reader = self._reader or self._connect_store()
         if reader is None:
-            raise ServiceUnavailable(f"feature store unavailable: {self._store_error}")
+            raise down(f"feature store unavailable: {self._store_error}")
         try:
             return action(reader)
         except (InvalidArgument, NotFound, Conflict, ServiceUnavailable):
@@ -212,7 +224,7 @@ class Portrait:
             if unavailable(err) or "connection" in str(err).lower():
                 self._reader = None
                 self._store_error = f"{type(err).__name__}: {str(err).strip()}"[:300]
-                raise ServiceUnavailable(f"online store unavailable: {self._store_error}") from None
+                raise down(f"online store unavailable: {self._store_error}") from None
             raise
 
     def _db(self, action):
@@ -223,7 +235,7 @@ class Portrait:
             raise
         except Exception as err:
             if unavailable(err):
-                raise ServiceUnavailable(f"database unavailable: {str(err).strip()[:300]}") from None
+                raise down(f"database unavailable: {str(err).strip()[:300]}") from None
             raise
 
     def versions(self, sentiment_version: str | None = None) -> ModelVersions:
@@ -254,7 +266,7 @@ class Portrait:
             return self.sentiment_model.predict(texts)
         except BentoMLException as err:
             if getattr(err, "error_code", 500) == 503 or "unavailable" in str(err).lower():
-                raise ServiceUnavailable(str(err)) from None
+                raise down(f"sentiment model unavailable: {err}") from None
             raise
 
     # --- endpoints ---------------------------------------------------------------------
@@ -430,7 +442,9 @@ class Portrait:
 
 
 class ApiKeyMiddleware:
-    """X-API-Key on every route but health checks and the API docs."""
+    """X-API-Key on every route but health checks and the API docs; and error
+    bodies that say what went wrong: a 503 carries its reason (BentoML hides 5xx
+    messages), a 4xx is one {"error": ...} object."""
 
     OPEN = ("/livez", "/readyz", "/healthz", "/docs.json", "/docs", "/static_content")
 
@@ -445,15 +459,56 @@ class ApiKeyMiddleware:
             from portrait.settings import api_keys, get_settings
 
             self.keys = api_keys(get_settings())
-        headers = dict(scope.get("headers") or [])
-        key = headers.get(b"x-api-key", b"").decode("latin-1")
+        key = dict(scope.get("headers") or []).get(b"x-api-key", b"").decode("latin-1")
         if key not in self.keys:
-            body = b'{"error": "missing or wrong API key: send it in the X-API-Key header"}'
-            await send({"type": "http.response.start", "status": 401,
-                        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-            await send({"type": "http.response.body", "body": body})
+            return await _json(send, 401, {"error": "missing or wrong API key: send it in the X-API-Key header"})
+        notes: dict = {}
+        token = _notes.set(notes)
+        try:
+            await self.app(scope, receive, _ErrorBodies(send, notes))
+        finally:
+            _notes.reset(token)
+
+
+class _ErrorBodies:
+    """Wraps `send`: rewrites the body of error responses (see ApiKeyMiddleware)."""
+
+    def __init__(self, send, notes: dict) -> None:
+        self.send, self.notes = send, notes
+        self.start: dict | None = None
+        self.chunks: list[bytes] = []
+
+    async def __call__(self, message) -> None:
+        if message["type"] == "http.response.start" and message["status"] >= 400:
+            self.start = message  # held until the body is known
             return
-        return await self.app(scope, receive, send)
+        if self.start is None:
+            return await self.send(message)
+        self.chunks.append(message.get("body", b""))
+        if message.get("more_body"):
+            return
+        import json
+
+        status, body = self.start["status"], b"".join(self.chunks)
+        if status == 503 and self.notes.get("reason"):
+            return await _json(self.send, 503, {"error": self.notes["reason"]})
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, list) and len(parsed) == 1 and isinstance(parsed[0], dict):
+            return await _json(self.send, status, parsed[0])
+        await self.send(self.start)
+        await self.send({"type": "http.response.body", "body": body})
+
+
+async def _json(send, status: int, payload: dict) -> None:
+    import json
+
+    body = json.dumps(payload).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
 
 
 Portrait.add_asgi_middleware(ApiKeyMiddleware)

@@ -1,0 +1,124 @@
+"""A whole Portrait deployment for the e2e tests, built the way a user builds it:
+CLI commands on a fresh state directory (embedded PostgreSQL), a private Redis
+online store (so a test can stop it), and `bentoml serve` on a free port."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+from tests.integration.test_ingest import real_lines
+
+BIN = Path(sys.executable).parent
+API_KEY = "e2e-test-key"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def sh(cmd: str, env: dict, timeout: int = 600) -> str:
+    res = subprocess.run(["bash", "-c", cmd], env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    assert res.returncode == 0, f"{cmd}\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
+    return res.stdout
+
+
+class PrivateRedis:
+    """A redis-server of our own (append-only file, so data survives a restart)."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port, self.dir, self.proc = free_port(), workdir, None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                                      "--dir", str(self.dir), "--appendonly", "yes", "--save", ""],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.1)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=20)
+            self.proc = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+
+class Deployment:
+    def __init__(self, env: dict, url: str, redis: PrivateRedis, proc: subprocess.Popen, log: Path) -> None:
+        self.env, self.url, self.redis, self.proc, self.log = env, url, redis, proc, log
+
+    def headers(self) -> dict:
+        return {"X-API-Key": API_KEY}
+
+
+def wait_ready(url: str, proc: subprocess.Popen, log: Path, timeout: float = 240) -> None:
+    import httpx
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"bentoml serve exited: {log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    raise RuntimeError(f"service not ready in {timeout}s: {log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def deployment(tmp_path_factory, tiny_bert):
+    if not shutil.which("redis-server"):
+        if os.environ.get("CI"):
+            pytest.fail("redis-server is needed for the e2e tests")
+        pytest.skip("redis-server not installed")
+    root = tmp_path_factory.mktemp("deployment")
+    redis = PrivateRedis(root)
+    redis.start()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PORTRAIT_", "FEAST_", "MLFLOW_"))}
+    env.update(PORTRAIT_STATE_DIR=str(root / "state"), PORTRAIT_ENCODER=str(tiny_bert), PORTRAIT_API_KEYS=API_KEY,
+               PORTRAIT_REDIS_URL=redis.url, PATH=f"{BIN}:{env['PATH']}", BENTOML_HOME=str(root / "bentoml"))
+    data = root / "reviews.json"
+    data.write_bytes(b"".join(real_lines(400)))
+    split = "--train-before 2012-01-01 --test-from 2013-01-01"
+    sh(f"portrait db up && portrait db migrate && portrait ingest amazon-reviews {data} && portrait features build "
+       f"&& portrait features apply && portrait features materialize", env)
+    sh(f"portrait train sentiment --max-steps 8 --batch-size 16 {split} && portrait train rating --epochs 3 {split} "
+       "&& portrait models promote review-sentiment 1 && portrait models promote rating-predictor 1", env)
+    port = free_port()
+    log = root / "serve.log"
+    proc = subprocess.Popen([str(BIN / "bentoml"), "serve", "serving.service:Portrait", "--port", str(port),
+                             "--host", "127.0.0.1"], cwd=REPO, env=env, stdout=open(log, "w"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, proc, log)
+        yield Deployment(env, url, redis, proc, log)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        redis.stop()
+        subprocess.run(["portrait", "db", "down"], env=env, capture_output=True, timeout=60)
