@@ -25,7 +25,7 @@ test-unit: setup
 	$(BIN)/pytest tests/unit
 
 demo: setup
-	$(BIN)/python -m portrait.demo
+	$(BIN)/python -m portrait.demo $(ARGS)
 
 bench: setup
 	$(BIN)/python bench/ingest.py

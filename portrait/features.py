@@ -235,8 +235,38 @@ class BuildResult:
                 f"rebuilt {self.users_rebuilt:,} users and {self.items_rebuilt:,} items ({rows or 'nothing new'})")
 
 
-def ratings_sentiment_labeler(reviews: pd.DataFrame) -> tuple[pd.Series, str]:
-    return rating_sentiment(reviews["rating"]), "ratings"
+class RatingsSentiment:
+    """Sentiment labels from star ratings (before any model is promoted)."""
+    source = "ratings"
+
+    def __call__(self, reviews: pd.DataFrame) -> pd.Series:
+        return rating_sentiment(reviews["rating"])
+
+
+class ModelSentiment:
+    """Sentiment labels from a registered model (a pyfunc taking a `text` column)."""
+
+    def __init__(self, model, version: str, name: str = "review-sentiment") -> None:
+        self.model, self.source = model, f"model:{name}/{version}"
+
+    def __call__(self, reviews: pd.DataFrame) -> pd.Series:
+        return self.model.predict(pd.DataFrame({"text": reviews["text"].tolist()}))["label"]
+
+
+def champion_sentiment(settings) -> RatingsSentiment | ModelSentiment:
+    """The champion review-sentiment model when one is registered, else ratings."""
+    from portrait import tracking
+
+    try:
+        import mlflow
+        from mlflow import MlflowClient
+
+        tracking.configure(settings)
+        version = MlflowClient().get_model_version_by_alias("review-sentiment", "champion").version
+        return ModelSentiment(mlflow.pyfunc.load_model("models:/review-sentiment@champion"), version)
+    except Exception as err:  # noqa: BLE001 - no registry, no model: ratings it is, and say so
+        log.info("sentiment from ratings (no champion review-sentiment model: %s)", str(err)[:200])
+        return RatingsSentiment()
 
 
 def _frame(conn, sql: str, **params) -> pd.DataFrame:
@@ -288,8 +318,10 @@ def _sql_value(value):
 
 
 def build_features(engine: sa.Engine, *, as_of: datetime | None = None, encoder_path: str | None = None,
-                   sentiment_labeler=ratings_sentiment_labeler, progress: bool = True) -> BuildResult:
-    """Incremental, idempotent feature build up to as_of (default now)."""
+                   sentiment=None, progress: bool = True) -> BuildResult:
+    """Incremental, idempotent feature build up to as_of (default now). `sentiment`
+    labels reviews for the text profiles (default: from ratings); when its source
+    differs from the one the profiles were built with, every user's profile is rebuilt."""
     from pathlib import Path
 
     from portrait.encoder import default_model_path, model_revision, review_text
@@ -297,6 +329,7 @@ def build_features(engine: sa.Engine, *, as_of: datetime | None = None, encoder_
     as_of = (as_of or datetime.now(timezone.utc)).astimezone(timezone.utc)
     model_path = encoder_path or str(default_model_path())
     revision = model_revision(Path(model_path))
+    sentiment = sentiment or RatingsSentiment()
     rows: dict[str, int] = {}
     lock = sa.text("SELECT pg_advisory_xact_lock(hashtext('portrait.features.build'))")
     # 1. embeddings, committed on their own: the slow part is never redone
@@ -321,8 +354,10 @@ def build_features(engine: sa.Engine, *, as_of: datetime | None = None, encoder_
 
         # who changed: raw rows new since the last build (or newly inside as_of), re-embedded reviews
         new_rows = "(({id} > :{p} OR event_timestamp > :last_as_of) AND event_timestamp <= :as_of)"
+        params["source"] = sentiment.source
         users = conn.execute(sa.text(f"""
-            SELECT user_id FROM reviews WHERE {new_rows.format(id='review_id', p='rid')}
+            SELECT user_id FROM user_text_profile WHERE sentiment_source <> :source
+            UNION SELECT user_id FROM reviews WHERE {new_rows.format(id='review_id', p='rid')}
             UNION SELECT user_id FROM events WHERE event_type <> 'review' AND {new_rows.format(id='event_id', p='eid')}
             UNION SELECT user_id FROM review_embeddings WHERE created_timestamp > :last_finished"""),
             params).scalars().all()
@@ -358,11 +393,10 @@ def build_features(engine: sa.Engine, *, as_of: datetime | None = None, encoder_
                 by_user = _utc(_frame(conn, embedded_sql.format(cond="r.user_id = ANY(:u)"), as_of=as_of, u=users))
                 by_user["embedding"] = by_user["embedding"].map(np.asarray)
                 by_user["text"] = [review_text(s, t) for s, t in zip(by_user["summary"], by_user["text"])]
-                labels, source = sentiment_labeler(by_user)
-                by_user["sentiment"] = np.asarray(labels)
+                by_user["sentiment"] = np.asarray(sentiment(by_user)) if len(by_user) else []
                 rows["user_text_profile"] = _replace_snapshots(
                     conn, "user_text_profile", "user_id", users,
-                    compute_user_text_profile(by_user, vectorizer, source), as_of)
+                    compute_user_text_profile(by_user, vectorizer, sentiment.source), as_of)
             if items:
                 by_item = _utc(_frame(conn, embedded_sql.format(cond="r.item_id = ANY(:i)"), as_of=as_of, i=items))
                 by_item["embedding"] = by_item["embedding"].map(np.asarray)

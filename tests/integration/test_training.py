@@ -76,6 +76,17 @@ def test_sentiment_fine_tune_register_promote_gate_rollback_and_load(tracked, ti
     listed = {v.version: v for v in models.list_versions(models.SENTIMENT)}
     assert listed[out.version].value == pytest.approx(champion_f1) and "champion" in listed[out.version].aliases
 
+    # with a champion, the next feature build relabels every user's text profile with it
+    from portrait.features import build_features, champion_sentiment
+
+    sentiment = champion_sentiment(settings)
+    assert sentiment.source == f"model:review-sentiment/{out.version}"
+    result = build_features(engine, encoder_path=str(tiny_bert), sentiment=sentiment, progress=False)
+    with engine.connect() as conn:
+        sources = conn.execute(sa.text("SELECT DISTINCT sentiment_source FROM user_text_profile")).scalars().all()
+        users = conn.execute(sa.text("SELECT count(DISTINCT user_id) FROM reviews")).scalar()
+    assert sources == [sentiment.source] and result.users_rebuilt == users
+
 
 def test_rating_training_set_is_point_in_time_correct(tracked):
     from training.rating import label_rows, training_frame

@@ -1,0 +1,188 @@
+"""Serving benchmarks over real HTTP on loopback; the load comes from this
+process, the servers run in their own (bentoml serve). Bounded in count and time.
+
+1. /sentiment throughput: the sentiment champion with adaptive batching against
+   the same model without batching (one forward pass per request), 32 concurrent
+   clients sending one review each, side by side.
+2. /recommend latency at a fixed request rate (100 candidates per request):
+   p50 / p99.
+
+Needs the demo's state: promoted champions and materialized features.
+
+    .venv/bin/python bench/serving.py [--seconds 20] [--rate 20]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+BENTOML = str(Path(sys.executable).with_name("bentoml"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(service: str) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    proc = subprocess.Popen([BENTOML, "serve", service, "--port", str(port), "--host", "127.0.0.1"], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            sys.exit(f"{service} exited; run `make demo` first (champions promoted, features materialized)")
+        time.sleep(1)
+    stop(proc)
+    sys.exit(f"{service} was not ready in 300 s")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def review_texts(n: int) -> list[str]:
+    import sqlalchemy as sa
+
+    from portrait import database
+    from portrait.encoder import review_text
+    from portrait.settings import get_settings
+
+    engine = database.engine(get_settings())
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT summary, text FROM reviews ORDER BY review_id LIMIT :n"), {"n": n}).all()
+    return [review_text(s, t)[:1000] for s, t in rows]
+
+
+async def closed_loop(url: str, path: str, bodies: list, clients: int, seconds: float, headers: dict) -> tuple[int, float, int]:
+    """`clients` concurrent clients, each sending its next request when the last returns."""
+    done, errors = 0, 0
+    deadline = time.perf_counter() + seconds
+
+    async def client(i: int, http: httpx.AsyncClient) -> None:
+        nonlocal done, errors
+        n = i
+        while time.perf_counter() < deadline:
+            r = await http.post(f"{url}{path}", json=bodies[n % len(bodies)], headers=headers)
+            n += clients
+            if r.status_code == 200:
+                done += 1
+            else:
+                errors += 1
+
+    start_t = time.perf_counter()
+    async with httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_connections=clients)) as http:
+        await asyncio.gather(*(client(i, http) for i in range(clients)))
+    return done, time.perf_counter() - start_t, errors
+
+
+async def open_loop(url: str, path: str, bodies: list, rate: float, seconds: float, headers: dict) -> tuple[list[float], int]:
+    """Requests sent at a fixed rate whatever the answers do; latency of each."""
+    latencies, errors = [], 0
+
+    async def one(http: httpx.AsyncClient, body) -> None:
+        nonlocal errors
+        t = time.perf_counter()
+        r = await http.post(f"{url}{path}", json=body, headers=headers)
+        if r.status_code == 200:
+            latencies.append(time.perf_counter() - t)
+        else:
+            errors += 1
+
+    tasks = []
+    async with httpx.AsyncClient(timeout=30) as http:
+        for i in range(int(rate * seconds)):
+            target = i / rate
+            await asyncio.sleep(max(0.0, target - (time.perf_counter() - t0)) if i else 0)
+            if i == 0:
+                t0 = time.perf_counter()
+            tasks.append(asyncio.create_task(one(http, bodies[i % len(bodies)])))
+        await asyncio.gather(*tasks)
+    return latencies, errors
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--rate", type=float, default=20, help="recommend requests per second")
+    args = parser.parse_args()
+    texts = review_texts(256)
+
+    proc, url = start("serving.service:SentimentModel")
+    try:
+        bodies = [{"texts": [t]} for t in texts]
+        results = {}
+        for name, path in (("batched", "/predict"), ("unbatched", "/predict_unbatched")):
+            asyncio.run(closed_loop(url, path, bodies[:64], args.clients, 3, {}))  # warm-up
+            done, elapsed, errors = asyncio.run(closed_loop(url, path, bodies, args.clients, args.seconds, {}))
+            results[name] = (done / elapsed, errors)
+    finally:
+        stop(proc)
+    print(f"/sentiment, {args.clients} concurrent clients, 1 real review per request, {args.seconds:.0f} s each:")
+    for name, (rate, errors) in results.items():
+        print(f"  {name:<10}{rate:>8.1f} texts/s  ({errors} errors)")
+    print(f"  ratio batched / unbatched: {results['batched'][0] / results['unbatched'][0]:.1f}x (target >= 3x)")
+
+    from portrait.settings import api_keys, get_settings
+
+    headers = {"X-API-Key": sorted(api_keys(get_settings()))[0]}
+    proc, url = start("serving.service:Portrait")
+    try:
+        raw_users = _raw_user_ids(200)
+        bodies = [{"user_id": u, "k": 10} for u in raw_users]
+        asyncio.run(open_loop(url, "/recommend", bodies, args.rate, 3, headers))  # warm-up
+        latencies, errors = asyncio.run(open_loop(url, "/recommend", bodies, args.rate, args.seconds, headers))
+    finally:
+        stop(proc)
+    if not latencies:
+        sys.exit(f"/recommend answered no request successfully ({errors} errors)")
+    ms = np.array(latencies) * 1000
+    print(f"/recommend at {args.rate:.0f} requests/s for {args.seconds:.0f} s (100 candidates ranked, k=10): "
+          f"p50 {np.percentile(ms, 50):.1f} ms, p99 {np.percentile(ms, 99):.1f} ms, "
+          f"{len(ms)} answered, {errors} errors (target p99 <= 50 ms)")
+
+
+def _raw_user_ids(n: int) -> list[str]:
+    """Shop user ids from the raw data file (the service pseudonymizes them)."""
+    import gzip
+    import json
+
+    from portrait.settings import get_settings
+
+    path = get_settings().resolved_data_dir() / "amazon_musical_instruments_5core" / "reviews_Musical_Instruments_5.json.gz"
+    ids: list[str] = []
+    with gzip.open(path, "rt") as f:
+        for line in f:
+            uid = json.loads(line)["reviewerID"]
+            if uid not in ids:
+                ids.append(uid)
+            if len(ids) >= n:
+                break
+    return ids
+
+
+if __name__ == "__main__":
+    main()

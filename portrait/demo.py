@@ -1,0 +1,160 @@
+"""`make demo`: the whole pipeline, end to end, on the profile in use (the
+embedded default). Each step is one `portrait` command a person can run alone;
+a rerun skips what is done (ingest and feature builds are incremental, models
+are trained only when there is no champion or with --retrain).
+
+    python -m portrait.demo [--retrain] [--port 3000] [--sentiment-minutes 10]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from portrait.settings import REPO_ROOT, get_settings
+
+AMAZON = "amazon_musical_instruments_5core/reviews_Musical_Instruments_5.json.gz"
+CDNOW = "cdnow_purchases/CDNOW_master.txt"
+PORTRAIT = str(Path(sys.executable).with_name("portrait"))
+BENTOML = str(Path(sys.executable).with_name("bentoml"))
+DEMO_USER = "A2IBPI20UZIR0U"
+
+
+def step(title: str) -> None:
+    print(f"\n==> {title}", flush=True)
+
+
+def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    print(f"$ portrait {' '.join(shlex.quote(a) for a in args)}", flush=True)
+    return subprocess.run([PORTRAIT, *args], cwd=REPO_ROOT, check=check)
+
+
+def has_champion(name: str) -> bool:
+    return subprocess.run([PORTRAIT, "models", "champion", name], cwd=REPO_ROOT, capture_output=True).returncode == 0
+
+
+def latest_version(name: str) -> str:
+    out = subprocess.run([PORTRAIT, "models", "list", name], cwd=REPO_ROOT, capture_output=True, text=True,
+                         check=True).stdout
+    return [line.split()[0][1:] for line in out.splitlines() if line.strip().startswith("v")][-1]
+
+
+def start_service(port: int, state: Path) -> subprocess.Popen:
+    pid_file = state / "serve.pid"
+    if pid_file.exists():  # a previous demo's service: replace it
+        try:
+            os.killpg(int(pid_file.read_text()), signal.SIGTERM)
+            time.sleep(2)
+        except (ProcessLookupError, ValueError, PermissionError):
+            pass
+    log = open(state / "serve.log", "w")
+    proc = subprocess.Popen([BENTOML, "serve", "serving.service:Portrait", "--host", "127.0.0.1", "--port", str(port)],
+                            cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    pid_file.write_text(str(proc.pid))
+    return proc
+
+
+def wait_ready(url: str, proc: subprocess.Popen, log: Path, timeout: float = 300) -> None:
+    import httpx
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"the service exited; its log ({log}):\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    sys.exit(f"the service was not ready in {timeout:.0f} s; see {log}")
+
+
+def call_every_endpoint(url: str, key: str) -> None:
+    import httpx
+
+    headers = {"X-API-Key": key}
+    calls = [
+        ("POST", "/sentiment", {"texts": ["These strings sound bright and stay in tune.",
+                                          "It broke after two days and support never answered.",
+                                          "Does the job, nothing special."]}),
+        ("POST", "/rating", {"user_id": DEMO_USER, "item_ids": ["B0002E1G5C", "B003VWJ2K8", "B000068NW5"]}),
+        ("POST", "/recommend", {"user_id": DEMO_USER, "k": 5, "exclude_seen": True}),
+        ("POST", "/recommend", {"user_id": "a-shopper-we-have-never-seen", "k": 3}),
+        ("GET", f"/profile/{DEMO_USER}", None),
+        ("POST", "/reviews", {"user_id": "demo-shopper-1", "item_id": "B0002E1G5C", "rating": 5,
+                              "text": "Great cable, no hum at all. Write me at demo@example.com"}),
+        ("GET", "/profile/demo-shopper-1", None),
+    ]
+    for method, path, body in calls:
+        r = httpx.request(method, f"{url}{path}", json=body, headers=headers, timeout=60)
+        print(f"\n{method} {path}" + (f"  {json.dumps(body)}" if body else "") + f"\n<- {r.status_code}")
+        try:
+            print(json.dumps(r.json(), indent=2)[:2500])
+        except ValueError:
+            print(r.text[:1000])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--retrain", action="store_true", help="train and promote new models even if champions exist")
+    parser.add_argument("--port", type=int, default=3000)
+    parser.add_argument("--sentiment-minutes", type=float, default=10.0, help="CPU budget of the fine-tune")
+    args = parser.parse_args()
+    settings = get_settings()
+    data = settings.resolved_data_dir()
+    if not (data / AMAZON).exists():
+        sys.exit(f"no data found at {data / AMAZON}: set PORTRAIT_DATA_DIR to the folder holding "
+                 f"{AMAZON} and {CDNOW}")
+    started = time.time()
+
+    step("1/7 database: start (embedded PostgreSQL unless PORTRAIT_DATABASE_URL) and migrate")
+    run("db", "up")
+    run("db", "migrate")
+    step("2/7 ingest the Amazon reviews and the CDNOW purchases (a rerun loads 0 new rows)")
+    run("ingest", "amazon-reviews", str(data / AMAZON))
+    if (data / CDNOW).exists():
+        run("ingest", "purchases", str(data / CDNOW))
+    step("3/7 features: build (incremental), feast apply, materialize")
+    run("features", "build")
+    run("features", "apply")
+    run("features", "materialize")
+    step("4/7 train, register and promote the sentiment and rating models")
+    for name, command in (("review-sentiment", ["train", "sentiment", "--max-minutes", str(args.sentiment_minutes)]),
+                          ("rating-predictor", ["train", "rating"])):
+        if has_champion(name) and not args.retrain:
+            print(f"{name} has a champion; not retraining (make demo ARGS=--retrain to train again)")
+            continue
+        run(*command)
+        promoted = run("models", "promote", name, latest_version(name), check=False)
+        if promoted.returncode:
+            print(f"the new {name} version stays a candidate: it does not beat the champion")
+    run("models", "list")
+    step("5/7 start the BentoML service")
+    url = f"http://127.0.0.1:{args.port}"
+    proc = start_service(args.port, settings.state_dir)
+    wait_ready(url, proc, settings.state_dir / "serve.log")
+    step("6/7 call every endpoint")
+    from portrait.settings import api_keys
+
+    key = sorted(api_keys(settings))[0]
+    call_every_endpoint(url, key)
+    step("7/7 done")
+    print(f"""
+pipeline finished in {time.time() - started:.0f} s.
+  service:   {url}  (API key in {settings.state_dir / 'api_key'}; docs at {url}/; log {settings.state_dir / 'serve.log'})
+             stop it with: kill -- -$(cat {settings.state_dir / 'serve.pid'})
+  MLflow UI: make mlflow-ui        then open http://127.0.0.1:5000
+  Feast UI:  eval "$(.venv/bin/portrait env)" && cd feature_repo && ../.venv/bin/feast ui
+  a portrait: .venv/bin/portrait features get --user {DEMO_USER}
+""")
+
+
+if __name__ == "__main__":
+    main()
