@@ -431,6 +431,30 @@ def models_rollback(name: str) -> None:
     click.echo(f"{name} champion is v{restored.version} again (v{demoted.version if demoted else '-'} is now previous)")
 
 
+@main.command()
+@click.argument("user_id")
+@click.confirmation_option(prompt="Erase this user from every table and the online store?")
+def forget(user_id: str) -> None:
+    """The right to be forgotten: erase USER_ID (the shop's id) everywhere."""
+    from portrait import database
+    from portrait.featurestore import feature_store
+    from portrait.forget import forget as erase
+    from portrait.privacy import pseudonymize
+    from portrait.settings import id_key
+
+    settings = get_settings()
+    engine = database.engine(settings)
+    try:
+        report = erase(engine, feature_store(settings), pseudonymize(user_id, id_key(settings)))
+    finally:
+        engine.dispose()
+    if not report.found:
+        click.echo(f"no rows of user {user_id} in the database; online store: {report.online_store}")
+        return
+    rows = ", ".join(f"{t} {n}" for t, n in report.rows_deleted.items() if n)
+    click.echo(f"forgot user {user_id}: {rows}; {report.online_store}; audit row written (without the id)")
+
+
 # --- serving ------------------------------------------------------------------------
 
 @main.command()

@@ -84,7 +84,7 @@ class ChampionModel:
 
         with self._lock:
             try:
-                version = MlflowClient().get_model_version_by_alias(self.name, "champion").version
+                version = str(MlflowClient().get_model_version_by_alias(self.name, "champion").version)
                 if version == self.version and self.model is not None and not force:
                     return False
                 model, info = load(self.name)
@@ -151,7 +151,7 @@ class SentimentModel:
     @bentoml.api
     def reload(self) -> dict:
         changed = self.champion.refresh(force=True)
-        return {"version": self.champion.version, "changed": changed, "error": self.champion.error}
+        return {"version": str(self.champion.version), "changed": changed, "error": self.champion.error}
 
     def __is_ready__(self) -> bool:
         return self.champion.model is not None
@@ -251,7 +251,7 @@ class Portrait:
 
         self.rating.refresh()
         try:
-            self._sentiment_version = MlflowClient().get_model_version_by_alias(SENTIMENT, "champion").version
+            self._sentiment_version = str(MlflowClient().get_model_version_by_alias(SENTIMENT, "champion").version)
         except Exception:  # noqa: BLE001 - the version shown is then the last one seen
             pass
 

@@ -83,7 +83,7 @@ def profile_settings(request, embedded_state, tmp_path_factory):
         _drop_external_database(base, database.database_name(settings, role))
 
 
-RAW_TABLES = ("ingest_rejects", "events", "reviews", "items", "users", "ingest_runs", "feature_builds",
+RAW_TABLES = ("ingest_rejects", "events", "reviews", "items", "users", "ingest_runs", "feature_builds", "forget_audit",
               "user_behavior", "item_stats", "review_embeddings", "user_text_profile", "item_text_profile")
 
 

@@ -231,3 +231,27 @@ def test_reader_matches_feasts_affinity_and_follows_materialization(built, tiny_
     featurestore.materialize(settings)
     after = reader.items()
     assert after is not before and len(after.item_ids) > len(before.item_ids)
+
+
+@pytest.mark.parametrize("online", ["postgres", "redis"])
+def test_forget_erases_the_user_everywhere_and_keeps_an_anonymous_audit(built, online):
+    from portrait import featurestore
+    from portrait.forget import forget
+    from portrait.privacy import pseudonymize
+
+    settings, engine, _ = built
+    settings, store = _store(settings, online)
+    featurestore.materialize(settings, full=True)
+    user = pseudonymize("A2IBPI20UZIR0U", TEST_KEY)
+    assert featurestore.online_portrait(store, user)
+    report = forget(engine, store, user)
+    assert report.rows_deleted["reviews"] >= 1 and report.rows_deleted["users"] == 1
+    with engine.connect() as conn:
+        tables = conn.execute(sa.text(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")).scalars().all()
+        leftovers = {t: conn.execute(sa.text(f'SELECT count(*) FROM "{t}" WHERE CAST("{t}".* AS text) LIKE :p'),
+                                     {"p": f"%{user}%"}).scalar() for t in tables}
+        audit = conn.execute(sa.text("SELECT CAST(rows_deleted AS text) || online_store FROM forget_audit")).scalar()
+    assert {t: n for t, n in leftovers.items() if n} == {}
+    assert user not in audit and "A2IBPI20UZIR0U" not in audit
+    assert featurestore.online_portrait(store, user) == {}
