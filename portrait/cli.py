@@ -432,6 +432,26 @@ def models_rollback(name: str) -> None:
 
 
 @main.command()
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
+              help="Folder for index.html and the charts (default: .portrait/report).")
+def report(out_dir: Path | None) -> None:
+    """Operations report: segments, trends, rising and falling items, cohorts (HTML + PNG)."""
+    from portrait import database
+    from portrait.report import load, render
+
+    settings = get_settings()
+    engine = database.engine(settings)
+    try:
+        reviews, users = load(engine)
+    finally:
+        engine.dispose()
+    if reviews.empty:
+        raise click.ClickException("no reviews: run portrait ingest (and portrait features build) first")
+    path = render(reviews, users, out_dir or settings.state_dir / "report")
+    click.echo(f"report: {path}")
+
+
+@main.command()
 @click.argument("user_id")
 @click.confirmation_option(prompt="Erase this user from every table and the online store?")
 def forget(user_id: str) -> None:

@@ -145,7 +145,9 @@ def main() -> None:
 
     key = sorted(api_keys(settings))[0]
     call_every_endpoint(url, key)
-    step("7/7 done")
+    step("7/7 operations report")
+    run("report")
+    print("open it in a browser: " + str(settings.state_dir / "report" / "index.html"))
     print(f"""
 pipeline finished in {time.time() - started:.0f} s.
   service:   {url}  (API key in {settings.state_dir / 'api_key'}; docs at {url}/; log {settings.state_dir / 'serve.log'})

@@ -1,0 +1,187 @@
+"""`portrait report`: operations decision support as an HTML page with PNG
+charts: user segments, sentiment and rating trends, rising and falling items,
+cohort activity. Computation (DataFrames in, tables out) is split from the
+rendering (charts, HTML)."""
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+SEGMENT_FEATURES = ["review_count_total", "rating_mean", "low_rating_share", "helpful_ratio", "review_length_mean",
+                    "share_positive", "share_negative"]
+
+
+def load(engine: sa.Engine) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Reviews (user, item, rating, time) and each user's latest portrait features."""
+    with engine.connect() as conn:
+        reviews = pd.DataFrame(conn.execute(sa.text(
+            "SELECT user_id, item_id, rating, event_timestamp FROM reviews")).mappings().all(),
+            columns=["user_id", "item_id", "rating", "event_timestamp"])
+        users = pd.DataFrame(conn.execute(sa.text("""
+            SELECT b.user_id, b.review_count_total, b.rating_mean, b.low_rating_share, b.helpful_ratio,
+                   b.review_length_mean, t.share_positive, t.share_negative
+            FROM (SELECT DISTINCT ON (user_id) * FROM user_behavior ORDER BY user_id, event_timestamp DESC) b
+            JOIN (SELECT DISTINCT ON (user_id) * FROM user_text_profile ORDER BY user_id, event_timestamp DESC) t
+              USING (user_id)""")).mappings().all(), columns=["user_id", *SEGMENT_FEATURES])
+    reviews["event_timestamp"] = pd.to_datetime(reviews["event_timestamp"], utc=True)
+    return reviews, users
+
+
+@dataclass
+class Segments:
+    sizes: pd.Series          # segment name -> users
+    traits: pd.DataFrame      # segment name -> mean of each feature
+    z: pd.DataFrame           # segment name -> how far each mean is from all users (in std)
+
+
+def segment_users(users: pd.DataFrame, k: int = 4, seed: int = 0) -> Segments:
+    """k-means on standardized portrait features; each segment named by its most
+    distinctive traits."""
+    from sklearn.cluster import KMeans
+
+    x = users[SEGMENT_FEATURES].astype(float)
+    x = x.fillna(x.mean())
+    z = (x - x.mean()) / x.std(ddof=0).replace(0, 1)
+    k = max(1, min(k, len(users)))
+    labels = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(z.to_numpy())
+    traits = x.groupby(labels).mean()
+    zmeans = z.groupby(labels).mean()
+    names = {}
+    for c in traits.index:
+        top = zmeans.loc[c].abs().sort_values(ascending=False).index[:2]
+        names[c] = " & ".join(f"{'high' if zmeans.loc[c, f] > 0 else 'low'} {f.replace('_', ' ')}" for f in top)
+    sizes = pd.Series(labels).value_counts().rename(index=names).sort_values(ascending=False)
+    return Segments(sizes, traits.rename(index=names), zmeans.rename(index=names))
+
+
+def monthly_trends(reviews: pd.DataFrame) -> pd.DataFrame:
+    """Per month: reviews, mean rating, share positive (>= 4 stars) and negative (<= 2)."""
+    r = reviews.assign(month=reviews["event_timestamp"].dt.tz_convert(None).dt.to_period("M").dt.to_timestamp())
+    g = r.groupby("month")["rating"]
+    return pd.DataFrame({"reviews": g.size(), "rating_mean": g.mean(),
+                         "share_positive": g.apply(lambda s: (s >= 4).mean()),
+                         "share_negative": g.apply(lambda s: (s <= 2).mean())})
+
+
+def demand_movers(reviews: pd.DataFrame, days: int = 180, top: int = 8) -> pd.DataFrame:
+    """Reviews per item in the last `days` against the `days` before (demand trend)."""
+    end = reviews["event_timestamp"].max()
+    recent = reviews[reviews["event_timestamp"] > end - pd.Timedelta(days=days)]["item_id"].value_counts()
+    before = reviews[(reviews["event_timestamp"] <= end - pd.Timedelta(days=days))
+                     & (reviews["event_timestamp"] > end - pd.Timedelta(days=2 * days))]["item_id"].value_counts()
+    change = recent.subtract(before, fill_value=0).sort_values()
+    movers = pd.concat([change.tail(top)[::-1], change.head(top)])
+    return pd.DataFrame({"change": movers, "recent": recent.reindex(movers.index).fillna(0).astype(int),
+                         "before": before.reindex(movers.index).fillna(0).astype(int)})
+
+
+def cohort_activity(reviews: pd.DataFrame, max_quarters: int = 12) -> pd.DataFrame:
+    """Share of each first-review cohort (by quarter) active n quarters later."""
+    q = reviews["event_timestamp"].dt.tz_convert(None).dt.to_period("Q")
+    r = reviews.assign(quarter=q, cohort=q.groupby(reviews["user_id"]).transform("min"))
+    r["age"] = (r["quarter"] - r["cohort"]).apply(lambda d: d.n)
+    active = r[r["age"] < max_quarters].groupby(["cohort", "age"])["user_id"].nunique().unstack(fill_value=0)
+    size = r.groupby("cohort")["user_id"].nunique()
+    table = active.div(size, axis=0)
+    return table[size.reindex(table.index) >= 10].tail(16)
+
+
+# --- rendering -------------------------------------------------------------------------
+
+def _save(fig, path: Path) -> str:
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return path.name
+
+
+def render(reviews: pd.DataFrame, users: pd.DataFrame, out_dir: Path) -> Path:
+    """Charts as PNG files and an index.html beside them; returns the HTML path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sections: list[str] = []
+
+    seg = segment_users(users) if len(users) >= 4 else None
+    if seg is not None:
+        fig, ax = plt.subplots(figsize=(8, 3.2))
+        ax.barh(seg.sizes.index[::-1], seg.sizes.values[::-1], color="tab:blue")
+        ax.set_xlabel("users")
+        ax.set_title("User segments (k-means on portraits)")
+        img = _save(fig, out_dir / "segments.png")
+        table = seg.traits.round(2).to_html(classes="t")
+        sections.append(f"<h2>User segments</h2><img src='{img}' alt='segments'>"
+                        f"<p>Mean portrait of each segment:</p>{table}")
+
+    trends = monthly_trends(reviews)
+    fig, axes = plt.subplots(2, 1, figsize=(9, 5.5), sharex=True)
+    axes[0].plot(trends.index, trends["rating_mean"].rolling(3, min_periods=1).mean(), label="mean rating (3-month)")
+    axes[0].set_ylabel("stars")
+    axes[0].legend()
+    axes[1].plot(trends.index, trends["share_positive"].rolling(3, min_periods=1).mean(), label="positive", color="tab:green")
+    axes[1].plot(trends.index, trends["share_negative"].rolling(3, min_periods=1).mean(), label="negative", color="tab:red")
+    axes[1].set_ylabel("share of reviews")
+    axes[1].legend()
+    fig.suptitle("Sentiment and rating over time")
+    img = _save(fig, out_dir / "trends.png")
+    top_items = reviews["item_id"].value_counts().index[:5]
+    fig, ax = plt.subplots(figsize=(9, 3.5))
+    for item in top_items:
+        r = reviews[reviews["item_id"] == item].sort_values("event_timestamp")
+        ax.plot(r["event_timestamp"], r["rating"].expanding().mean(), label=item)
+    ax.set_ylabel("running mean rating")
+    ax.set_title("Rating trend of the 5 most reviewed items")
+    ax.legend(fontsize=7)
+    img_items = _save(fig, out_dir / "item_trends.png")
+    sections.append(f"<h2>Sentiment and rating trends</h2><img src='{img}' alt='trends'>"
+                    f"<img src='{img_items}' alt='item trends'>")
+
+    movers = demand_movers(reviews)
+    fig, ax = plt.subplots(figsize=(8, 4))
+    ax.barh(movers.index[::-1], movers["change"][::-1],
+            color=["tab:green" if v > 0 else "tab:red" for v in movers["change"][::-1]])
+    ax.set_xlabel("reviews in the last 180 days minus the 180 before")
+    ax.set_title("Rising and falling items (demand trend)")
+    img = _save(fig, out_dir / "movers.png")
+    sections.append(f"<h2>Rising and falling items</h2><img src='{img}' alt='movers'>{movers.to_html(classes='t')}")
+
+    cohorts = cohort_activity(reviews)
+    if not cohorts.empty:
+        fig, ax = plt.subplots(figsize=(9, 4.5))
+        im = ax.imshow(cohorts.to_numpy(), aspect="auto", cmap="Blues", vmin=0, vmax=1)
+        ax.set_yticks(range(len(cohorts)), [str(c) for c in cohorts.index])
+        ax.set_xlabel("quarters since the first review")
+        ax.set_title("Cohort activity: share of each cohort reviewing")
+        fig.colorbar(im, ax=ax)
+        img = _save(fig, out_dir / "cohorts.png")
+        sections.append(f"<h2>Cohort activity</h2><img src='{img}' alt='cohorts'>")
+
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>Portrait operations report</title>
+<style>body{{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}} img{{max-width:100%;display:block;margin:1em 0}}
+table.t{{border-collapse:collapse;font-size:12px}} table.t td,table.t th{{border:1px solid #ccc;padding:3px 6px}}</style>
+<script>
+// lets a headless browser (and the tests) see that every chart loaded
+window.addEventListener("load", () => {{
+  const imgs = [...document.images];
+  document.body.dataset.charts = imgs.length;
+  document.body.dataset.chartsLoaded = imgs.filter(i => i.complete && i.naturalWidth > 0).length;
+}});
+</script>
+</head><body><h1>Portrait operations report</h1>
+<p>{len(reviews):,} reviews of {reviews['item_id'].nunique():,} items by {reviews['user_id'].nunique():,} users,
+{reviews['event_timestamp'].min():%Y-%m-%d} to {reviews['event_timestamp'].max():%Y-%m-%d}. Generated {html.escape(stamp)}.</p>
+{''.join(sections)}</body></html>"""
+    path = out_dir / "index.html"
+    path.write_text(page)
+    return path

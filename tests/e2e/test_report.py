@@ -1,0 +1,47 @@
+"""The operations report as a person sees it: rendered by headless Chromium,
+every chart loaded, the screenshot not blank."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from tests.e2e.conftest import sh
+
+pytestmark = pytest.mark.e2e
+
+
+def chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not path:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is needed to check the report (apt-get install chromium)")
+        pytest.skip("chromium not installed")
+    return path
+
+
+def test_report_renders_with_every_chart_and_is_not_blank(deployment, tmp_path):
+    browser = chromium()
+    out = tmp_path / "report"
+    sh(f"portrait report --out {out}", deployment.env)
+    page = (out / "index.html").as_uri()
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000"]
+    dom = subprocess.run([browser, *flags, "--dump-dom", page], capture_output=True, text=True, timeout=120).stdout
+    charts = re.search(r'data-charts="(\d+)"', dom)
+    loaded = re.search(r'data-charts-loaded="(\d+)"', dom)
+    assert charts and loaded, dom[:500]
+    assert int(charts.group(1)) >= 4 and loaded.group(1) == charts.group(1)
+    shot = tmp_path / "report.png"
+    subprocess.run([browser, *flags, "--window-size=1200,3000", f"--screenshot={shot}", page],
+                   capture_output=True, timeout=120)
+    from PIL import Image
+
+    image = Image.open(shot).convert("L")
+    pixels = list(image.getdata())
+    dark = sum(1 for p in pixels if p < 200) / len(pixels)
+    assert 0.01 < dark < 0.9, f"screenshot looks blank or broken ({dark:.3f} dark pixels)"
