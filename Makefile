@@ -29,6 +29,9 @@ demo: setup
 
 bench: setup
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/features.py
+	$(BIN)/python bench/models.py
+	$(BIN)/python bench/serving.py
 
 db-up: setup
 	$(BIN)/portrait db up
