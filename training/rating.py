@@ -38,6 +38,7 @@ class RatingConfig:
     seed: int = 13
     k: int = 10
     candidates: int = 100
+    ranking_users: int = 300  # users sampled for the ranking evaluation (each costs 100 feature rows)
 
 
 def label_rows(engine: sa.Engine) -> pd.DataFrame:
@@ -254,6 +255,9 @@ def ranking_eval(store, frame: pd.DataFrame, split: TimeSplit, score, cfg: Ratin
         return [i for i in popular if i not in s][:cfg.k]
 
     users = sorted(relevant)
+    if len(users) > cfg.ranking_users:
+        users = sorted(np.random.default_rng(cfg.seed).choice(users, size=cfg.ranking_users, replace=False))
+        relevant = {u: relevant[u] for u in users}
     u_emb = _as_of(store, pd.DataFrame({"user_id": users, "event_timestamp": cut}),
                    ["user_text_profile:user_embedding"]).set_index("user_id")["user_embedding"]
     items = sorted(set(before["item_id"]))
