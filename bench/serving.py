@@ -26,6 +26,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from portrait.demo import wait_ready
+
 REPO = Path(__file__).resolve().parents[1]
 BENTOML = str(Path(sys.executable).with_name("bentoml"))
 
@@ -41,18 +43,12 @@ def start(service: str) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen([BENTOML, "serve", service, "--port", str(port), "--host", "127.0.0.1"], cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            sys.exit(f"{service} exited; run `make demo` first (champions promoted, features materialized)")
-        time.sleep(1)
-    stop(proc)
-    sys.exit(f"{service} was not ready in 300 s")
+    try:
+        wait_ready(url, proc)
+    except RuntimeError as err:
+        stop(proc)
+        sys.exit(f"{service}: {err}; run `make demo` first (champions promoted, features materialized)")
+    return proc, url
 
 
 def stop(proc: subprocess.Popen) -> None:

@@ -60,20 +60,21 @@ def start_service(port: int, state: Path) -> subprocess.Popen:
     return proc
 
 
-def wait_ready(url: str, proc: subprocess.Popen, log: Path, timeout: float = 300) -> None:
+def wait_ready(url: str, proc: subprocess.Popen, log: Path | None = None, timeout: float = 300) -> None:
+    """Until a started `bentoml serve` answers /readyz; RuntimeError with its log if it dies or stalls."""
     import httpx
 
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc.poll() is not None:
-            sys.exit(f"the service exited; its log ({log}):\n{log.read_text()[-3000:]}")
+            raise RuntimeError(f"the service exited; its log:\n{log.read_text()[-3000:] if log else ''}")
         try:
             if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(1)
-    sys.exit(f"the service was not ready in {timeout:.0f} s; see {log}")
+    raise RuntimeError(f"the service was not ready in {timeout:.0f} s; see {log}")
 
 
 def call_every_endpoint(url: str, key: str) -> None:
@@ -140,7 +141,10 @@ def main() -> None:
     step("5/7 start the BentoML service")
     url = f"http://127.0.0.1:{args.port}"
     proc = start_service(args.port, settings.state_dir)
-    wait_ready(url, proc, settings.state_dir / "serve.log")
+    try:
+        wait_ready(url, proc, settings.state_dir / "serve.log")
+    except RuntimeError as err:
+        sys.exit(str(err))
     step("6/7 call every endpoint")
     from portrait.settings import api_keys
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from portrait.demo import wait_ready
 from tests.conftest import REPO
 from tests.integration.test_ingest import real_lines
 
@@ -68,22 +69,6 @@ class Deployment:
 
     def headers(self) -> dict:
         return {"X-API-Key": API_KEY}
-
-
-def wait_ready(url: str, proc: subprocess.Popen, log: Path, timeout: float = 240) -> None:
-    import httpx
-
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"bentoml serve exited: {log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    raise RuntimeError(f"service not ready in {timeout}s: {log.read_text()[-3000:]}")
 
 
 @pytest.fixture(scope="session")
