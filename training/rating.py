@@ -258,32 +258,44 @@ def ranking_eval(store, frame: pd.DataFrame, split: TimeSplit, score, cfg: Ratin
     if len(users) > cfg.ranking_users:
         users = sorted(np.random.default_rng(cfg.seed).choice(users, size=cfg.ranking_users, replace=False))
         relevant = {u: relevant[u] for u in users}
-    u_emb = _as_of(store, pd.DataFrame({"user_id": users, "event_timestamp": cut}),
-                   ["user_text_profile:user_embedding"]).set_index("user_id")["user_embedding"]
+    # Features as of the test start, fetched per user and per item (two small
+    # point-in-time joins) and combined in process, as serving does
+    # (portrait.online.OnlineReader.rating_inputs): a join per (user, item) pair
+    # would carry every item embedding snapshot through PostgreSQL.
+    from portrait.online import ITEM_STATS, USER_BEHAVIOR, USER_TEXT
+
+    user_df = _as_of(store, pd.DataFrame({"user_id": users, "event_timestamp": cut}),
+                     [f"user_behavior:{f}" for f in USER_BEHAVIOR] + [f"user_text_profile:{f}" for f in USER_TEXT]
+                     ).drop(columns=["event_timestamp"]).drop_duplicates("user_id").set_index("user_id")
     items = sorted(set(before["item_id"]))
-    i_emb = _as_of(store, pd.DataFrame({"item_id": items, "event_timestamp": cut}),
-                   ["item_text_profile:item_embedding"]).set_index("item_id")["item_embedding"].reindex(items)
-    item_matrix = np.stack([np.asarray(v, dtype=np.float32) if v is not None and len(v) else
-                            np.zeros(len(next(x for x in i_emb if x is not None and len(x))), np.float32)
-                            for v in i_emb])
+    item_df = _as_of(store, pd.DataFrame({"item_id": items, "event_timestamp": cut}),
+                     [f"item_stats:{f}" for f in ITEM_STATS] + ["item_text_profile:item_embedding"]
+                     ).drop_duplicates("item_id").set_index("item_id").reindex(items)
+    dim = next((len(v) for v in item_df["item_embedding"] if v is not None and len(v)), 0)
+    item_matrix = np.stack([np.asarray(v, dtype=np.float32) if v is not None and len(v) else np.zeros(dim, np.float32)
+                            for v in item_df["item_embedding"]])
     item_matrix /= np.maximum(np.linalg.norm(item_matrix, axis=1, keepdims=True), 1e-9)
 
-    pairs, cold = [], []
+    rows, cold = [], []
     for user in users:
-        vec = u_emb.get(user)
+        vec = user_df["user_embedding"].get(user) if user in user_df.index else None
         if vec is None or not len(vec):
             cold.append(user)
             continue
         v = np.asarray(vec, dtype=np.float32)
         sims = item_matrix @ (v / max(np.linalg.norm(v), 1e-9))
         s = seen.get(user, set())
-        order = [items[j] for j in np.argsort(-sims) if items[j] not in s][:cfg.candidates]
-        pairs += [(user, it) for it in order]
-    entity = pd.DataFrame(pairs, columns=["user_id", "item_id"])
-    entity["event_timestamp"] = cut
-    entity["request_unix"] = int(pd.Timestamp(split.test_from).timestamp())
-    features = _as_of(store, entity, store.get_feature_service(FEATURE_SERVICE))
-    features["score"] = score(features)
+        top = [j for j in np.argsort(-sims) if items[j] not in s][:cfg.candidates]
+        u = user_df.loc[user]
+        last = u.get("last_activity_unix")
+        for j in top:
+            rows.append({"user_id": user, "item_id": items[j], **{f: u.get(f) for f in USER_BEHAVIOR},
+                         **{f: u.get(f) for f in ("share_positive", "share_neutral", "share_negative")},
+                         **{f: item_df.iloc[j][f] for f in ITEM_STATS}, "affinity": float(sims[j]),
+                         "days_since_last_activity": (pd.Timestamp(split.test_from).timestamp() - last) / 86400
+                         if last is not None and not pd.isna(last) else np.nan})
+    features = pd.DataFrame(rows)
+    features["score"] = score(features) if len(features) else []
     ranked = {u: g.sort_values("score", ascending=False)["item_id"].tolist() for u, g in features.groupby("user_id")}
     ranked.update({u: popularity(u) for u in cold})
     pop_ranked = {u: popularity(u) for u in users}
