@@ -291,6 +291,9 @@ class Portrait:
     def _predict_ratings(self, reader, user: dict, item_ids: list[str]) -> np.ndarray:
         model = self.rating.get()
         frame = reader.rating_inputs(user, item_ids, time.time())
+        schema = model.metadata.get_input_schema()
+        if schema is not None:  # exactly the model's inputs: MLflow warns (per request) about extras
+            frame = frame[[c for c in schema.input_names() if c in frame]]
         return model.predict(frame)["rating"].to_numpy()
 
     @bentoml.api(route="/rating")
