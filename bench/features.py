@@ -19,7 +19,6 @@ Redis uses --redis-url (default db 14, which is flushed).
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 import uuid

@@ -12,8 +12,6 @@ import sys
 import time
 from pathlib import Path
 
-import sqlalchemy as sa
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import scratch_database  # noqa: E402
 

@@ -109,11 +109,9 @@ async def open_loop(url: str, path: str, bodies: list, rate: float, seconds: flo
 
     tasks = []
     async with httpx.AsyncClient(timeout=30) as http:
+        t0 = time.perf_counter()
         for i in range(int(rate * seconds)):
-            target = i / rate
-            await asyncio.sleep(max(0.0, target - (time.perf_counter() - t0)) if i else 0)
-            if i == 0:
-                t0 = time.perf_counter()
+            await asyncio.sleep(max(0.0, i / rate - (time.perf_counter() - t0)))
             tasks.append(asyncio.create_task(one(http, bodies[i % len(bodies)])))
         await asyncio.gather(*tasks)
     return latencies, errors

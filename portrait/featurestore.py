@@ -10,8 +10,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlparse
 
-from sqlalchemy.engine import make_url
-
 from portrait import database
 from portrait.settings import REPO_ROOT, Settings
 

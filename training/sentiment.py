@@ -4,7 +4,6 @@ logistic-regression baseline. Each is its own MLflow run; the fine-tuned model
 is registered as `review-sentiment`. Macro-F1 is the headline metric."""
 from __future__ import annotations
 
-import copy
 import logging
 import math
 import time

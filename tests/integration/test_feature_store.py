@@ -2,7 +2,6 @@
 online store) and real Redis (online store), in both profiles."""
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
@@ -10,7 +9,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import AMAZON, TEST_KEY
+from tests.conftest import TEST_KEY
 from tests.integration.test_ingest import real_lines
 
 pytestmark = pytest.mark.integration
