@@ -350,9 +350,11 @@ def train_rating(epochs: int, seed: int, train_before: str, test_from: str) -> N
     click.echo(f"  test RMSE {m['test_rmse']:.4f} (MAE {m['test_mae']:.4f}); user+item bias "
                f"{b['user_item_bias_test_rmse']:.4f}; matrix factorization {b['matrix_factorization_test_rmse']:.4f}; "
                f"global mean {b['global_mean_test_rmse']:.4f}")
-    click.echo(f"  NDCG@10 {m['test_ndcg_at_10']:.4f} vs popularity {m['popularity_ndcg_at_10']:.4f} "
-               f"({m['ndcg_at_10_vs_popularity']:.2f}x); Recall@10 {m['test_recall_at_10']:.4f} vs "
-               f"{m['popularity_recall_at_10']:.4f}")
+    click.echo(f"  NDCG@10 {m['test_ndcg_at_10']:.4f} vs popularity {m['test_popularity_ndcg_at_10']:.4f} "
+               f"({m['test_ndcg_at_10_vs_popularity']:.2f}x); Recall@10 {m['test_recall_at_10']:.4f} vs "
+               f"{m['test_popularity_recall_at_10']:.4f}; ranking weights (chosen on validation) "
+               f"affinity {m['ranking_weight_affinity']:g}, popularity {m['ranking_weight_popularity']:g}, "
+               f"rating {m['ranking_weight_rating']:g}")
     click.echo(f"  promote with: portrait models promote rating-predictor {out.version}")
 
 

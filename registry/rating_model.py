@@ -64,6 +64,31 @@ def prepare(frame: pd.DataFrame, spec: dict) -> np.ndarray:
     return np.stack(cols, axis=1).astype(np.float32) if cols else np.zeros((len(frame), 0), np.float32)
 
 
+# How /recommend ranks (weights chosen on the validation period by training; a
+# model logged without them ranks embedding-nearest candidates by predicted rating).
+DEFAULT_RANKING = {"affinity": 1.0, "popularity": 0.0, "rating": 1.0}
+
+
+def ranking_prior(affinity: np.ndarray, item_review_count: np.ndarray, weights: dict) -> np.ndarray:
+    """The candidate score: similarity to what the user reviewed plus a popularity
+    prior (log review count). The top candidates by it are re-ranked by
+    ranking_score. A missing value counts as 0."""
+    aff = np.nan_to_num(np.asarray(affinity, dtype=float), nan=0.0)
+    pop = np.log1p(np.nan_to_num(np.asarray(item_review_count, dtype=float), nan=0.0))
+    return weights["affinity"] * aff + weights["popularity"] * pop
+
+
+def ranking_score(prior: np.ndarray, rating: np.ndarray, weights: dict) -> np.ndarray:
+    """The final recommendation score of a candidate: its prior plus the weighted predicted rating."""
+    return prior + weights["rating"] * np.asarray(rating, dtype=float)
+
+
+def top_candidates(prior: np.ndarray, allowed: np.ndarray, n: int) -> np.ndarray:
+    """Indices of the n allowed items with the highest prior, best first."""
+    idx = np.flatnonzero(allowed)
+    return idx[np.argsort(-prior[idx], kind="stable")[:n]]
+
+
 class RatingModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context) -> None:
         import torch
@@ -73,6 +98,7 @@ class RatingModel(mlflow.pyfunc.PythonModel):
         self.net = build_net(self.spec["n_inputs"], self.spec["hidden"])
         self.net.load_state_dict(torch.load(context.artifacts["weights"], map_location="cpu"))
         self.net.eval()
+        self.ranking = {**DEFAULT_RANKING, **self.spec.get("ranking", {})}
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         import torch

@@ -96,6 +96,12 @@ class ChampionModel:
             self.model, self.version, self.error = model, str(info.version), None
             return changed
 
+    def ranking(self) -> dict:
+        """The /recommend ranking weights the rating champion was trained with."""
+        from registry.rating_model import DEFAULT_RANKING
+
+        return getattr(self.get().unwrap_python_model(), "ranking", DEFAULT_RANKING)
+
     def get(self):
         if self.model is None:
             raise down(f"model {self.name}@champion is not available: {self.error or 'not loaded'}; "
@@ -321,8 +327,11 @@ class Portrait:
     @bentoml.api(route="/recommend")
     def recommend(self, user_id: UserId, k: Annotated[int, Field(ge=1, le=MAX_ITEMS)] = 10,
                   exclude_seen: bool = True) -> RecommendResponse:
-        """Top-k items: candidates by embedding similarity, ranked by the rating
-        model; a user without a text profile gets the most popular items."""
+        """Top-k items: candidates by similarity to what the user reviewed plus a
+        popularity prior, re-ranked with the predicted rating (weights chosen on
+        validation at training); a user without a text profile gets the most popular items."""
+        from registry.rating_model import ranking_prior, ranking_score, top_candidates
+
         pseudonym = self._pseudonym(user_id)
         seen = self._seen(pseudonym) if exclude_seen else set()
 
@@ -337,18 +346,20 @@ class Portrait:
                     Recommendation(item_id=items.item_ids[j], score=float(-rank[j]), predicted_rating=None,
                                    affinity=None, why=f"popular: #{int(rank[j])} by reviews")
                     for j in top])
+            weights = self.rating.ranking()
             affinity = reader.affinity(user, items.item_ids)
-            affinity = np.where(allowed & np.isfinite(affinity), affinity, -np.inf)
-            candidates = [j for j in np.argsort(-affinity)[:CANDIDATES] if np.isfinite(affinity[j])]
+            prior = ranking_prior(affinity, items.stats["item_review_count"], weights)
+            candidates = top_candidates(prior, allowed, CANDIDATES)
             ids = [items.item_ids[j] for j in candidates]
             ratings = self._predict_ratings(reader, user, ids) if ids else np.array([])
-            order = np.argsort(-ratings, kind="stable")[:k]
+            scores = ranking_score(prior[candidates], ratings, weights)
+            order = np.argsort(-scores, kind="stable")[:k]
             return RecommendResponse(user_id=user_id, cold_start=False, models=self.versions(), items=[
-                Recommendation(item_id=ids[o], score=round(float(ratings[o]), 4),
+                Recommendation(item_id=ids[o], score=round(float(scores[o]), 4),
                                predicted_rating=round(float(ratings[o]), 3),
-                               affinity=round(float(affinity[candidates[o]]), 4),
-                               why=f"predicted {ratings[o]:.1f} stars; similarity {affinity[candidates[o]]:.2f} "
-                                   "to what you reviewed")
+                               affinity=_rounded(affinity[candidates[o]]),
+                               why=_why(ratings[o], affinity[candidates[o]],
+                                        items.stats["item_review_count"][candidates[o]]))
                 for o in order])
         return self._online(answer)
 
@@ -444,6 +455,19 @@ class Portrait:
 
     def __is_ready__(self) -> bool:
         return self.rating.model is not None and self._reader is not None
+
+
+def _rounded(value: float) -> float | None:
+    return round(float(value), 4) if np.isfinite(value) else None
+
+
+def _why(rating: float, affinity: float, reviews: float) -> str:
+    parts = [f"predicted {rating:.1f} stars"]
+    if np.isfinite(affinity):
+        parts.append(f"similarity {affinity:.2f} to what you reviewed")
+    if np.isfinite(reviews):
+        parts.append(f"{int(reviews)} reviews")
+    return "; ".join(parts)
 
 
 class ApiKeyMiddleware:

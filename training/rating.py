@@ -236,34 +236,42 @@ def _as_of(store, entities: pd.DataFrame, features: list[str]) -> pd.DataFrame:
     return historical_features(store, entities, features)
 
 
-def ranking_eval(store, frame: pd.DataFrame, split: TimeSplit, score, cfg: RatingConfig) -> dict[str, float]:
-    """Top-k recommendation on the test period, as serving does it: candidates are
-    the items nearest the user's embedding (as of the test start, items the user
-    already reviewed excluded), ranked by the model's predicted rating; users
-    without an embedding get the most popular items. Relevant items: those the
-    user reviewed in the test period. Baseline: the most popular items."""
-    cut = pd.Timestamp(split.test_from) - pd.Timedelta(seconds=1)
-    before = frame[frame["part"] != "test"]
-    test = frame[frame["part"] == "test"]
+@dataclass
+class RankingPeriod:
+    """Who reviewed what in one period, and everything known at its start.
+    Warm users (with a text profile) are ranked by the model, the rest get the
+    most popular items, as serving does."""
+    users: list[str]                  # sampled users with at least one new item in the period
+    relevant: dict[str, set[str]]     # items each reviewed in the period, seen ones excluded
+    seen: dict[str, set[str]]
+    popular: list[str]                # items by review count before the period
+    items: list[str]
+    warm: list[str]
+    features: pd.DataFrame            # rating_v1 inputs for every (warm user, item), user-major
+    affinity: np.ndarray              # warm users x items
+    item_review_count: np.ndarray     # items
+    allowed: np.ndarray               # warm users x items: not reviewed before
+
+    def popularity(self, user: str, k: int) -> list[str]:
+        s = self.seen.get(user, set())
+        return [i for i in self.popular if i not in s][:k]
+
+
+def ranking_period(store, before: pd.DataFrame, during: pd.DataFrame, start, cfg: RatingConfig) -> RankingPeriod:
+    """Features as of `start`, fetched per user and per item (two small
+    point-in-time joins) and combined in process, as serving does
+    (portrait.online.OnlineReader.rating_inputs): a join per (user, item) pair
+    would carry every item embedding snapshot through PostgreSQL."""
+    from portrait.online import ITEM_STATS, USER_BEHAVIOR, USER_TEXT
+
+    cut = pd.Timestamp(start) - pd.Timedelta(seconds=1)
     seen = before.groupby("user_id")["item_id"].agg(set).to_dict()
-    relevant = {u: set(g) - seen.get(u, set()) for u, g in test.groupby("user_id")["item_id"]}
+    relevant = {u: set(g) - seen.get(u, set()) for u, g in during.groupby("user_id")["item_id"]}
     relevant = {u: r for u, r in relevant.items() if r}
-    popular = before["item_id"].value_counts().index.tolist()
-
-    def popularity(user: str) -> list[str]:
-        s = seen.get(user, set())
-        return [i for i in popular if i not in s][:cfg.k]
-
     users = sorted(relevant)
     if len(users) > cfg.ranking_users:
         users = sorted(np.random.default_rng(cfg.seed).choice(users, size=cfg.ranking_users, replace=False))
-        relevant = {u: relevant[u] for u in users}
-    # Features as of the test start, fetched per user and per item (two small
-    # point-in-time joins) and combined in process, as serving does
-    # (portrait.online.OnlineReader.rating_inputs): a join per (user, item) pair
-    # would carry every item embedding snapshot through PostgreSQL.
-    from portrait.online import ITEM_STATS, USER_BEHAVIOR, USER_TEXT
-
+    relevant = {u: relevant[u] for u in users}
     user_df = _as_of(store, pd.DataFrame({"user_id": users, "event_timestamp": cut}),
                      [f"user_behavior:{f}" for f in USER_BEHAVIOR] + [f"user_text_profile:{f}" for f in USER_TEXT]
                      ).drop(columns=["event_timestamp"]).drop_duplicates("user_id").set_index("user_id")
@@ -274,41 +282,100 @@ def ranking_eval(store, frame: pd.DataFrame, split: TimeSplit, score, cfg: Ratin
     dim = next((len(v) for v in item_df["item_embedding"] if v is not None and len(v)), 0)
     item_matrix = np.stack([np.asarray(v, dtype=np.float32) if v is not None and len(v) else np.zeros(dim, np.float32)
                             for v in item_df["item_embedding"]])
+    has_item_vector = np.linalg.norm(item_matrix, axis=1) > 0
     item_matrix /= np.maximum(np.linalg.norm(item_matrix, axis=1, keepdims=True), 1e-9)
 
-    rows, cold = [], []
-    for user in users:
-        vec = user_df["user_embedding"].get(user) if user in user_df.index else None
-        if vec is None or not len(vec):
-            cold.append(user)
-            continue
-        v = np.asarray(vec, dtype=np.float32)
-        sims = item_matrix @ (v / max(np.linalg.norm(v), 1e-9))
-        s = seen.get(user, set())
-        top = [j for j in np.argsort(-sims) if items[j] not in s][:cfg.candidates]
-        u = user_df.loc[user]
-        last = u.get("last_activity_unix")
-        for j in top:
-            rows.append({"user_id": user, "item_id": items[j], **{f: u.get(f) for f in USER_BEHAVIOR},
-                         **{f: u.get(f) for f in ("share_positive", "share_neutral", "share_negative")},
-                         **{f: item_df.iloc[j][f] for f in ITEM_STATS}, "affinity": float(sims[j]),
-                         "days_since_last_activity": (pd.Timestamp(split.test_from).timestamp() - last) / 86400
-                         if last is not None and not pd.isna(last) else np.nan})
-    features = pd.DataFrame(rows)
-    features["score"] = score(features) if len(features) else []
-    ranked = {u: g.sort_values("score", ascending=False)["item_id"].tolist() for u, g in features.groupby("user_id")}
-    ranked.update({u: popularity(u) for u in cold})
-    pop_ranked = {u: popularity(u) for u in users}
-    ndcg, recall = ndcg_recall_at_k(ranked, relevant, cfg.k)
-    pop_ndcg, pop_recall = ndcg_recall_at_k(pop_ranked, relevant, cfg.k)
-    warm = {u: relevant[u] for u in users if u not in cold}
-    warm_ndcg, _ = ndcg_recall_at_k(ranked, warm, cfg.k)
-    warm_pop_ndcg, _ = ndcg_recall_at_k(pop_ranked, warm, cfg.k)
-    return {f"test_ndcg_at_{cfg.k}": ndcg, f"test_recall_at_{cfg.k}": recall,
-            f"popularity_ndcg_at_{cfg.k}": pop_ndcg, f"popularity_recall_at_{cfg.k}": pop_recall,
-            f"warm_test_ndcg_at_{cfg.k}": warm_ndcg, f"warm_popularity_ndcg_at_{cfg.k}": warm_pop_ndcg,
-            "ranking_users": len(users), "ranking_cold_users": len(cold),
-            f"ndcg_at_{cfg.k}_vs_popularity": ndcg / pop_ndcg if pop_ndcg else float("nan")}
+    warm = [u for u in users if u in user_df.index and user_df.at[u, "user_embedding"] is not None
+            and len(user_df.at[u, "user_embedding"])]
+    vectors = np.stack([np.asarray(user_df.at[u, "user_embedding"], dtype=np.float32) for u in warm]) if warm \
+        else np.zeros((0, dim), np.float32)
+    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)
+    affinity = np.where(has_item_vector[None, :], vectors @ item_matrix.T, np.nan)
+    n_items = len(items)
+    u = user_df.reindex(warm)
+    features = pd.DataFrame({f: np.repeat(pd.to_numeric(u[f], errors="coerce").to_numpy(float), n_items)
+                             for f in (*USER_BEHAVIOR, "share_positive", "share_neutral", "share_negative")})
+    for f in ITEM_STATS:
+        features[f] = np.tile(pd.to_numeric(item_df[f], errors="coerce").to_numpy(float), len(warm))
+    features["affinity"] = affinity.reshape(-1)
+    features["days_since_last_activity"] = (pd.Timestamp(start).timestamp() - features["last_activity_unix"]) / 86400
+    index = {i: j for j, i in enumerate(items)}
+    allowed = np.ones((len(warm), n_items), dtype=bool)
+    for r, user in enumerate(warm):
+        allowed[r, [index[i] for i in seen.get(user, ()) if i in index]] = False
+    return RankingPeriod(users, relevant, seen, before["item_id"].value_counts().index.tolist(), items, warm,
+                         features, affinity, pd.to_numeric(item_df["item_review_count"], errors="coerce").to_numpy(float),
+                         allowed)
+
+
+def ranked_lists(period: RankingPeriod, ratings: np.ndarray, weights: dict, cfg: RatingConfig) -> dict[str, list[str]]:
+    """Top-k per user exactly as /recommend ranks: candidates by the prior, re-ranked
+    with the predicted rating (ratings: warm users x items)."""
+    from registry.rating_model import ranking_prior, ranking_score, top_candidates
+
+    ranked = {}
+    for r, user in enumerate(period.warm):
+        prior = ranking_prior(period.affinity[r], period.item_review_count, weights)
+        cand = top_candidates(prior, period.allowed[r], cfg.candidates)
+        order = np.argsort(-ranking_score(prior[cand], ratings[r, cand], weights), kind="stable")[:cfg.k]
+        ranked[user] = [period.items[j] for j in cand[order]]
+    for user in period.users:
+        ranked.setdefault(user, period.popularity(user, cfg.k))
+    return ranked
+
+
+RANKING_GRID = [{"affinity": a, "popularity": p, "rating": r}
+                for a in (0.0, 0.5, 1.0, 2.0, 4.0) for p in (0.0, 0.1, 0.25, 0.5, 1.0) for r in (0.0, 0.5, 1.0)
+                if a or p]
+
+
+def choose_ranking(period: RankingPeriod, ratings: np.ndarray, cfg: RatingConfig) -> tuple[dict, float]:
+    """The ranking weights with the best NDCG@k on this (validation) period."""
+    best, best_ndcg = None, -1.0
+    for weights in RANKING_GRID:
+        ndcg, _ = ndcg_recall_at_k(ranked_lists(period, ratings, weights, cfg), period.relevant, cfg.k)
+        if ndcg > best_ndcg + 1e-12:
+            best, best_ndcg = weights, ndcg
+    return best, best_ndcg
+
+
+def ranking_metrics(period: RankingPeriod, ratings: np.ndarray, weights: dict, cfg: RatingConfig,
+                    prefix: str) -> dict[str, float]:
+    """NDCG@k and Recall@k of the model's ranking and of popularity on one period."""
+    from registry.rating_model import DEFAULT_RANKING
+
+    k = cfg.k
+    ndcg, recall = ndcg_recall_at_k(ranked_lists(period, ratings, weights, cfg), period.relevant, k)
+    pop = {u: period.popularity(u, k) for u in period.users}
+    pop_ndcg, pop_recall = ndcg_recall_at_k(pop, period.relevant, k)
+    by_rating, _ = ndcg_recall_at_k(ranked_lists(period, ratings, DEFAULT_RANKING, cfg), period.relevant, k)
+    return {f"{prefix}_ndcg_at_{k}": ndcg, f"{prefix}_recall_at_{k}": recall,
+            f"{prefix}_popularity_ndcg_at_{k}": pop_ndcg, f"{prefix}_popularity_recall_at_{k}": pop_recall,
+            f"{prefix}_nearest_by_rating_ndcg_at_{k}": by_rating,
+            f"{prefix}_ndcg_at_{k}_vs_popularity": ndcg / pop_ndcg if pop_ndcg else float("nan"),
+            f"{prefix}_ranking_users": len(period.users), f"{prefix}_ranking_cold_users": len(period.users) - len(period.warm)}
+
+
+def predicted_matrix(period: RankingPeriod, score) -> np.ndarray:
+    return np.asarray(score(period.features), dtype=float).reshape(len(period.warm), len(period.items)) \
+        if period.warm else np.zeros((0, len(period.items)))
+
+
+def ranking_eval(store, frame: pd.DataFrame, split: TimeSplit, score_val, score_test,
+                 cfg: RatingConfig) -> tuple[dict[str, float], dict]:
+    """Top-k recommendation as serving does it. The ranking weights (affinity,
+    popularity prior, predicted rating) are chosen on the validation period with
+    the model trained before it (score_val); the test period, with the refit
+    model (score_test), reports the result. Relevant items: those a user
+    reviewed in the period. Baseline: the most popular items before it."""
+    parts = frame["part"]
+    val = ranking_period(store, frame[parts == "train"], frame[parts == "val"], split.train_before, cfg)
+    weights, _ = choose_ranking(val, predicted_matrix(val, score_val), cfg)
+    test = ranking_period(store, frame[parts != "test"], frame[parts == "test"], split.test_from, cfg)
+    metrics = {**ranking_metrics(val, predicted_matrix(val, score_val), weights, cfg, "val"),
+               **ranking_metrics(test, predicted_matrix(test, score_test), weights, cfg, "test")}
+    metrics.update({f"ranking_weight_{k}": v for k, v in weights.items()})
+    return metrics, weights
 
 
 @dataclass
@@ -364,8 +431,8 @@ def run_rating_training(engine: sa.Engine, store, cfg: RatingConfig = RatingConf
         mlflow.log_params({**{k: v for k, v in asdict(cfg).items()}, **counts, "features": len(features),
                            "feature_service": FEATURE_SERVICE, "feast_join_seconds": round(join_seconds, 1),
                            **environment_params()})
-        spec = feature_spec(train, features, cfg.hidden)
-        _, history, best_epoch = train_mlp(train, val, spec, cfg,
+        first_spec = feature_spec(train, features, cfg.hidden)
+        first_net, history, best_epoch = train_mlp(train, val, first_spec, cfg,
                                            on_epoch=lambda row: mlflow.log_metrics(
                                                {k: v for k, v in row.items() if k != "step"}, step=row["step"]))
         # the epoch count is chosen on validation; the model then learns from train + validation,
@@ -376,7 +443,10 @@ def run_rating_training(engine: sa.Engine, store, cfg: RatingConfig = RatingConf
         pred = predict_mlp(net, test, spec)
         metrics = regression_metrics(y_test, pred, "test")
         metrics["val_rmse_at_best_epoch"] = history[best_epoch - 1]["val_rmse"]
-        metrics.update(ranking_eval(store, frame, split, lambda f: predict_mlp(net, f, spec), cfg))
+        ranking, weights = ranking_eval(store, frame, split, lambda f: predict_mlp(first_net, f, first_spec),
+                                        lambda f: predict_mlp(net, f, spec), cfg)
+        metrics.update(ranking)
+        spec["ranking"] = weights
         metrics["best_epoch"] = best_epoch
         for name in ("user_item_bias", "matrix_factorization", "global_mean"):
             metrics[f"test_rmse_minus_{name}"] = metrics["test_rmse"] - baselines[f"{name}_test_rmse"]

@@ -116,7 +116,8 @@ def test_rating_model_trains_registers_and_loads_by_alias(tracked):
     settings, engine = tracked
     settings, store = _store(settings, "postgres")
     out = run_rating_training(engine, store, RatingConfig(epochs=5, mf_epochs=3), TimeSplit(*SPLIT_DATES))
-    for key in ("test_rmse", "test_mae", "test_ndcg_at_10", "popularity_ndcg_at_10", "test_recall_at_10"):
+    for key in ("test_rmse", "test_mae", "test_ndcg_at_10", "test_popularity_ndcg_at_10", "test_recall_at_10",
+                "val_ndcg_at_10"):
         assert np.isfinite(out.metrics[key]), key
     for key in ("user_item_bias_test_rmse", "matrix_factorization_test_rmse", "global_mean_test_rmse"):
         assert np.isfinite(out.baselines[key]), key

@@ -1,0 +1,93 @@
+"""How far above popularity can a recommender get on this data? NDCG@10 of
+classic collaborative filters against the most-popular baseline, side by side,
+on the same periods and relevance as `portrait train rating` (relevant: items a
+user reviewed in the period and had not reviewed before; train < 2013-07-01 <=
+validation < 2014-01-01 <= test). Weights are chosen on validation, reported on
+test. Reads the reviews table only; seconds.
+
+    .venv/bin/python bench/ranking.py
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from portrait import database
+from portrait.settings import get_settings
+from training.common import TimeSplit
+from training.rating import ndcg_recall_at_k
+
+K = 10
+EASE_LAMBDA = 200.0
+BLEND = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
+
+
+def period_data(reviews: pd.DataFrame, start, end) -> dict:
+    before = reviews[reviews.t < start]
+    during = reviews[(reviews.t >= start) & (reviews.t < end)] if end is not None else reviews[reviews.t >= start]
+    seen = before.groupby("user_id")["item_id"].agg(set).to_dict()
+    relevant = {u: set(g) - seen.get(u, set()) for u, g in during.groupby("user_id")["item_id"]}
+    relevant = {u: r for u, r in relevant.items() if r}
+    items = sorted(set(before["item_id"]))
+    index = {i: j for j, i in enumerate(items)}
+    users = sorted(set(before["user_id"]))
+    row = {u: r for r, u in enumerate(users)}
+    x = np.zeros((len(users), len(items)))
+    x[[row[u] for u in before.user_id], [index[i] for i in before.item_id]] = 1.0
+    recent = before[before.t >= pd.Timestamp(start) - pd.Timedelta(days=90)]
+    return {"relevant": relevant, "seen": seen, "items": items, "index": index, "row": row, "x": x,
+            "count": x.sum(0), "recent": recent["item_id"].value_counts().reindex(items).fillna(0).to_numpy()}
+
+
+def ndcg_of(d: dict, score_of) -> float:
+    ranked = {}
+    for user in d["relevant"]:
+        s = np.array(score_of(user), dtype=float)
+        s[[d["index"][i] for i in d["seen"].get(user, ()) if i in d["index"]]] = -np.inf
+        ranked[user] = [d["items"][j] for j in np.argsort(-s, kind="stable")[:K]]
+    return ndcg_recall_at_k(ranked, d["relevant"], K)[0]
+
+
+def recommenders(d: dict) -> dict:
+    x, count = d["x"], d["count"]
+    zero = np.zeros(len(d["items"]))
+    history = lambda u: x[d["row"][u]] if u in d["row"] else zero  # noqa: E731
+    co = x.T @ x
+    np.fill_diagonal(co, 0)
+    knn = co / np.sqrt(np.outer(count, count) + 1e-9)
+    p = np.linalg.inv(x.T @ x + EASE_LAMBDA * np.eye(len(count)))
+    ease = -p / np.diag(p)
+    np.fill_diagonal(ease, 0)
+    pop = np.log1p(count) / max(np.log1p(count).max(), 1e-9)
+    return {
+        "popularity (all time)": lambda w: lambda u: count,
+        "popularity (last 90 days)": lambda w: lambda u: d["recent"] + 1e-3 * count,
+        "item-kNN (cosine)": lambda w: lambda u: history(u) @ knn + w * pop,
+        f"EASE (lambda {EASE_LAMBDA:g})": lambda w: lambda u: history(u) @ ease + w * pop,
+    }
+
+
+def main() -> None:
+    engine = database.engine(get_settings())
+    with engine.connect() as conn:
+        reviews = pd.read_sql(sa.text("SELECT user_id, item_id, event_timestamp AS t FROM reviews"), conn)
+    reviews["t"] = pd.to_datetime(reviews["t"], utc=True)
+    split = TimeSplit()
+    val = period_data(reviews, pd.Timestamp(split.train_before), pd.Timestamp(split.test_from))
+    test = period_data(reviews, pd.Timestamp(split.test_from), None)
+    val_recs, test_recs = recommenders(val), recommenders(test)
+    base_val = ndcg_of(val, val_recs["popularity (all time)"](0))
+    base_test = ndcg_of(test, test_recs["popularity (all time)"](0))
+    print(f"NDCG@{K}, {len(val['relevant'])} validation / {len(test['relevant'])} test users; "
+          f"ratio against popularity (all time) = {base_val:.4f} / {base_test:.4f}")
+    print(f"  {'recommender':<30}{'popularity blend':>18}{'validation':>12}{'test':>8}")
+    for name in val_recs:
+        blends = BLEND if "popularity" not in name else (0.0,)
+        w = max(blends, key=lambda b: ndcg_of(val, val_recs[name](b)))
+        v, t = ndcg_of(val, val_recs[name](w)), ndcg_of(test, test_recs[name](w))
+        print(f"  {name:<30}{w:>18g}{v / base_val:>11.2f}x{t / base_test:>7.2f}x")
+
+
+if __name__ == "__main__":
+    main()
