@@ -3,7 +3,9 @@ process, the servers run in their own (bentoml serve). Bounded in count and time
 
 1. /sentiment throughput: the sentiment champion with adaptive batching against
    the same model without batching (one forward pass per request), 32 concurrent
-   clients sending one review each, side by side.
+   clients sending one review each, side by side; and, for scale, the same two
+   in process (no HTTP): one forward pass of 32 texts against 32 of one text,
+   the most that batching can gain on this machine's CPU.
 2. /recommend latency at a fixed request rate (100 candidates per request):
    p50 / p99.
 
@@ -139,6 +141,9 @@ def main() -> None:
     for name, (rate, errors) in results.items():
         print(f"  {name:<10}{rate:>8.1f} texts/s  ({errors} errors)")
     print(f"  ratio batched / unbatched: {results['batched'][0] / results['unbatched'][0]:.1f}x (target >= 3x)")
+    one, batch = forward_ceiling(texts)
+    print(f"  in process, no HTTP: batches of 32 {batch:.1f} texts/s, one text per forward {one:.1f} texts/s: "
+          f"{batch / one:.1f}x, the most batching can gain here")
 
     from portrait.settings import api_keys, get_settings
 
@@ -157,6 +162,28 @@ def main() -> None:
     print(f"/recommend at {args.rate:.0f} requests/s for {args.seconds:.0f} s (100 candidates ranked, k=10): "
           f"p50 {np.percentile(ms, 50):.1f} ms, p99 {np.percentile(ms, 99):.1f} ms, "
           f"{len(ms)} answered, {errors} errors (target p99 <= 50 ms)")
+
+
+def forward_ceiling(texts: list[str]) -> tuple[float, float]:
+    """texts/s of the sentiment champion in this process, one text per call and
+    32 per call (the same pyfunc the service calls)."""
+    import pandas as pd
+
+    from portrait import tracking
+    from portrait.settings import get_settings
+    from registry.models import SENTIMENT, load
+
+    tracking.configure(get_settings())
+    model, _ = load(SENTIMENT)
+    rates = []
+    for size in (1, 32):
+        model.predict(pd.DataFrame({"text": texts[:size]}))  # warm-up
+        n = 64 if size == 1 else len(texts)
+        start = time.perf_counter()
+        for i in range(0, n, size):
+            model.predict(pd.DataFrame({"text": texts[i:i + size]}))
+        rates.append(n / (time.perf_counter() - start))
+    return rates[0], rates[1]
 
 
 def _raw_user_ids(n: int) -> list[str]:

@@ -106,15 +106,18 @@ class OnlineReader:
     def items(self) -> ItemSnapshot:
         """The item snapshot, reloaded when the item views were materialized again
         (checked at most every refresh_seconds)."""
-        now = time.monotonic()
-        if self._items is not None and now - self._checked < self.refresh_seconds:
+        if self._items is not None and time.monotonic() - self._checked < self.refresh_seconds:
             return self._items
+        return self.refresh_items()
+
+    def refresh_items(self) -> ItemSnapshot:
+        """Check now whether the item views were materialized again; reload them if so.
+        (Serving calls this from its poller, so that no request waits for it.)"""
         with self._lock:
-            if self._items is None or time.monotonic() - self._checked >= self.refresh_seconds:
-                version = materialization_version(self.store)
-                if self._items is None or version != self._items.version:
-                    self._items = load_item_snapshot(self.store, version)
-                self._checked = time.monotonic()
+            version = materialization_version(self.store)
+            if self._items is None or version != self._items.version:
+                self._items = load_item_snapshot(self.store, version)
+            self._checked = time.monotonic()
         return self._items
 
     def user(self, user_id: str) -> dict[str, object]:

@@ -11,10 +11,11 @@ restart: they poll the alias, and POST /admin/reload forces it.
 """
 from __future__ import annotations
 
+import gc
 import logging
 import threading
-from http import HTTPStatus
 import time
+from http import HTTPStatus
 from contextvars import ContextVar
 from datetime import datetime, timezone
 from typing import Annotated
@@ -114,6 +115,15 @@ def _poll(refresh, stop: threading.Event) -> None:
         refresh()
 
 
+def _settle() -> None:
+    """After start-up: move everything loaded so far (torch, transformers, Feast,
+    MLflow: millions of objects) out of the garbage collector's reach. Otherwise
+    every full collection walks them all, ~0.3 s with the GIL held, and stalls
+    the requests in flight (measured: /recommend p99 from ~30 to ~170 ms)."""
+    gc.collect()
+    gc.freeze()
+
+
 def _configure_tracking() -> None:
     from portrait import tracking
     from portrait.settings import get_settings
@@ -132,6 +142,7 @@ class SentimentModel:
         self.champion.refresh()
         self._stop = threading.Event()
         threading.Thread(target=_poll, args=(self.champion.refresh, self._stop), daemon=True).start()
+        _settle()
 
     def _classify(self, texts: list[str]) -> list[dict]:
         import pandas as pd
@@ -200,6 +211,7 @@ class Portrait:
         self._connect_store()
         self._stop = threading.Event()
         threading.Thread(target=_poll, args=(self._refresh_models, self._stop), daemon=True).start()
+        _settle()
 
     # --- dependencies ---------------------------------------------------------------
 
@@ -211,7 +223,8 @@ class Portrait:
         with self._store_lock:
             try:
                 old = self._reader
-                reader = OnlineReader(feature_store(self.settings))
+                # items are re-checked by the poller (_refresh_models), never on a request
+                reader = OnlineReader(feature_store(self.settings), refresh_seconds=float("inf"))
                 if old is not None and old._items is not None:
                     reader._items, reader._checked = old._items, old._checked  # items survive a reconnect
                 self._reader, self._store_error = reader, None
@@ -252,10 +265,17 @@ class Portrait:
         return ModelVersions(review_sentiment=self._sentiment_version, rating_predictor=self.rating.version)
 
     def _refresh_models(self) -> None:
-        """The poller: reload the rating champion; note the sentiment champion's version."""
+        """The poller: reload the rating champion and, if the item views were
+        materialized again, the item snapshot; note the sentiment champion's version."""
         from mlflow import MlflowClient
 
         self.rating.refresh()
+        reader = self._reader
+        if reader is not None and reader._items is not None:
+            try:
+                reader.refresh_items()
+            except Exception as err:  # noqa: BLE001 - requests keep the snapshot they have
+                log.warning("cannot refresh the item snapshot: %s", err)
         try:
             self._sentiment_version = str(MlflowClient().get_model_version_by_alias(SENTIMENT, "champion").version)
         except Exception:  # noqa: BLE001 - the version shown is then the last one seen
