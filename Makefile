@@ -31,6 +31,7 @@ bench: setup
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/features.py
 	$(BIN)/python bench/models.py
+	$(BIN)/python bench/ranking.py
 	$(BIN)/python bench/serving.py
 
 db-up: setup

