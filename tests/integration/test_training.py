@@ -26,7 +26,7 @@ def tracked(built):
     return settings, engine
 
 
-def test_sentiment_fine_tune_register_promote_gate_rollback_and_load(tracked, tiny_bert):
+def test_sentiment_fine_tune_register_promote_gate_rollback_and_load(tracked, tiny_bert, monkeypatch):
     import mlflow
     from mlflow import MlflowClient
 
@@ -49,6 +49,7 @@ def test_sentiment_fine_tune_register_promote_gate_rollback_and_load(tracked, ti
 
     # promoted, then loaded back by alias: the same predictions as the trained model
     models.promote(models.SENTIMENT, out.version)
+    monkeypatch.setenv("PORTRAIT_ENCODER_PRECISION", "float32")
     loaded, info = models.load(models.SENTIMENT)
     assert info.version == out.version and "champion" in info.aliases
     texts = ["Great strings, bright tone.", "Broke after two days. Returned it.", "It is ok I guess"]
@@ -58,6 +59,10 @@ def test_sentiment_fine_tune_register_promote_gate_rollback_and_load(tracked, ti
     np.testing.assert_allclose(got[["prob_negative", "prob_neutral", "prob_positive"]].to_numpy(), expected,
                                atol=1e-5)
     assert list(got["label"]) == [list(LABEL_IDS)[i] for i in expected.argmax(1)]
+    monkeypatch.setenv("PORTRAIT_ENCODER_PRECISION", "bfloat16")  # as served where bf16 is native
+    in_bf16 = models.load(models.SENTIMENT)[0].predict(pd.DataFrame({"text": texts}))
+    np.testing.assert_allclose(in_bf16[["prob_negative", "prob_neutral", "prob_positive"]].to_numpy(), expected,
+                               atol=0.02)
 
     # a worse version (same artifacts, a run whose headline metric is lower) is refused
     champion_f1 = out.metrics["test_macro_f1"]
