@@ -297,8 +297,10 @@ def _with_split(f):
 @click.option("--max-minutes", type=float, default=None,
               help="Training time budget; default 10 on CPU, none on GPU. The best checkpoint is kept.")
 @click.option("--seed", type=int, default=13, show_default=True)
+@click.option("--precision", type=click.Choice(["auto", "float32", "bfloat16"]), default=None,
+              help="bf16 autocast or float32; default PORTRAIT_ENCODER_PRECISION (auto: bf16 where native).")
 @_with_split
-def train_sentiment(model_path, epochs, max_steps, batch_size, max_length, lr, max_minutes, seed,
+def train_sentiment(model_path, epochs, max_steps, batch_size, max_length, lr, max_minutes, seed, precision,
                     train_before, test_from) -> None:
     """Fine-tune the encoder as a 3-class review sentiment model (+ TF-IDF baseline)."""
     from portrait import database, tracking
@@ -309,7 +311,8 @@ def train_sentiment(model_path, epochs, max_steps, batch_size, max_length, lr, m
     if max_minutes is None and device() == "cpu":
         max_minutes = 10.0
     cfg = FineTuneConfig(model=model_path or settings.encoder or "", epochs=epochs, max_steps=max_steps,
-                         batch_size=batch_size, max_length=max_length, lr=lr, max_minutes=max_minutes, seed=seed)
+                         batch_size=batch_size, max_length=max_length, lr=lr, max_minutes=max_minutes, seed=seed,
+                         precision=precision)
     split = TimeSplit(_parse_time(train_before), _parse_time(test_from))
     tracking.configure(settings)
     engine = database.engine(settings)
@@ -319,7 +322,7 @@ def train_sentiment(model_path, epochs, max_steps, batch_size, max_length, lr, m
         engine.dispose()
     m, b = out.metrics, out.baseline_metrics
     click.echo(f"review-sentiment v{out.version} registered (run {out.run_id}); stopped by {out.stopped_by}, "
-               f"{out.examples_per_s:.1f} train examples/s on {device()}")
+               f"{out.examples_per_s:.1f} train examples/s on {device()} ({out.result.precision})")
     click.echo(f"  test macro-F1: fine-tuned {m['test_macro_f1']:.4f} vs TF-IDF+LR {b['test_macro_f1']:.4f} "
                f"({m['test_macro_f1_gain_over_baseline']:+.4f}); accuracy {m['test_accuracy']:.4f} vs "
                f"{b['test_accuracy']:.4f}")

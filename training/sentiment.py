@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from portrait.encoder import default_model_path, review_text
+from portrait.encoder import default_model_path, resolve_precision, review_text
 from portrait.features import SENTIMENT_LABELS, rating_sentiment
 from training.common import TimeSplit, device, environment_params, run_tags, seed_everything
 
@@ -38,6 +38,7 @@ class FineTuneConfig:
     val_limit: int = 800               # validate on at most this many reviews (evenly spaced in time)
     patience: int = 4                  # validations without improvement before stopping early
     seed: int = 13
+    precision: str | None = None       # auto | float32 | bfloat16; None: the PORTRAIT_ENCODER_PRECISION setting
     extra: dict = field(default_factory=dict)
 
     def model_path(self) -> str:
@@ -104,7 +105,8 @@ def _collate(ids: list[list[int]], idx: np.ndarray, pad_id: int):
     return input_ids, mask
 
 
-def predict_proba(model, ids: list[list[int]], pad_id: int, dev: str, batch_size: int = 64) -> np.ndarray:
+def predict_proba(model, ids: list[list[int]], pad_id: int, dev: str, batch_size: int = 64,
+                  precision: str = "float32") -> np.ndarray:
     import torch
 
     model.eval()
@@ -112,18 +114,17 @@ def predict_proba(model, ids: list[list[int]], pad_id: int, dev: str, batch_size
     with torch.inference_mode():
         for idx in length_batches(np.array([len(x) for x in ids]), batch_size, None):
             input_ids, mask = _collate(ids, idx, pad_id)
-            with _autocast(dev):
+            with _autocast(dev, precision):
                 logits = model(input_ids=input_ids.to(dev), attention_mask=mask.to(dev)).logits
             out[idx] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
     return out
 
 
-def _autocast(dev: str):
-    import contextlib
-
+def _autocast(dev: str, precision: str):
+    """bf16 autocast (weights and optimizer stay float32) or nothing."""
     import torch
 
-    return torch.autocast("cuda", dtype=torch.bfloat16) if dev == "cuda" else contextlib.nullcontext()
+    return torch.autocast(dev, dtype=torch.bfloat16, enabled=precision == "bfloat16")
 
 
 @dataclass
@@ -135,6 +136,7 @@ class FineTuneResult:
     steps: int
     examples_per_s: float
     stopped_by: str
+    precision: str
 
 
 def fine_tune(train: pd.DataFrame, val: pd.DataFrame, cfg: FineTuneConfig, progress: bool = True,
@@ -147,6 +149,7 @@ def fine_tune(train: pd.DataFrame, val: pd.DataFrame, cfg: FineTuneConfig, progr
 
     seed_everything(cfg.seed)
     dev = device()
+    precision = resolve_precision(cfg.precision)  # bf16 where native: ~2x the examples/s on such a CPU
     tokenizer = AutoTokenizer.from_pretrained(cfg.model_path(), local_files_only=True)
     model = AutoModelForSequenceClassification.from_pretrained(
         cfg.model_path(), local_files_only=True, num_labels=len(SENTIMENT_LABELS),
@@ -174,7 +177,7 @@ def fine_tune(train: pd.DataFrame, val: pd.DataFrame, cfg: FineTuneConfig, progr
 
     def validate() -> bool:
         nonlocal stale
-        proba = predict_proba(model, val_ids, tokenizer.pad_token_id, dev)
+        proba = predict_proba(model, val_ids, tokenizer.pad_token_id, dev, precision=precision)
         metrics = classification_metrics(y_val, proba.argmax(1), "val")
         val_loss = float(torch.nn.functional.cross_entropy(torch.log(torch.tensor(proba) + 1e-9),
                                                            torch.tensor(y_val), reduction="mean"))
@@ -202,7 +205,7 @@ def fine_tune(train: pd.DataFrame, val: pd.DataFrame, cfg: FineTuneConfig, progr
             for idx in length_batches(lengths, cfg.batch_size, rng):
                 t0 = time.perf_counter()
                 input_ids, mask = _collate(train_ids, idx, tokenizer.pad_token_id)
-                with _autocast(dev):
+                with _autocast(dev, precision):
                     logits = model(input_ids=input_ids.to(dev), attention_mask=mask.to(dev)).logits
                 loss = loss_fn(logits.float(), y_train[idx].to(dev))
                 loss.backward()
@@ -236,7 +239,7 @@ def fine_tune(train: pd.DataFrame, val: pd.DataFrame, cfg: FineTuneConfig, progr
     examples_per_s = seen / max(1e-9, train_time)
     model.load_state_dict(best["state"])
     model.eval()
-    return FineTuneResult(model, tokenizer, history, best["step"], step, examples_per_s, stopped_by)
+    return FineTuneResult(model, tokenizer, history, best["step"], step, examples_per_s, stopped_by, precision)
 
 
 def train_baseline(train: pd.DataFrame, val: pd.DataFrame, test: pd.DataFrame):
@@ -337,9 +340,10 @@ def run_sentiment_training(engine: sa.Engine, cfg: FineTuneConfig, split: TimeSp
         mlflow.log_figure(plots.learning_curves(result.history, ["train_loss", "val_loss", "val_macro_f1"],
                                                 "fine-tune sentiment"), "learning_curves.png")
         ids = result.tokenizer(list(test["input"]), truncation=True, max_length=cfg.max_length)["input_ids"]
-        proba = predict_proba(result.model, ids, result.tokenizer.pad_token_id, device())
+        proba = predict_proba(result.model, ids, result.tokenizer.pad_token_id, device(), precision=result.precision)
         metrics = evaluate_and_log("fine-tuned", proba, y_test)
         metrics["test_macro_f1_gain_over_baseline"] = metrics["test_macro_f1"] - baseline_metrics["test_macro_f1"]
+        mlflow.log_param("precision_used", result.precision)
         mlflow.log_metrics({"test_macro_f1_gain_over_baseline": metrics["test_macro_f1_gain_over_baseline"],
                             "train_examples_per_s": result.examples_per_s, "best_step": result.best_step,
                             "steps": result.steps})

@@ -35,12 +35,13 @@ def test_sentiment_fine_tune_register_promote_gate_rollback_and_load(tracked, ti
     from training.sentiment import FineTuneConfig, LABEL_IDS, predict_proba, run_sentiment_training
 
     settings, engine = tracked
-    cfg = FineTuneConfig(model=str(tiny_bert), max_steps=12, batch_size=16, eval_every=4, max_length=64)
+    cfg = FineTuneConfig(model=str(tiny_bert), max_steps=12, batch_size=16, eval_every=4, max_length=64,
+                         precision="bfloat16")  # bf16 autocast, as on CPUs that have it; float32 is checked below
     out = run_sentiment_training(engine, cfg, TimeSplit(*SPLIT_DATES), progress=False)
     client = MlflowClient()
     run = client.get_run(out.run_id)
     assert {"test_macro_f1", "val_macro_f1", "train_examples_per_s"} <= set(run.data.metrics)
-    assert run.data.params["device"] == "cpu" and run.data.tags["data_window"].startswith("train<2012-01-01")
+    assert run.data.params["precision_used"] == "bfloat16" and run.data.params["device"] == "cpu" and run.data.tags["data_window"].startswith("train<2012-01-01")
     artifacts = {a.path for a in client.list_artifacts(out.run_id)}
     assert {"test_confusion_matrix.png", "learning_curves.png", "test_calibration.png",
             "test_classification_report.txt"} <= artifacts
@@ -55,7 +56,7 @@ def test_sentiment_fine_tune_register_promote_gate_rollback_and_load(tracked, ti
     texts = ["Great strings, bright tone.", "Broke after two days. Returned it.", "It is ok I guess"]
     got = loaded.predict(pd.DataFrame({"text": texts}))
     tok = out.result.tokenizer(texts, truncation=True, max_length=cfg.max_length)["input_ids"]
-    expected = predict_proba(out.result.model, tok, out.result.tokenizer.pad_token_id, "cpu")
+    expected = predict_proba(out.result.model, tok, out.result.tokenizer.pad_token_id, "cpu", precision="float32")
     np.testing.assert_allclose(got[["prob_negative", "prob_neutral", "prob_positive"]].to_numpy(), expected,
                                atol=1e-5)
     assert list(got["label"]) == [list(LABEL_IDS)[i] for i in expected.argmax(1)]
