@@ -38,7 +38,7 @@ class RatingConfig:
     seed: int = 13
     k: int = 10
     candidates: int = 100
-    ranking_users: int = 300  # users sampled for the ranking evaluation (each costs 100 feature rows)
+    ranking_users: int = 2000  # users sampled for the ranking evaluation (all of them on the shared data)
 
 
 def label_rows(engine: sa.Engine) -> pd.DataFrame:

@@ -36,7 +36,7 @@ class FineTuneConfig:
     max_minutes: float | None = None  # stop training at this budget (the best checkpoint is kept)
     eval_every: int = 0                # steps between validations; 0 = 4 times per epoch
     val_limit: int = 800               # validate on at most this many reviews (evenly spaced in time)
-    patience: int = 4                  # validations without improvement before stopping early
+    patience: int = 8                  # validations without improvement before stopping early (2 epochs)
     seed: int = 13
     precision: str | None = None       # auto | float32 | bfloat16; None: the PORTRAIT_ENCODER_PRECISION setting
     extra: dict = field(default_factory=dict)

@@ -224,12 +224,16 @@ def test_reader_matches_feasts_affinity_and_follows_materialization(built, tiny_
 
     # new reviews for new items: after materialization the snapshot has them
     before = reader.items()
+    polled = OnlineReader(store, refresh_seconds=float("inf"))  # as serving holds it: its poller refreshes
+    polled_before = polled.items()
     _ingest_lines(settings, engine, real_lines(460)[400:], "more.json")
     build_features(engine, encoder_path=str(tiny_bert), progress=False)
     assert reader.items() is before  # nothing materialized yet
     featurestore.materialize(settings)
     after = reader.items()
     assert after is not before and len(after.item_ids) > len(before.item_ids)
+    assert polled.items() is polled_before  # requests never check
+    assert polled.refresh_items().item_ids == after.item_ids and polled.items() is not polled_before
 
 
 @pytest.mark.parametrize("online", ["postgres", "redis"])
