@@ -45,7 +45,7 @@ def bench_embedding(engine, sample: int) -> None:
     batch to 128 tokens; each on the same texts, interleaved."""
     import torch
 
-    from portrait.encoder import Encoder, review_text
+    from portrait.encoder import Encoder, resolve_precision, review_text
 
     with engine.connect() as conn:
         rows = conn.execute(sa.text("SELECT summary, text FROM reviews ORDER BY review_id")).all()
@@ -55,7 +55,7 @@ def bench_embedding(engine, sample: int) -> None:
     reviews = [review_text(s, t) for s, t in rows[::step][:sample]]
     summaries = [s for s, _ in rows[::step][:sample]]
     encoder = Encoder.load(precision="float32")
-    job_precision = Encoder.load(precision="auto").precision
+    job_precision = resolve_precision("auto")
     encoder.embed(reviews[:32])  # warm-up
     print(f"embedding: {encoder.name}, {len(reviews)} real reviews sampled evenly, CPU threads "
           f"{torch.get_num_threads()}; the job's precision here: {job_precision}")

@@ -48,6 +48,13 @@ def resolve_precision(precision: str | None) -> str:
     return precision
 
 
+def autocast(device: str, precision: str):
+    """bf16 autocast for precision 'bfloat16' (weights stay float32), else a no-op context."""
+    import torch
+
+    return torch.autocast(device, dtype=torch.bfloat16, enabled=precision == "bfloat16")
+
+
 def model_revision(path: Path) -> str:
     """A content digest of the model's config and weights: the stored revision
     tells which encoder produced an embedding, whatever the path was."""
@@ -114,7 +121,7 @@ class Encoder:
                 batch = self.tokenizer([texts[i] for i in idx], truncation=True, max_length=pad_to or self.max_length,
                                        padding="max_length" if pad_to else True, return_tensors="pt")
                 batch = {k: v.to(self.device) for k, v in batch.items()}
-                with torch.autocast(self.device, dtype=torch.bfloat16, enabled=self.precision == "bfloat16"):
+                with autocast(self.device, self.precision):
                     hidden = self.model(**batch).last_hidden_state
                 mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)

@@ -262,7 +262,7 @@ def ranking_period(store, before: pd.DataFrame, during: pd.DataFrame, start, cfg
     point-in-time joins) and combined in process, as serving does
     (portrait.online.OnlineReader.rating_inputs): a join per (user, item) pair
     would carry every item embedding snapshot through PostgreSQL."""
-    from portrait.online import ITEM_STATS, USER_BEHAVIOR, USER_TEXT
+    from portrait.online import ITEM_STATS, USER_BEHAVIOR, USER_TEXT, normalize
 
     cut = pd.Timestamp(start) - pd.Timedelta(seconds=1)
     seen = before.groupby("user_id")["item_id"].agg(set).to_dict()
@@ -283,20 +283,20 @@ def ranking_period(store, before: pd.DataFrame, during: pd.DataFrame, start, cfg
     item_matrix = np.stack([np.asarray(v, dtype=np.float32) if v is not None and len(v) else np.zeros(dim, np.float32)
                             for v in item_df["item_embedding"]])
     has_item_vector = np.linalg.norm(item_matrix, axis=1) > 0
-    item_matrix /= np.maximum(np.linalg.norm(item_matrix, axis=1, keepdims=True), 1e-9)
+    item_matrix = normalize(item_matrix)
 
     warm = [u for u in users if u in user_df.index and user_df.at[u, "user_embedding"] is not None
             and len(user_df.at[u, "user_embedding"])]
-    vectors = np.stack([np.asarray(user_df.at[u, "user_embedding"], dtype=np.float32) for u in warm]) if warm \
-        else np.zeros((0, dim), np.float32)
-    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)
+    vectors = normalize(np.stack([np.asarray(user_df.at[u, "user_embedding"], dtype=np.float32) for u in warm])
+                        if warm else np.zeros((0, dim), np.float32))
     affinity = np.where(has_item_vector[None, :], vectors @ item_matrix.T, np.nan)
     n_items = len(items)
     u = user_df.reindex(warm)
     features = pd.DataFrame({f: np.repeat(pd.to_numeric(u[f], errors="coerce").to_numpy(float), n_items)
                              for f in (*USER_BEHAVIOR, "share_positive", "share_neutral", "share_negative")})
-    for f in ITEM_STATS:
-        features[f] = np.tile(pd.to_numeric(item_df[f], errors="coerce").to_numpy(float), len(warm))
+    item_stats = {f: pd.to_numeric(item_df[f], errors="coerce").to_numpy(float) for f in ITEM_STATS}
+    for f, values in item_stats.items():
+        features[f] = np.tile(values, len(warm))
     features["affinity"] = affinity.reshape(-1)
     features["days_since_last_activity"] = (pd.Timestamp(start).timestamp() - features["last_activity_unix"]) / 86400
     index = {i: j for j, i in enumerate(items)}
@@ -304,8 +304,7 @@ def ranking_period(store, before: pd.DataFrame, during: pd.DataFrame, start, cfg
     for r, user in enumerate(warm):
         allowed[r, [index[i] for i in seen.get(user, ()) if i in index]] = False
     return RankingPeriod(users, relevant, seen, before["item_id"].value_counts().index.tolist(), items, warm,
-                         features, affinity, pd.to_numeric(item_df["item_review_count"], errors="coerce").to_numpy(float),
-                         allowed)
+                         features, affinity, item_stats["item_review_count"], allowed)
 
 
 def ranked_lists(period: RankingPeriod, ratings: np.ndarray, weights: dict, cfg: RatingConfig) -> dict[str, list[str]]:
@@ -370,9 +369,10 @@ def ranking_eval(store, frame: pd.DataFrame, split: TimeSplit, score_val, score_
     reviewed in the period. Baseline: the most popular items before it."""
     parts = frame["part"]
     val = ranking_period(store, frame[parts == "train"], frame[parts == "val"], split.train_before, cfg)
-    weights, _ = choose_ranking(val, predicted_matrix(val, score_val), cfg)
+    val_ratings = predicted_matrix(val, score_val)
+    weights, _ = choose_ranking(val, val_ratings, cfg)
     test = ranking_period(store, frame[parts != "test"], frame[parts == "test"], split.test_from, cfg)
-    metrics = {**ranking_metrics(val, predicted_matrix(val, score_val), weights, cfg, "val"),
+    metrics = {**ranking_metrics(val, val_ratings, weights, cfg, "val"),
                **ranking_metrics(test, predicted_matrix(test, score_test), weights, cfg, "test")}
     metrics.update({f"ranking_weight_{k}": v for k, v in weights.items()})
     return metrics, weights

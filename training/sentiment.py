@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from portrait.encoder import default_model_path, resolve_precision, review_text
+from portrait.encoder import autocast, default_model_path, resolve_precision, review_text
 from portrait.features import SENTIMENT_LABELS, rating_sentiment
 from training.common import TimeSplit, device, environment_params, run_tags, seed_everything
 
@@ -114,17 +114,10 @@ def predict_proba(model, ids: list[list[int]], pad_id: int, dev: str, batch_size
     with torch.inference_mode():
         for idx in length_batches(np.array([len(x) for x in ids]), batch_size, None):
             input_ids, mask = _collate(ids, idx, pad_id)
-            with _autocast(dev, precision):
+            with autocast(dev, precision):
                 logits = model(input_ids=input_ids.to(dev), attention_mask=mask.to(dev)).logits
             out[idx] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
     return out
-
-
-def _autocast(dev: str, precision: str):
-    """bf16 autocast (weights and optimizer stay float32) or nothing."""
-    import torch
-
-    return torch.autocast(dev, dtype=torch.bfloat16, enabled=precision == "bfloat16")
 
 
 @dataclass
@@ -205,7 +198,7 @@ def fine_tune(train: pd.DataFrame, val: pd.DataFrame, cfg: FineTuneConfig, progr
             for idx in length_batches(lengths, cfg.batch_size, rng):
                 t0 = time.perf_counter()
                 input_ids, mask = _collate(train_ids, idx, tokenizer.pad_token_id)
-                with _autocast(dev, precision):
+                with autocast(dev, precision):
                     logits = model(input_ids=input_ids.to(dev), attention_mask=mask.to(dev)).logits
                 loss = loss_fn(logits.float(), y_train[idx].to(dev))
                 loss.backward()
