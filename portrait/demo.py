@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from portrait.settings import REPO_ROOT, get_settings
+from registry.models import RATING, SENTIMENT
 
 AMAZON = "amazon_musical_instruments_5core/reviews_Musical_Instruments_5.json.gz"
 CDNOW = "cdnow_purchases/CDNOW_master.txt"
@@ -128,8 +129,8 @@ def main() -> None:
     run("features", "apply")
     run("features", "materialize")
     step("4/7 train, register and promote the sentiment and rating models")
-    for name, command in (("review-sentiment", ["train", "sentiment", "--max-minutes", str(args.sentiment_minutes)]),
-                          ("rating-predictor", ["train", "rating"])):
+    for name, command in ((SENTIMENT, ["train", "sentiment", "--max-minutes", str(args.sentiment_minutes)]),
+                          (RATING, ["train", "rating"])):
         if has_champion(name) and not args.retrain:
             print(f"{name} has a champion; not retraining (make demo ARGS=--retrain to train again)")
             continue

@@ -246,7 +246,7 @@ class RatingsSentiment:
 class ModelSentiment:
     """Sentiment labels from a registered model (a pyfunc taking a `text` column)."""
 
-    def __init__(self, model, version: str, name: str = "review-sentiment") -> None:
+    def __init__(self, model, version: str, name: str) -> None:
         self.model, self.source = model, f"model:{name}/{version}"
 
     def __call__(self, reviews: pd.DataFrame) -> pd.Series:
@@ -258,12 +258,11 @@ def champion_sentiment(settings) -> RatingsSentiment | ModelSentiment:
     from portrait import tracking
 
     try:
-        import mlflow
-        from mlflow import MlflowClient
+        from registry.models import SENTIMENT, load
 
         tracking.configure(settings)
-        version = MlflowClient().get_model_version_by_alias("review-sentiment", "champion").version
-        return ModelSentiment(mlflow.pyfunc.load_model("models:/review-sentiment@champion"), version)
+        model, info = load(SENTIMENT)
+        return ModelSentiment(model, str(info.version), SENTIMENT)
     except Exception as err:  # noqa: BLE001 - no registry, no model: ratings it is, and say so
         log.info("sentiment from ratings (no champion review-sentiment model: %s)", str(err)[:200])
         return RatingsSentiment()

@@ -27,6 +27,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
+from registry.models import RATING, SENTIMENT
 from serving.schemas import (
     MAX_ITEMS, MAX_TEXTS, ItemId, ModelVersions, Profile, RatedItem, RatingResponse, Recommendation,
     RecommendResponse, ReloadResponse, ReviewResponse, ReviewText, Sentiment, SentimentResponse, UserId,
@@ -36,7 +37,6 @@ log = logging.getLogger("portrait.serving")
 # Per-request notes shared between the middleware and the endpoint's worker thread
 # (the thread runs in a copy of the context, which holds the same dict).
 _notes: ContextVar[dict] = ContextVar("portrait_request_notes")
-SENTIMENT, RATING = "review-sentiment", "rating-predictor"
 POLL_SECONDS = 30.0
 CANDIDATES = 100
 

@@ -17,10 +17,11 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from registry.models import RATING
 from training.common import TimeSplit, environment_params, run_tags, seed_everything
 
 FEATURE_SERVICE = "rating_v1"
-REGISTERED_NAME = "rating-predictor"
+REGISTERED_NAME = RATING
 NON_FEATURES = {"user_id", "item_id", "event_timestamp", "request_unix", "rating", "review_id", "part",
                 "sentiment_source", "interest_tags", "last_activity_unix", "last_purchase_unix"}
 

@@ -16,11 +16,12 @@ import sqlalchemy as sa
 
 from portrait.encoder import autocast, default_model_path, resolve_precision, review_text
 from portrait.features import SENTIMENT_LABELS, rating_sentiment
+from registry.models import SENTIMENT
 from training.common import TimeSplit, device, environment_params, run_tags, seed_everything
 
 log = logging.getLogger(__name__)
 LABEL_IDS = {label: i for i, label in enumerate(SENTIMENT_LABELS)}
-REGISTERED_NAME = "review-sentiment"
+REGISTERED_NAME = SENTIMENT
 
 
 @dataclass
