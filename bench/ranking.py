@@ -1,5 +1,6 @@
 """How far above popularity can a recommender get on this data? NDCG@10 of
-classic collaborative filters against the most-popular baseline, side by side,
+classic collaborative filters (item-kNN, EASE, RP3beta) and time-decayed
+popularity against the most-popular baseline, side by side,
 on the same periods and relevance as `portrait train rating` (relevant: items a
 user reviewed in the period and had not reviewed before; train < 2013-07-01 <=
 validation < 2014-01-01 <= test). Weights are chosen on validation, reported on
@@ -20,7 +21,9 @@ from training.rating import ndcg_recall_at_k
 
 K = 10
 EASE_LAMBDA = 200.0
-BLEND = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
+BLEND = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 3.0)
+HALF_LIVES = (30, 60, 90, 180, 365, 730)  # days, for decayed popularity
+RP3_BETA = (0.3, 0.5, 0.7)
 
 
 def period_data(reviews: pd.DataFrame, start, end) -> dict:
@@ -36,8 +39,10 @@ def period_data(reviews: pd.DataFrame, start, end) -> dict:
     x = np.zeros((len(users), len(items)))
     x[[row[u] for u in before.user_id], [index[i] for i in before.item_id]] = 1.0
     recent = before[before.t >= pd.Timestamp(start) - pd.Timedelta(days=90)]
+    age_days = (pd.Timestamp(start) - before.t).dt.days.to_numpy()
     return {"relevant": relevant, "seen": seen, "items": items, "index": index, "row": row, "x": x,
-            "count": x.sum(0), "recent": recent["item_id"].value_counts().reindex(items).fillna(0).to_numpy()}
+            "count": x.sum(0), "recent": recent["item_id"].value_counts().reindex(items).fillna(0).to_numpy(),
+            "item_of_review": np.array([index[i] for i in before.item_id]), "age_days": age_days}
 
 
 def ndcg_of(d: dict, score_of) -> float:
@@ -49,7 +54,23 @@ def ndcg_of(d: dict, score_of) -> float:
     return ndcg_recall_at_k(ranked, d["relevant"], K)[0]
 
 
+def decayed_popularity(d: dict, half_life: float) -> np.ndarray:
+    """Each earlier review counts 0.5 ** (its age / half_life) for its item."""
+    return np.bincount(d["item_of_review"], weights=0.5 ** (d["age_days"] / half_life), minlength=len(d["items"]))
+
+
+def rp3beta(x: np.ndarray, count: np.ndarray, beta: float) -> np.ndarray:
+    """Item-item transition probabilities of a two-step random walk item -> user -> item,
+    with the target item's popularity discounted by count ** beta (Paudel et al. 2017)."""
+    p_ui = x / np.maximum(x.sum(1, keepdims=True), 1)
+    p_iu = x.T / np.maximum(count[:, None], 1)
+    w = (p_iu @ p_ui) / np.maximum(count, 1)[None, :] ** beta
+    np.fill_diagonal(w, 0)
+    return w
+
+
 def recommenders(d: dict) -> dict:
+    """name -> (grid of a parameter chosen on validation, parameter -> user -> item scores)."""
     x, count = d["x"], d["count"]
     zero = np.zeros(len(d["items"]))
     history = lambda u: x[d["row"][u]] if u in d["row"] else zero  # noqa: E731
@@ -60,11 +81,16 @@ def recommenders(d: dict) -> dict:
     ease = -p / np.diag(p)
     np.fill_diagonal(ease, 0)
     pop = np.log1p(count) / max(np.log1p(count).max(), 1e-9)
+    rp3 = {beta: rp3beta(x, count, beta) for beta in RP3_BETA}
+    unit = lambda s: s / max(s.max(), 1e-12)  # noqa: E731  (so the popularity blend means the same everywhere)
+    blends = [(beta, w) for beta in RP3_BETA for w in BLEND]
     return {
-        "popularity (all time)": lambda w: lambda u: count,
-        "popularity (last 90 days)": lambda w: lambda u: d["recent"] + 1e-3 * count,
-        "item-kNN (cosine)": lambda w: lambda u: history(u) @ knn + w * pop,
-        f"EASE (lambda {EASE_LAMBDA:g})": lambda w: lambda u: history(u) @ ease + w * pop,
+        "popularity (all time)": ((0,), lambda w: lambda u: count),
+        "popularity (last 90 days)": ((0,), lambda w: lambda u: d["recent"] + 1e-3 * count),
+        "popularity (decayed)": (HALF_LIVES, lambda h: lambda u: decayed_popularity(d, h) + 1e-3 * count),
+        "item-kNN (cosine)": (BLEND, lambda w: lambda u: unit(history(u) @ knn) + w * pop),
+        f"EASE (lambda {EASE_LAMBDA:g})": (BLEND, lambda w: lambda u: unit(history(u) @ ease) + w * pop),
+        "RP3beta (beta, blend)": (blends, lambda bw: lambda u: unit(history(u) @ rp3[bw[0]]) + bw[1] * pop),
     }
 
 
@@ -77,16 +103,15 @@ def main() -> None:
     val = period_data(reviews, pd.Timestamp(split.train_before), pd.Timestamp(split.test_from))
     test = period_data(reviews, pd.Timestamp(split.test_from), None)
     val_recs, test_recs = recommenders(val), recommenders(test)
-    base_val = ndcg_of(val, val_recs["popularity (all time)"](0))
-    base_test = ndcg_of(test, test_recs["popularity (all time)"](0))
+    base_val = ndcg_of(val, val_recs["popularity (all time)"][1](0))
+    base_test = ndcg_of(test, test_recs["popularity (all time)"][1](0))
     print(f"NDCG@{K}, {len(val['relevant'])} validation / {len(test['relevant'])} test users; "
           f"ratio against popularity (all time) = {base_val:.4f} / {base_test:.4f}")
-    print(f"  {'recommender':<30}{'popularity blend':>18}{'validation':>12}{'test':>8}")
-    for name in val_recs:
-        blends = BLEND if "popularity" not in name else (0.0,)
-        w = max(blends, key=lambda b: ndcg_of(val, val_recs[name](b)))
-        v, t = ndcg_of(val, val_recs[name](w)), ndcg_of(test, test_recs[name](w))
-        print(f"  {name:<30}{w:>18g}{v / base_val:>11.2f}x{t / base_test:>7.2f}x")
+    print(f"  {'recommender':<30}{'chosen on validation':>22}{'validation':>12}{'test':>8}")
+    for name, (grid, make) in val_recs.items():
+        w = max(grid, key=lambda g: ndcg_of(val, make(g)))
+        v, t = ndcg_of(val, make(w)), ndcg_of(test, test_recs[name][1](w))
+        print(f"  {name:<30}{str(w):>22}{v / base_val:>11.2f}x{t / base_test:>7.2f}x")
 
 
 if __name__ == "__main__":

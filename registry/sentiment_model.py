@@ -29,6 +29,8 @@ class SentimentModel(mlflow.pyfunc.PythonModel):
         self.model.to(self.device)
         self.max_length = int((context.model_config or {}).get("max_length", 128))
         self.precision = _precision()
+        if self.precision == "bfloat16":  # bf16 weights, not autocast: no per-call casts of every weight
+            self.model.to(torch.bfloat16)
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         import torch
@@ -42,8 +44,7 @@ class SentimentModel(mlflow.pyfunc.PythonModel):
                 idx = order[start:start + 64]
                 batch = self.tokenizer([texts[i] for i in idx], truncation=True, max_length=self.max_length,
                                        padding=True, return_tensors="pt").to(self.device)
-                with torch.autocast(self.device, dtype=torch.bfloat16, enabled=self.precision == "bfloat16"):
-                    logits = self.model(**batch).logits
+                logits = self.model(**batch).logits
                 p = torch.softmax(logits.float(), dim=-1).cpu().numpy()
                 for i, row in zip(idx, p):
                     out[i] = row
