@@ -138,6 +138,38 @@ def test_point_in_time_join_never_sees_a_later_value(built):
     assert got[pd.Timestamp(times[1])] == counts[1]           # a snapshot counts from its own time on
 
 
+def test_chunked_hash_join_returns_feasts_frame_and_reaches_the_connection(built):
+    """portrait's historical_features (Feast's join, nested loops off, in chunks)
+    gives the frame stock Feast gives; the planner setting reaches Feast's
+    connections inside the helper only."""
+    from feast.infra.utils.postgres.connection_utils import _get_conn
+
+    from portrait import featurestore
+    from training.rating import FEATURE_SERVICE, label_rows
+
+    settings, engine, _ = built
+    _, store = _store(settings, "postgres")
+    labels = label_rows(engine)
+    entity_df = labels[["user_id", "item_id", "event_timestamp", "request_unix", "review_id", "rating"]]
+    service = store.get_feature_service(FEATURE_SERVICE)
+    ours = featurestore.historical_features(store, entity_df, service, chunk=max(1, len(entity_df) // 3))
+    stock = store.get_historical_features(entity_df=entity_df, features=service).to_df()
+
+    def tidy(df):
+        return df.sort_values("review_id").reset_index(drop=True)[sorted(df.columns)]
+
+    assert len(ours) == len(entity_df) > 10
+    pd.testing.assert_frame_equal(tidy(ours), tidy(stock))
+
+    def nestloop() -> str:
+        with _get_conn(store.config.offline_store) as conn:
+            return conn.execute("SHOW enable_nestloop").fetchone()[0]
+
+    with featurestore._hash_joins():
+        assert nestloop() == "off"
+    assert nestloop() == "on"
+
+
 @pytest.mark.parametrize("online", ["postgres", "redis"])
 def test_online_values_equal_the_latest_offline_values(built, online):
     from portrait import featurestore
