@@ -5,7 +5,6 @@ object, apply / materialize, and reading a user's online portrait.
 from __future__ import annotations
 
 import contextlib
-
 import os
 import re
 from datetime import datetime, timezone
@@ -126,7 +125,7 @@ def online_portrait(store, user_id: str) -> dict[str, object]:
 def _hash_joins():
     """Feast's PostgreSQL offline store with nested-loop joins turned off for its
     connections. Its point-in-time join reads an entity table it has just created
-    and never analyzed, the planner then expects one row from every CTE and picks
+    and never analyzed, so the planner expects one row from every CTE and picks
     nested loops that compare every pair: 51 s for the last 1,000 reviews of the
     demo against 0.8 s with hash joins, the whole 10,262-row join 4 min against 7 s,
     identical frames (tests/integration/test_feature_store.py). Feast sets the
