@@ -21,14 +21,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import resource
 import signal
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
-
-import resource
 
 import aiohttp
 import numpy as np

@@ -15,9 +15,9 @@ import gc
 import logging
 import threading
 import time
-from http import HTTPStatus
 from contextvars import ContextVar
 from datetime import datetime, timezone
+from http import HTTPStatus
 from typing import Annotated
 
 import bentoml
