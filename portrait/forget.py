@@ -53,17 +53,17 @@ def erase_online(store, pseudonym: str) -> str:
     if config.online_store.type == "redis":
         import redis
 
-        from feast.infra.online_stores.helpers import _redis_key
+        from portrait.feast_private import redis_key
 
         host, _, rest = config.online_store.connection_string.partition(",")
         options = dict(kv.split("=", 1) for kv in rest.split(",") if "=" in kv)
         client = redis.Redis(host=host.split(":")[0], port=int(host.split(":")[1]), db=int(options.get("db", 0)),
                              password=options.get("password"))
-        n = client.delete(_redis_key(config.project, key, entity_key_serialization_version=version))
+        n = client.delete(redis_key(config.project, key, version))
         return f"redis: {n} key deleted"
     import psycopg
 
-    from feast.infra.online_stores.postgres_online_store.postgres import _table_id
+    from portrait.feast_private import postgres_online_table
 
     cfg = config.online_store
     entity_key = serialize_entity_key(key, entity_key_serialization_version=version)
@@ -71,7 +71,7 @@ def erase_online(store, pseudonym: str) -> str:
     with psycopg.connect(host=cfg.host, port=cfg.port, dbname=cfg.database, user=cfg.user,
                          password=cfg.password or None, sslmode=cfg.sslmode or "prefer") as conn:
         for view in USER_VIEWS:
-            table = _table_id(config.project, store.get_feature_view(view))
+            table = postgres_online_table(config.project, store.get_feature_view(view))
             total += conn.execute(f'DELETE FROM "{table}" WHERE entity_key = %s', (entity_key,)).rowcount
     return f"postgres: {total} rows deleted"
 

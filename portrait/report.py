@@ -12,6 +12,8 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 
+from portrait.labels import ratings_sentiment
+
 SEGMENT_FEATURES = ["review_count_total", "rating_mean", "low_rating_share", "helpful_ratio", "review_length_mean",
                     "share_positive", "share_negative"]
 
@@ -60,12 +62,12 @@ def segment_users(users: pd.DataFrame, k: int = 4, seed: int = 0) -> Segments:
 
 
 def monthly_trends(reviews: pd.DataFrame) -> pd.DataFrame:
-    """Per month: reviews, mean rating, share positive (>= 4 stars) and negative (<= 2)."""
+    """Per month: reviews, mean rating, share positive and negative (portrait.labels)."""
     r = reviews.assign(month=reviews["event_timestamp"].dt.tz_convert(None).dt.to_period("M").dt.to_timestamp())
     g = r.groupby("month")["rating"]
     return pd.DataFrame({"reviews": g.size(), "rating_mean": g.mean(),
-                         "share_positive": g.apply(lambda s: (s >= 4).mean()),
-                         "share_negative": g.apply(lambda s: (s <= 2).mean())})
+                         "share_positive": g.apply(lambda s: (ratings_sentiment(s) == "positive").mean()),
+                         "share_negative": g.apply(lambda s: (ratings_sentiment(s) == "negative").mean())})
 
 
 def demand_movers(reviews: pd.DataFrame, days: int = 180, top: int = 8) -> pd.DataFrame:

@@ -18,15 +18,24 @@ def tracking_uri(settings: Settings) -> str:
 
 def artifact_root(settings: Settings) -> str | None:
     """Artifacts next to a database-backed store; an MLflow server decides its own."""
-    return None if settings.mlflow_tracking_uri else (settings.state_dir / "mlartifacts").resolve().as_uri()
+    if tracking_uri(settings).startswith(("http://", "https://", "databricks")):
+        return None
+    return (settings.state_dir / "mlartifacts").resolve().as_uri()
+
+
+def mlflow_env(settings: Settings) -> dict[str, str]:
+    """What plain `mlflow` commands and mlflow.pyfunc.load_model need to find this
+    profile's runs and registered models."""
+    uri = tracking_uri(settings)
+    return {"MLFLOW_TRACKING_URI": uri, "MLFLOW_REGISTRY_URI": uri}
 
 
 def configure(settings: Settings, experiment: str = EXPERIMENT) -> str:
     """Point MLflow at this profile and make sure the experiment exists; returns its id."""
     import mlflow
 
-    if settings.profile == "local" and not settings.mlflow_tracking_uri:
-        database.up(settings)
+    if settings.profile == "local":
+        database.up(settings)  # idempotent; the tracking database lives on it
     mlflow.set_tracking_uri(tracking_uri(settings))
     mlflow.set_registry_uri(tracking_uri(settings))
     found = mlflow.get_experiment_by_name(experiment)

@@ -15,8 +15,11 @@ HEADLINE = {SENTIMENT: ("test_macro_f1", True), RATING: ("test_rmse", False)}
 CHAMPION, PREVIOUS = "champion", "previous"
 
 
+BASELINE_PREFIX = "baseline_"  # version tag baseline_<headline metric>: its own run's baseline's value
+
+
 class PromotionRefused(RuntimeError):
-    """The version does not beat the champion on the headline metric."""
+    """The version does not beat its own run's baseline, or the champion, on the headline metric."""
 
 
 @dataclass
@@ -73,23 +76,38 @@ def champion(name: str) -> VersionInfo | None:
     return version_info(name, v.version)
 
 
-def beats(name: str, candidate: float | None, incumbent: float | None) -> bool:
-    """Whether candidate is at least as good as incumbent on the headline metric."""
+def beats(name: str, candidate: float | None, incumbent: float | None, *, strictly: bool = False) -> bool:
+    """Whether candidate is at least as good as (strictly: better than) incumbent on the headline metric."""
     if incumbent is None:
         return True
     if candidate is None:
         return False
     _, higher_is_better = headline(name)
+    if strictly:
+        return candidate > incumbent if higher_is_better else candidate < incumbent
     return candidate >= incumbent if higher_is_better else candidate <= incumbent
 
 
+def baseline_value(info: VersionInfo) -> float | None:
+    """The headline metric of the baseline trained beside this version (None if not recorded)."""
+    value = info.tags.get(BASELINE_PREFIX + info.metric)
+    return float(value) if value is not None else None
+
+
 def promote(name: str, version: int, *, force: bool = False) -> tuple[VersionInfo, VersionInfo | None]:
-    """Make `version` the champion; the old champion becomes `previous`. Refuses a
-    version whose headline metric is worse than the champion's unless forced."""
+    """Make `version` the champion; the old champion becomes `previous`. Refuses,
+    unless forced, a version that does not beat the baseline of its own run
+    (TF-IDF + LR, user + item bias) or is worse than the champion on the headline metric."""
     candidate = version_info(name, version)
     current = champion(name)
     if current and current.version == candidate.version:
         return candidate, current
+    baseline = baseline_value(candidate)
+    if not force and baseline is not None and not beats(name, candidate.value, baseline, strictly=True):
+        raise PromotionRefused(
+            f"{name} v{candidate.version} has {candidate.metric} {_fmt(candidate.value)}, no better than the "
+            f"baseline of its own run ({candidate.tags.get('baseline', 'baseline')}: {_fmt(baseline)}); "
+            "use --force to promote it anyway")
     if current and not force and not beats(name, candidate.value, current.value):
         raise PromotionRefused(
             f"{name} v{candidate.version} has {candidate.metric} {_fmt(candidate.value)}, worse than champion "
@@ -124,6 +142,35 @@ def load(name: str, alias: str = CHAMPION):
 
     v = _client().get_model_version_by_alias(name, alias)
     return mlflow.pyfunc.load_model(f"models:/{name}@{alias}"), version_info(name, v.version)
+
+
+class ModelSentiment:
+    """A registered sentiment model as the feature build's labeler
+    (portrait.features.SentimentLabeler): labels review texts."""
+
+    def __init__(self, model, version: int | str, name: str = SENTIMENT) -> None:
+        self.model, self.source = model, f"model:{name}/{version}"
+
+    def __call__(self, reviews):
+        import pandas as pd
+
+        return self.model.predict(pd.DataFrame({"text": reviews["text"].tolist()}))["label"]
+
+
+def champion_labeler(settings, fallback):
+    """The champion review-sentiment model as a labeler when one is registered, else `fallback`
+    (labels from ratings); the log says which and why."""
+    import logging
+
+    from portrait import tracking
+
+    try:
+        tracking.configure(settings)
+        model, info = load(SENTIMENT)
+    except Exception as err:  # noqa: BLE001 - no registry or no champion: the fallback labels, and the log says why
+        logging.getLogger(__name__).info("sentiment from ratings (no champion %s: %s)", SENTIMENT, str(err)[:200])
+        return fallback
+    return ModelSentiment(model, info.version)
 
 
 def tag_version(name: str, version: int, tags: dict[str, str]) -> None:

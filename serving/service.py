@@ -171,7 +171,8 @@ class SentimentModel:
         return {"version": str(self.champion.version), "changed": changed, "error": self.champion.error}
 
     def __is_ready__(self) -> bool:
-        return self.champion.model is not None
+        # ready without a champion: /sentiment then answers 503 with the reason
+        return True
 
 
 profile_app = FastAPI(title="Portrait profile", description="GET /profile/{user_id}: the user's portrait")
@@ -474,7 +475,8 @@ class Portrait:
         return ReloadResponse(models=self.versions(sentiment.get("version")), changed=changed)
 
     def __is_ready__(self) -> bool:
-        return self.rating.model is not None and self._reader is not None
+        # the routes that need a missing champion answer 503 with the reason; the store is needed by all
+        return self._reader is not None
 
 
 def _rounded(value: float) -> float | None:

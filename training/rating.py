@@ -18,28 +18,13 @@ import pandas as pd
 import sqlalchemy as sa
 
 from registry.models import RATING
+from training.config import RatingConfig
 from training.common import TimeSplit, environment_params, run_tags, seed_everything
 
 FEATURE_SERVICE = "rating_v1"
 REGISTERED_NAME = RATING
 NON_FEATURES = {"user_id", "item_id", "event_timestamp", "request_unix", "rating", "review_id", "part",
                 "sentiment_source", "interest_tags", "last_activity_unix", "last_purchase_unix"}
-
-
-@dataclass
-class RatingConfig:
-    hidden: tuple[int, ...] = (32, 16)
-    epochs: int = 60
-    batch_size: int = 256
-    lr: float = 1e-3
-    weight_decay: float = 1e-2
-    patience: int = 8
-    mf_factors: int = 16
-    mf_epochs: int = 40
-    seed: int = 13
-    k: int = 10
-    candidates: int = 100
-    ranking_users: int = 2000  # users sampled for the ranking evaluation (all of them on the shared data)
 
 
 def label_rows(engine: sa.Engine) -> pd.DataFrame:
@@ -394,7 +379,7 @@ def run_rating_training(engine: sa.Engine, store, cfg: RatingConfig = RatingConf
     same time split, log both runs, register the model."""
     import mlflow
 
-    from registry.models import HEADLINE, tag_version
+    from registry.models import BASELINE_PREFIX, HEADLINE, tag_version
     from training import plots
 
     labels = label_rows(engine)
@@ -469,5 +454,8 @@ def run_rating_training(engine: sa.Engine, store, cfg: RatingConfig = RatingConf
                 input_example=example, registered_model_name=REGISTERED_NAME,
                 pip_requirements=["torch", "pandas", "numpy", "mlflow"])
         version = int(info.registered_model_version)
-        tag_version(REGISTERED_NAME, version, {**tags, HEADLINE[REGISTERED_NAME][0]: f"{metrics['test_rmse']:.4f}"})
+        headline = HEADLINE[REGISTERED_NAME][0]
+        tag_version(REGISTERED_NAME, version, {
+            **tags, headline: f"{metrics[headline]:.4f}", "baseline": "user+item bias",
+            BASELINE_PREFIX + headline: f"{baselines['user_item_bias_test_rmse']:.6f}"})
     return RatingOutcome(run.info.run_id, base_run.info.run_id, version, metrics, baselines)

@@ -1,5 +1,5 @@
-"""Review sentiment: fine-tune the encoder as a 3-class classifier (rating <= 2
-negative, 3 neutral, >= 4 positive) and, on the same time split, a TF-IDF +
+"""Review sentiment: fine-tune the encoder as a 3-class classifier (labels from
+the star rating, portrait.labels) and, on the same time split, a TF-IDF +
 logistic-regression baseline. Each is its own MLflow run; the fine-tuned model
 is registered as `review-sentiment`. Macro-F1 is the headline metric."""
 from __future__ import annotations
@@ -7,43 +7,23 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from portrait.encoder import autocast, default_model_path, resolve_precision, review_text
-from portrait.features import SENTIMENT_LABELS, rating_sentiment
+from portrait.encoder import autocast, resolve_precision, review_text
+from portrait.labels import SENTIMENT_LABELS, ratings_sentiment
 from registry.models import SENTIMENT
+from training.config import FineTuneConfig
 from training.common import TimeSplit, device, environment_params, run_tags, seed_everything
 
 log = logging.getLogger(__name__)
+TRUNCATED = "time cap"  # stopped_by when --max-minutes cut the run
 LABEL_IDS = {label: i for i, label in enumerate(SENTIMENT_LABELS)}
 REGISTERED_NAME = SENTIMENT
-
-
-@dataclass
-class FineTuneConfig:
-    model: str = ""              # Hugging Face model directory; default MiniLM
-    epochs: int = 3
-    max_steps: int | None = None
-    batch_size: int = 32
-    max_length: int = 64
-    lr: float = 1e-4
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.06
-    max_minutes: float | None = None  # stop training at this budget (the best checkpoint is kept)
-    eval_every: int = 0                # steps between validations; 0 = 4 times per epoch
-    val_limit: int = 800               # validate on at most this many reviews (evenly spaced in time)
-    patience: int = 8                  # validations without improvement before stopping early (2 epochs)
-    seed: int = 13
-    precision: str | None = None       # auto | float32 | bfloat16; None: the PORTRAIT_ENCODER_PRECISION setting
-    extra: dict = field(default_factory=dict)
-
-    def model_path(self) -> str:
-        return self.model or str(default_model_path())
 
 
 def load_reviews(engine: sa.Engine) -> pd.DataFrame:
@@ -55,7 +35,7 @@ def load_reviews(engine: sa.Engine) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=["review_id", "event_timestamp", "rating", "summary", "text"])
     df["event_timestamp"] = pd.to_datetime(df["event_timestamp"], utc=True)
     df["input"] = [review_text(s, t) for s, t in zip(df["summary"], df["text"])]
-    df["label"] = rating_sentiment(df["rating"])
+    df["label"] = ratings_sentiment(df["rating"])
     return df
 
 
@@ -132,6 +112,11 @@ class FineTuneResult:
     stopped_by: str
     precision: str
 
+    @property
+    def truncated(self) -> bool:
+        """Cut by the wall-clock cap: the model depends on how fast the machine was."""
+        return self.stopped_by == TRUNCATED
+
 
 def fine_tune(train: pd.DataFrame, val: pd.DataFrame, cfg: FineTuneConfig, progress: bool = True,
               on_eval=None) -> FineTuneResult:
@@ -162,7 +147,7 @@ def fine_tune(train: pd.DataFrame, val: pd.DataFrame, cfg: FineTuneConfig, progr
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min((s + 1) / warmup, max(0.0, (planned - s) / max(1, planned - warmup))))
     eval_every = cfg.eval_every or max(1, per_epoch // 4)
-    budget = cfg.max_minutes * 60 if cfg.max_minutes else None
+    cap = cfg.max_minutes * 60 if cfg.max_minutes else None  # a safety cap: never part of the schedule
 
     history: list[dict] = []
     best = {"f1": -1.0, "state": None, "step": 0}
@@ -209,11 +194,6 @@ def fine_tune(train: pd.DataFrame, val: pd.DataFrame, cfg: FineTuneConfig, progr
                 optimizer.zero_grad(set_to_none=True)
                 train_time += time.perf_counter() - t0
                 step += 1
-                if budget and step == 10:
-                    # under a time budget, decay the learning rate over the steps that fit in it
-                    # (validation takes some of the budget too: keep 15% for it)
-                    planned = max(step + 1, min(planned, int(0.85 * budget / (train_time / step))))
-                    bar.total = planned
                 seen += len(idx)
                 running.append(loss.item())
                 bar.update(1)
@@ -222,8 +202,8 @@ def fine_tune(train: pd.DataFrame, val: pd.DataFrame, cfg: FineTuneConfig, progr
                     stopped_by, done = "early stopping", True
                 elif step >= planned:
                     stopped_by, done = "max steps" if cfg.max_steps else "epochs", True
-                elif budget and time.perf_counter() - start > budget:
-                    stopped_by, done = "time budget", True
+                elif cap and time.perf_counter() - start > cap:
+                    stopped_by, done = TRUNCATED, True
                 if done:
                     break
             if done:
@@ -291,7 +271,7 @@ def run_sentiment_training(engine: sa.Engine, cfg: FineTuneConfig, split: TimeSp
 
     import mlflow
 
-    from registry.models import HEADLINE, tag_version
+    from registry.models import BASELINE_PREFIX, HEADLINE, tag_version
 
     reviews = load_reviews(engine)
     if reviews.empty:
@@ -341,7 +321,7 @@ def run_sentiment_training(engine: sa.Engine, cfg: FineTuneConfig, split: TimeSp
         mlflow.log_metrics({"test_macro_f1_gain_over_baseline": metrics["test_macro_f1_gain_over_baseline"],
                             "train_examples_per_s": result.examples_per_s, "best_step": result.best_step,
                             "steps": result.steps})
-        mlflow.set_tag("stopped_by", result.stopped_by)
+        mlflow.set_tags({"stopped_by": result.stopped_by, "truncated": str(result.truncated).lower()})
         with tempfile.TemporaryDirectory() as tmp:
             result.model.save_pretrained(tmp)
             result.tokenizer.save_pretrained(tmp)
@@ -352,7 +332,10 @@ def run_sentiment_training(engine: sa.Engine, cfg: FineTuneConfig, split: TimeSp
                 input_example=example, registered_model_name=REGISTERED_NAME,
                 pip_requirements=["torch", "transformers", "pandas", "mlflow"])
         version = int(info.registered_model_version)
-        tag_version(REGISTERED_NAME, version, {**tags, HEADLINE[REGISTERED_NAME][0]: f"{metrics['test_macro_f1']:.4f}"})
+        headline = HEADLINE[REGISTERED_NAME][0]
+        tag_version(REGISTERED_NAME, version, {
+            **tags, "truncated": str(result.truncated).lower(), headline: f"{metrics[headline]:.4f}",
+            "baseline": "tfidf+logreg", BASELINE_PREFIX + headline: f"{baseline_metrics[headline]:.6f}"})
     return SentimentOutcome(base_run.info.run_id, run.info.run_id, version, metrics, baseline_metrics,
                             result.examples_per_s, result.stopped_by, result)
 

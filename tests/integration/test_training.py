@@ -83,9 +83,9 @@ def test_sentiment_fine_tune_register_promote_gate_rollback_and_load(tracked, ti
     assert listed[out.version].value == pytest.approx(champion_f1) and "champion" in listed[out.version].aliases
 
     # with a champion, the next feature build relabels every user's text profile with it
-    from portrait.features import build_features, champion_sentiment
+    from portrait.features import RatingsSentiment, build_features
 
-    sentiment = champion_sentiment(settings)
+    sentiment = models.champion_labeler(settings, RatingsSentiment())
     assert sentiment.source == f"model:review-sentiment/{out.version}"
     result = build_features(engine, encoder_path=str(tiny_bert), sentiment=sentiment, progress=False)
     with engine.connect() as conn:

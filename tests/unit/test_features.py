@@ -6,8 +6,9 @@ import pytest
 
 from portrait.features import (
     compute_item_stats, compute_item_text_profile, compute_user_behavior, compute_user_text_profile,
-    fit_tag_vocabulary, rating_sentiment,
+    fit_tag_vocabulary,
 )
+from portrait.labels import ratings_sentiment
 
 
 def ts(day: str) -> pd.Timestamp:
@@ -91,7 +92,7 @@ def embedded_frame():
         v = rng.normal(size=8).astype(np.float32)
         rows.append((i + 1, u, it, ts(day), rating, text, v / np.linalg.norm(v)))
     e = pd.DataFrame(rows, columns=["review_id", "user_id", "item_id", "event_timestamp", "rating", "text", "embedding"])
-    e["sentiment"] = rating_sentiment(e["rating"])
+    e["sentiment"] = ratings_sentiment(e["rating"])
     return e
 
 

@@ -1,0 +1,48 @@
+"""Training budgets and hyperparameters, one dataclass per model. The CLI takes
+its defaults from here. Budgets are optimizer steps and epochs, never wall-clock:
+the same seed and data give the same model on a busy machine as on a quiet one.
+`max_minutes` is only a safety cap; a run it cuts is tagged `truncated`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class FineTuneConfig:
+    model: str = ""  # Hugging Face model directory; default MiniLM (portrait.encoder.default_model_path)
+    epochs: int = 3
+    max_steps: int | None = None  # stop after this many optimizer steps (fewer than the epochs give)
+    batch_size: int = 32
+    max_length: int = 64
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.06
+    max_minutes: float | None = None  # safety cap: a run it cuts keeps its best checkpoint and is tagged truncated
+    eval_every: int = 0  # steps between validations; 0 = 4 times per epoch
+    val_limit: int = 800  # validate on at most this many reviews (evenly spaced in time)
+    patience: int = 8  # validations without improvement before stopping early (2 epochs)
+    seed: int = 13
+    precision: str | None = None  # auto | float32 | bfloat16; None: the PORTRAIT_ENCODER_PRECISION setting
+    extra: dict = field(default_factory=dict)
+
+    def model_path(self) -> str:
+        from portrait.encoder import default_model_path
+
+        return self.model or str(default_model_path())
+
+
+@dataclass
+class RatingConfig:
+    hidden: tuple[int, ...] = (32, 16)
+    epochs: int = 60
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 1e-2
+    patience: int = 8
+    mf_factors: int = 16
+    mf_epochs: int = 40
+    seed: int = 13
+    k: int = 10
+    candidates: int = 100  # candidates by the ranking prior, re-ranked by the predicted rating
+    ranking_users: int = 2000  # users sampled for the ranking evaluation
