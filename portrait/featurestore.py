@@ -109,7 +109,32 @@ def materialize(settings: Settings, end: datetime | None = None, *, full: bool =
         store.materialize_incremental(end_date=end)
 
 
+# The feature services (feature_repo/portrait_features.py) are the contract: the
+# lists of features every consumer reads come from them, never re-typed.
 PROFILE_SERVICE = "profile_v1"
+RECOMMEND_SERVICE = "recommend_v1"
+
+
+def service_features(store, service: str) -> list[str]:
+    """The feature names a feature service declares, in its order (on-demand outputs included)."""
+    found = store.get_feature_service(service)
+    return [f.name for projection in found.feature_view_projections for f in projection.features]
+
+
+def service_refs(store, service: str, join_key: str) -> list[str]:
+    """'view:feature' references of the service's stored views keyed by join_key
+    (user_id, item_id); on-demand views are computed per request and left out."""
+    from feast.errors import FeatureViewNotFoundException
+
+    refs = []
+    for projection in store.get_feature_service(service).feature_view_projections:
+        try:
+            view = store.get_feature_view(projection.name)
+        except FeatureViewNotFoundException:  # an on-demand view
+            continue
+        if join_key in view.join_keys:
+            refs += [f"{projection.name_to_use()}:{f.name}" for f in projection.features]
+    return refs
 
 
 def online_portrait(store, user_id: str) -> dict[str, object]:

@@ -180,13 +180,13 @@ WITH new AS (
            total_votes, event_timestamp, %(run_id)s
     FROM stage_reviews ORDER BY user_id, item_id, line_number
     ON CONFLICT (user_id, item_id) DO NOTHING
-    RETURNING user_id, item_id, event_timestamp
+    RETURNING review_id, user_id, item_id, event_timestamp
 ), review_events AS (
     INSERT INTO events (event_key, user_id, item_id, event_type, event_timestamp, run_id)
     SELECT 'review:' || user_id || ':' || item_id, user_id, item_id, 'review', event_timestamp, %(run_id)s FROM new
     ON CONFLICT (event_key) DO NOTHING
 )
-SELECT count(*) FROM new
+SELECT count(*), max(review_id) FROM new
 """
 LOAD_EVENTS = """
 INSERT INTO users (user_id, first_seen_at)
@@ -207,7 +207,7 @@ WITH new AS (
     ON CONFLICT (event_key) DO NOTHING
     RETURNING 1
 )
-SELECT count(*) FROM new
+SELECT count(*), NULL FROM new
 """
 
 
@@ -218,6 +218,7 @@ class Loader:
     def __init__(self, conn, source: str, path: str, run_id: int) -> None:
         self.conn, self.source, self.path, self.run_id = conn, source, path, run_id
         self.event_keys = EventKeys()
+        self.last_review_id: int | None = None  # of the last batch's new reviews
         with conn.cursor() as cur:
             cur.execute(STAGING_DDL)
         conn.commit()
@@ -240,7 +241,7 @@ class Loader:
         return counts
 
     def _copy_rows(self, cur, rows: list[tuple[int, ReviewRow | EventRow]]) -> int:
-        if self.source == "amazon-reviews":
+        if isinstance(rows[0][1], ReviewRow):
             with cur.copy("COPY stage_reviews FROM STDIN") as copy:
                 for n, r in rows:
                     copy.write_row((n, r.user_id, r.item_id, r.rating, r.summary, r.text,
@@ -254,7 +255,8 @@ class Loader:
                                     r.quantity, r.amount, r.event_timestamp))
             cur.execute(LOAD_EVENTS)
             cur.execute(LOAD_EVENTS_ROWS, {"run_id": self.run_id})
-        return cur.fetchone()[0]
+        loaded, self.last_review_id = cur.fetchone()
+        return loaded
 
 
 def start_run(conn, source: str, path: str) -> int:
@@ -267,6 +269,36 @@ def start_run(conn, source: str, path: str) -> int:
 def finish_run(conn, run_id: int, status: str) -> None:
     with conn.transaction(), conn.cursor() as cur:
         cur.execute("UPDATE ingest_runs SET status = %s, finished_at = now() WHERE run_id = %s", (status, run_id))
+
+
+API_SOURCE, API_PATH = "api", "POST /reviews"
+
+
+def items_seen(engine: sa.Engine, user_id: str) -> set[str]:
+    """Items the user (pseudonym) has reviewed or acted on."""
+    with engine.connect() as conn:
+        return set(conn.execute(sa.text(
+            "SELECT item_id FROM reviews WHERE user_id = :u UNION "
+            "SELECT item_id FROM events WHERE user_id = :u AND item_id IS NOT NULL"), {"u": user_id}).scalars())
+
+
+def add_review(engine: sa.Engine, row: ReviewRow, run_id: int | None) -> tuple[int, int | None]:
+    """One review from the HTTP API, through the same load path (and SQL) as a
+    file's rows, counted in the API's own ingest run (started when run_id is None).
+    Returns (run id, the new review_id or None when the user already reviewed the item)."""
+    raw_conn = engine.raw_connection()
+    conn = raw_conn.driver_connection
+    try:
+        conn.autocommit = True  # transactions are explicit, as in ingest_file
+        if run_id is None:
+            run_id = start_run(conn, API_SOURCE, API_PATH)
+        loader = Loader(conn, API_SOURCE, API_PATH, run_id)
+        counts = loader.load(Batch(rows=[(1, row)], rejects=[]))
+        return run_id, loader.last_review_id if counts.loaded else None
+    finally:
+        if not conn.closed:
+            conn.autocommit = False
+        raw_conn.close()
 
 
 def ingest_file(engine: sa.Engine, source: str, path: Path, key: bytes, *, batch_size: int = 2000,

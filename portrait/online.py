@@ -1,45 +1,35 @@
 """Online reads for serving: the user's features from Feast per request, the
 items' features from an in-process snapshot.
 
-Item features change only when features are materialized, and a request for 1
-user + 100 items spends ~90% of Feast's time converting the 100 item rows in
-Python. So the snapshot holds every item's embedding and stats as numpy arrays,
-refreshed when the item views' materialization moves on; affinity (the cosine
-of user and item embeddings, as the on-demand view user_item_affinity computes
-it) is one matrix-vector product."""
+Item features change only when features are materialized, and most of Feast's
+time for 1 user + 100 items goes to converting the item rows in Python. So the
+snapshot holds every item's embedding and stats as numpy arrays, reloaded when
+the item views' materialization moves on. Which features are read comes from
+the feature services (profile_v1 for the user, recommend_v1 for the items); the
+rating model's inputs are built by portrait.rating_inputs, as in training."""
+
 from __future__ import annotations
 
 import threading
-import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
-if TYPE_CHECKING:
-    import pandas as pd
+from portrait.featurestore import PROFILE_SERVICE, RECOMMEND_SERVICE, service_features, service_refs
+from portrait.rating_inputs import LAST_ACTIVITY, RATING_SERVICE, affinity, embedding_matrix, normalize, rating_inputs
 
-USER_BEHAVIOR = [
-    "review_count_30d", "review_count_90d", "review_count_365d", "review_count_total", "rating_mean", "rating_std",
-    "low_rating_share", "helpful_ratio", "review_length_mean", "days_since_prev_activity", "last_activity_unix",
-    "purchase_count", "purchase_quantity_total", "purchase_monetary_total", "purchase_monetary_mean",
-    "purchase_frequency_30d", "last_purchase_unix", "view_count", "cart_count",
-]
-USER_TEXT = ["embedded_review_count", "user_embedding", "share_positive", "share_neutral", "share_negative",
-             "sentiment_source", "interest_tags"]
-USER_FEATURES = [f"user_behavior:{f}" for f in USER_BEHAVIOR] + [f"user_text_profile:{f}" for f in USER_TEXT]
-ITEM_VIEWS = ("item_text_profile", "item_stats")
-ITEM_STATS = ("item_review_count", "item_rating_mean", "item_rating_trend", "item_popularity_rank")
+EMBEDDING = "item_embedding"  # the item feature candidates are retrieved by
 
 
 @dataclass
 class ItemSnapshot:
     """Every item's online features as arrays; row i is item_ids[i]."""
+
     item_ids: list[str]
-    embeddings: np.ndarray            # (n, d), L2-normalized; zero rows for items without one
-    stats: dict[str, np.ndarray]      # feature -> (n,) float, NaN where missing
+    embeddings: np.ndarray  # (n, d), L2-normalized; zero rows for items without one
+    stats: dict[str, np.ndarray]  # feature -> (n,) float, NaN where missing
     version: object = None
-    loaded_at: float = field(default_factory=time.monotonic)
 
     def __post_init__(self) -> None:
         self.index = {item: i for i, item in enumerate(self.item_ids)}
@@ -48,42 +38,40 @@ class ItemSnapshot:
         """Row numbers of the given items; -1 for unknown items."""
         return np.array([self.index.get(i, -1) for i in item_ids], dtype=np.int64)
 
+    def frame(self, rows: np.ndarray) -> pd.DataFrame:
+        """The stats of the given rows (NaN for -1)."""
+        known = rows >= 0
+        out = {}
+        for name, values in self.stats.items():
+            column = np.full(len(rows), np.nan)
+            column[known] = values[rows[known]]
+            out[name] = column
+        return pd.DataFrame(out, index=range(len(rows)))
 
-def normalize(v: np.ndarray) -> np.ndarray:
-    norm = np.linalg.norm(v, axis=-1, keepdims=True)
-    return np.divide(v, norm, out=np.zeros_like(v, dtype=np.float32), where=norm > 0)
+
+def materialization_version(store, views: list[str]) -> object:
+    """What changes when these views are materialized again."""
+    return tuple(store.registry.get_feature_view(name, store.project, allow_cache=False).most_recent_end_time
+                 for name in views)
 
 
-def materialization_version(store) -> object:
-    """What changes when the item views are materialized again."""
-    views = [store.registry.get_feature_view(name, store.project, allow_cache=False) for name in ITEM_VIEWS]
-    return tuple(v.most_recent_end_time for v in views)
-
-
-def load_item_snapshot(store, version: object = None, batch: int = 1000) -> ItemSnapshot:
-    """All items known to the offline item_stats table, read from the online store."""
-    item_ids = _all_item_ids(store)
-    embeddings, stats = [], {name: [] for name in ITEM_STATS}
+def load_item_snapshot(store, refs: list[str], item_ids: list[str], version: object = None,
+                       batch: int = 1000) -> ItemSnapshot:
+    """The item features `refs` of every item in item_ids, read from the online store."""
+    names = [ref.split(":", 1)[1] for ref in refs]
+    values: dict[str, list] = {name: [] for name in names}
     for start in range(0, len(item_ids), batch):
-        chunk = item_ids[start:start + batch]
         got = store.get_online_features(
-            features=["item_text_profile:item_embedding", *(f"item_stats:{s}" for s in ITEM_STATS)],
-            entity_rows=[{"item_id": i} for i in chunk]).to_dict()
-        embeddings.extend(got["item_embedding"])
-        for name in ITEM_STATS:
-            stats[name].extend(got[name])
-    dim = next((len(e) for e in embeddings if e), 0)
-    matrix = np.zeros((len(item_ids), dim), dtype=np.float32)
-    for i, e in enumerate(embeddings):
-        if e:
-            matrix[i] = e
-    return ItemSnapshot(item_ids=item_ids, embeddings=normalize(matrix),
-                        stats={k: np.array([np.nan if x is None else x for x in v], dtype=np.float64)
-                               for k, v in stats.items()},
-                        version=version)
+            features=refs, entity_rows=[{"item_id": i} for i in item_ids[start:start + batch]]).to_dict()
+        for name in names:
+            values[name].extend(got[name])
+    embeddings = embedding_matrix(values.pop(EMBEDDING, [None] * len(item_ids)))
+    stats = {k: pd.to_numeric(pd.Series(v, dtype=object), errors="coerce").to_numpy(dtype=float)
+             for k, v in values.items()}
+    return ItemSnapshot(item_ids=item_ids, embeddings=embeddings, stats=stats, version=version)
 
 
-def _all_item_ids(store) -> list[str]:
+def offline_item_ids(store) -> list[str]:
     """The item ids, from the offline store's item table (the online store cannot list keys)."""
     import psycopg
 
@@ -93,36 +81,59 @@ def _all_item_ids(store) -> list[str]:
         return [r[0] for r in conn.execute("SELECT DISTINCT item_id FROM item_stats ORDER BY item_id")]
 
 
-class OnlineReader:
-    """Per-request reads for serving, thread-safe."""
+@dataclass(frozen=True)
+class ServingContract:
+    """What serving reads, from the feature services: the user's features
+    (profile_v1), the items' (recommend_v1) and the rating model's inputs (rating_v1)."""
 
-    def __init__(self, store, refresh_seconds: float = 30.0) -> None:
+    user_refs: list[str]
+    item_refs: list[str]
+    rating_features: list[str]
+
+    @classmethod
+    def from_store(cls, store) -> ServingContract:
+        return cls(service_refs(store, PROFILE_SERVICE, "user_id"), service_refs(store, RECOMMEND_SERVICE, "item_id"),
+                   service_features(store, RATING_SERVICE))
+
+    @property
+    def behavior(self) -> list[str]:
+        """The user_behavior features (the profile's behaviour section)."""
+        return [ref.split(":", 1)[1] for ref in self.user_refs if ref.startswith("user_behavior:")]
+
+
+class OnlineReader:
+    """Per-request reads for serving, thread-safe. The item snapshot is loaded on
+    first use and reloaded by refresh_items() (serving's poller calls it), never
+    on a request once loaded."""
+
+    def __init__(self, store, contract: ServingContract | None = None, items: ItemSnapshot | None = None) -> None:
         self.store = store
-        self.refresh_seconds = refresh_seconds
-        self._items: ItemSnapshot | None = None
-        self._checked = 0.0
+        self.contract = contract or ServingContract.from_store(store)
+        self.user_refs, self.item_refs = self.contract.user_refs, self.contract.item_refs
+        self.rating_features, self.behavior = self.contract.rating_features, self.contract.behavior
+        self._item_views = sorted({ref.split(":", 1)[0] for ref in self.item_refs})
+        self._items = items
         self._lock = threading.Lock()
 
+    @property
+    def has_items(self) -> bool:
+        return self._items is not None
+
     def items(self) -> ItemSnapshot:
-        """The item snapshot, reloaded when the item views were materialized again
-        (checked at most every refresh_seconds)."""
-        if self._items is not None and time.monotonic() - self._checked < self.refresh_seconds:
-            return self._items
-        return self.refresh_items()
+        """The item snapshot (loaded on first use)."""
+        return self._items if self._items is not None else self.refresh_items()
 
     def refresh_items(self) -> ItemSnapshot:
-        """Check now whether the item views were materialized again; reload them if so.
-        (Serving calls this from its poller, so that no request waits for it.)"""
+        """Reload the items if their views were materialized again since the snapshot."""
         with self._lock:
-            version = materialization_version(self.store)
+            version = materialization_version(self.store, self._item_views)
             if self._items is None or version != self._items.version:
-                self._items = load_item_snapshot(self.store, version)
-            self._checked = time.monotonic()
+                self._items = load_item_snapshot(self.store, self.item_refs, offline_item_ids(self.store), version)
         return self._items
 
     def user(self, user_id: str) -> dict[str, object]:
         """The user's online features ({} when the store knows nothing of the user)."""
-        got = self.store.get_online_features(features=USER_FEATURES, entity_rows=[{"user_id": user_id}]).to_dict()
+        got = self.store.get_online_features(features=self.user_refs, entity_rows=[{"user_id": user_id}]).to_dict()
         values = {k: v[0] for k, v in got.items() if k != "user_id"}
         return values if any(v is not None for v in values.values()) else {}
 
@@ -130,37 +141,26 @@ class OnlineReader:
         """Cosine of the user's and each item's embedding; NaN where either is missing."""
         items = self.items()
         rows = items.rows(item_ids)
-        out = np.full(len(item_ids), np.nan)
-        vector = user.get("user_embedding")
-        if not vector:
-            return out
-        u = normalize(np.asarray(vector, dtype=np.float32))
-        known = rows >= 0
-        scores = items.embeddings[rows[known]] @ u
-        has_embedding = np.linalg.norm(items.embeddings[rows[known]], axis=1) > 0
-        out[np.flatnonzero(known)] = np.where(has_embedding, scores, np.nan)
-        return out
+        vectors = np.zeros((len(rows), items.embeddings.shape[1]), dtype=np.float32)
+        vectors[rows >= 0] = items.embeddings[rows[rows >= 0]]
+        return affinity(user_vector(user, items.embeddings.shape[1]), vectors)[0]
 
-    def rating_inputs(self, user: dict[str, object], item_ids: list[str], now_unix: float) -> "pd.DataFrame":
-        """The rating model's inputs for one user and many items, as feature service
-        rating_v1 defines them, assembled in process (user from Feast, items from
-        the snapshot, the on-demand features computed as user_item_affinity does)."""
-        import pandas as pd
-
+    def rating_inputs(self, user: dict[str, object], item_ids: list[str], now_unix: float) -> pd.DataFrame:
+        """The rating model's inputs for one user and many items (portrait.rating_inputs)."""
         items = self.items()
-        rows = items.rows(item_ids)
         n = len(item_ids)
-        frame = pd.DataFrame({name: [user.get(name)] * n for name in USER_BEHAVIOR})
-        for name in ("share_positive", "share_neutral", "share_negative"):
-            frame[name] = [user.get(name)] * n
-        for name in ITEM_STATS:
-            values = np.full(n, np.nan)
-            values[rows >= 0] = items.stats[name][rows[rows >= 0]]
-            frame[name] = values
-        frame["affinity"] = self.affinity(user, item_ids)
-        last = user.get("last_activity_unix")
-        frame["days_since_last_activity"] = (now_unix - last) / 86400.0 if last is not None else np.nan
-        return frame.astype(float)
+        names = {ref.split(":", 1)[1] for ref in self.user_refs} & {*self.rating_features, LAST_ACTIVITY}
+        users = pd.DataFrame({name: [user.get(name)] * n for name in sorted(names)}, index=range(n), dtype=object)
+        return rating_inputs(users, items.frame(items.rows(item_ids)), self.affinity(user, item_ids), now_unix,
+                             self.rating_features)
+
+
+def user_vector(user: dict[str, object], dim: int) -> np.ndarray:
+    """The user's normalized embedding as a (1, dim) row; a zero row when missing."""
+    vector = user.get("user_embedding")
+    if vector is None or not len(vector):  # type: ignore[arg-type]  # a list or array from Feast
+        return np.zeros((1, dim), dtype=np.float32)
+    return normalize(np.asarray(vector, dtype=np.float32)[None, :])
 
 
 def segment(user: dict[str, object]) -> str:
@@ -173,11 +173,11 @@ def segment(user: dict[str, object]) -> str:
         return "buyer (purchases, no reviews)"
     if not reviews:
         return "newcomer"
-    if low >= 0.3:
+    if low >= 0.3:  # type: ignore[operator]  # a float from Feast
         return "critical reviewer"
-    if reviews >= 10 and mean is not None and mean >= 4.0:
+    if reviews >= 10 and mean is not None and mean >= 4.0:  # type: ignore[operator]  # numbers from Feast
         return "enthusiast"
-    if reviews >= 10:
+    if reviews >= 10:  # type: ignore[operator]  # an int from Feast
         return "frequent reviewer"
     return "occasional reviewer"
 
@@ -185,11 +185,13 @@ def segment(user: dict[str, object]) -> str:
 def pushed_text_profile(user: dict[str, object], embedding: np.ndarray, label: str, now) -> dict[str, list]:
     """The user's text profile after one more review: the running mean embedding
     and sentiment shares move by one review; interest tags stay until the next build."""
-    n = int(user.get("embedded_review_count") or 0)
+    from portrait.labels import SENTIMENT_LABELS
+
+    n = int(user.get("embedded_review_count") or 0)  # type: ignore[call-overload]  # an int from Feast
     old = np.asarray(user.get("user_embedding") or np.zeros_like(embedding), dtype=np.float64)
     mean = (old * n + embedding) / (n + 1)
-    shares = {f"share_{k}": (float(user.get(f"share_{k}") or 0.0) * n + (k == label)) / (n + 1)
-              for k in ("negative", "neutral", "positive")}
+    shares = {f"share_{k}": (float(user.get(f"share_{k}") or 0.0) * n + (k == label)) / (n + 1)  # type: ignore[arg-type]
+              for k in SENTIMENT_LABELS}
     return {"embedded_review_count": [n + 1], "user_embedding": [mean.astype(np.float32).tolist()],
             **{k: [v] for k, v in shares.items()},
             "sentiment_source": [user.get("sentiment_source") or "ratings"],

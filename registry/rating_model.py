@@ -7,6 +7,7 @@ Output: the predicted rating, 1-5."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import mlflow.pyfunc
 import numpy as np
@@ -87,6 +88,22 @@ def top_candidates(prior: np.ndarray, allowed: np.ndarray, n: int) -> np.ndarray
     """Indices of the n allowed items with the highest prior, best first."""
     idx = np.flatnonzero(allowed)
     return idx[np.argsort(-prior[idx], kind="stable")[:n]]
+
+
+def rank_for_user(affinity: np.ndarray, item_review_count: np.ndarray, allowed: np.ndarray,
+                  predict: Callable[[np.ndarray], np.ndarray], weights: dict, candidates: int,
+                  k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """How one user's items are ranked, for /recommend and for the ranking
+    evaluation alike: the `candidates` allowed items with the best prior,
+    re-ranked by prior plus weighted predicted rating (predict: candidate item
+    indices -> ratings). Returns the top-k item indices, their scores and
+    predicted ratings, best first."""
+    prior = ranking_prior(affinity, item_review_count, weights)
+    cand = top_candidates(prior, allowed, candidates)
+    ratings = np.asarray(predict(cand), dtype=float) if len(cand) else np.zeros(0)
+    scores = ranking_score(prior[cand], ratings, weights)
+    order = np.argsort(-scores, kind="stable")[:k]
+    return cand[order], scores[order], ratings[order]
 
 
 class RatingModel(mlflow.pyfunc.PythonModel):

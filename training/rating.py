@@ -17,11 +17,13 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from portrait.featurestore import service_features
+from portrait.rating_inputs import RATING_SERVICE
 from registry.models import RATING
 from training.config import RatingConfig
 from training.common import TimeSplit, environment_params, run_tags, seed_everything
 
-FEATURE_SERVICE = "rating_v1"
+FEATURE_SERVICE = RATING_SERVICE
 REGISTERED_NAME = RATING
 NON_FEATURES = {"user_id", "item_id", "event_timestamp", "request_unix", "rating", "review_id", "part",
                 "sentiment_source", "interest_tags", "last_activity_unix", "last_purchase_unix"}
@@ -49,13 +51,6 @@ def training_frame(store, labels: pd.DataFrame) -> pd.DataFrame:
     entity_df = labels[["user_id", "item_id", "event_timestamp", "request_unix", "review_id", "rating"]]
     df = historical_features(store, entity_df, store.get_feature_service(FEATURE_SERVICE), progress=True)
     return df.sort_values(["event_timestamp", "review_id"]).reset_index(drop=True)
-
-
-def service_features(store) -> list[str]:
-    """The features feature service rating_v1 declares (Feast's historical frame
-    also carries the inputs of its on-demand view; serving supplies only these)."""
-    service = store.get_feature_service(FEATURE_SERVICE)
-    return [f.name for projection in service.feature_view_projections for f in projection.features]
 
 
 def feature_columns(frame: pd.DataFrame, declared: list[str] | None = None) -> list[str]:
@@ -245,10 +240,11 @@ class RankingPeriod:
 
 def ranking_period(store, before: pd.DataFrame, during: pd.DataFrame, start, cfg: RatingConfig) -> RankingPeriod:
     """Features as of `start`, fetched per user and per item (two small
-    point-in-time joins) and combined in process, as serving does
-    (portrait.online.OnlineReader.rating_inputs): a join per (user, item) pair
-    would carry every item embedding snapshot through PostgreSQL."""
-    from portrait.online import ITEM_STATS, USER_BEHAVIOR, USER_TEXT, normalize
+    point-in-time joins) and combined by portrait.rating_inputs, as serving
+    combines the online ones: a join per (user, item) pair would carry every item
+    embedding snapshot through PostgreSQL."""
+    from portrait.featurestore import PROFILE_SERVICE, RECOMMEND_SERVICE, service_features, service_refs
+    from portrait.rating_inputs import RATING_SERVICE, affinity, embedding_matrix, rating_inputs
 
     cut = pd.Timestamp(start) - pd.Timedelta(seconds=1)
     seen = before.groupby("user_id")["item_id"].agg(set).to_dict()
@@ -259,51 +255,43 @@ def ranking_period(store, before: pd.DataFrame, during: pd.DataFrame, start, cfg
         users = sorted(np.random.default_rng(cfg.seed).choice(users, size=cfg.ranking_users, replace=False))
     relevant = {u: relevant[u] for u in users}
     user_df = _as_of(store, pd.DataFrame({"user_id": users, "event_timestamp": cut}),
-                     [f"user_behavior:{f}" for f in USER_BEHAVIOR] + [f"user_text_profile:{f}" for f in USER_TEXT]
+                     service_refs(store, PROFILE_SERVICE, "user_id")
                      ).drop(columns=["event_timestamp"]).drop_duplicates("user_id").set_index("user_id")
     items = sorted(set(before["item_id"]))
     item_df = _as_of(store, pd.DataFrame({"item_id": items, "event_timestamp": cut}),
-                     [f"item_stats:{f}" for f in ITEM_STATS] + ["item_text_profile:item_embedding"]
+                     service_refs(store, RECOMMEND_SERVICE, "item_id")
                      ).drop_duplicates("item_id").set_index("item_id").reindex(items)
-    dim = next((len(v) for v in item_df["item_embedding"] if v is not None and len(v)), 0)
-    item_matrix = np.stack([np.asarray(v, dtype=np.float32) if v is not None and len(v) else np.zeros(dim, np.float32)
-                            for v in item_df["item_embedding"]])
-    has_item_vector = np.linalg.norm(item_matrix, axis=1) > 0
-    item_matrix = normalize(item_matrix)
-
+    item_vectors = embedding_matrix(list(item_df["item_embedding"]))
     warm = [u for u in users if u in user_df.index and user_df.at[u, "user_embedding"] is not None
             and len(user_df.at[u, "user_embedding"])]
-    vectors = normalize(np.stack([np.asarray(user_df.at[u, "user_embedding"], dtype=np.float32) for u in warm])
-                        if warm else np.zeros((0, dim), np.float32))
-    affinity = np.where(has_item_vector[None, :], vectors @ item_matrix.T, np.nan)
+    user_vectors = embedding_matrix([user_df.at[u, "user_embedding"] for u in warm])
+    if not warm:
+        user_vectors = np.zeros((0, item_vectors.shape[1]), np.float32)
+    period_affinity = affinity(user_vectors, item_vectors)
     n_items = len(items)
-    u = user_df.reindex(warm)
-    features = pd.DataFrame({f: np.repeat(pd.to_numeric(u[f], errors="coerce").to_numpy(float), n_items)
-                             for f in (*USER_BEHAVIOR, "share_positive", "share_neutral", "share_negative")})
-    item_stats = {f: pd.to_numeric(item_df[f], errors="coerce").to_numpy(float) for f in ITEM_STATS}
-    for f, values in item_stats.items():
-        features[f] = np.tile(values, len(warm))
-    features["affinity"] = affinity.reshape(-1)
-    features["days_since_last_activity"] = (pd.Timestamp(start).timestamp() - features["last_activity_unix"]) / 86400
+    features = rating_inputs(user_df.reindex(np.repeat(warm, n_items)).reset_index(drop=True),
+                             item_df.iloc[np.tile(np.arange(n_items), len(warm))].reset_index(drop=True),
+                             period_affinity.reshape(-1), pd.Timestamp(start).timestamp(),
+                             service_features(store, RATING_SERVICE))
     index = {i: j for j, i in enumerate(items)}
     allowed = np.ones((len(warm), n_items), dtype=bool)
     for r, user in enumerate(warm):
         allowed[r, [index[i] for i in seen.get(user, ()) if i in index]] = False
+    review_count = pd.to_numeric(item_df["item_review_count"], errors="coerce").to_numpy(float)
     return RankingPeriod(users, relevant, seen, before["item_id"].value_counts().index.tolist(), items, warm,
-                         features, affinity, item_stats["item_review_count"], allowed)
+                         features, period_affinity, review_count, allowed)
 
 
 def ranked_lists(period: RankingPeriod, ratings: np.ndarray, weights: dict, cfg: RatingConfig) -> dict[str, list[str]]:
-    """Top-k per user exactly as /recommend ranks: candidates by the prior, re-ranked
-    with the predicted rating (ratings: warm users x items)."""
-    from registry.rating_model import ranking_prior, ranking_score, top_candidates
+    """Top-k per user exactly as /recommend ranks (registry.rating_model.rank_for_user;
+    ratings: warm users x items)."""
+    from registry.rating_model import rank_for_user
 
     ranked = {}
     for r, user in enumerate(period.warm):
-        prior = ranking_prior(period.affinity[r], period.item_review_count, weights)
-        cand = top_candidates(prior, period.allowed[r], cfg.candidates)
-        order = np.argsort(-ranking_score(prior[cand], ratings[r, cand], weights), kind="stable")[:cfg.k]
-        ranked[user] = [period.items[j] for j in cand[order]]
+        top, _, _ = rank_for_user(period.affinity[r], period.item_review_count, period.allowed[r],
+                                  lambda cand, r=r: ratings[r, cand], weights, cfg.candidates, cfg.k)
+        ranked[user] = [period.items[j] for j in top]
     for user in period.users:
         ranked.setdefault(user, period.popularity(user, cfg.k))
     return ranked
@@ -393,7 +381,7 @@ def run_rating_training(engine: sa.Engine, store, cfg: RatingConfig = RatingConf
     for label, part in (("train", train), ("validation", val), ("test", test)):
         if part.empty:
             raise ValueError(f"the {label} period of {split.window()} holds no reviews")
-    features = feature_columns(frame, service_features(store))
+    features = feature_columns(frame, service_features(store, FEATURE_SERVICE))
     tags = run_tags(split, FEATURE_SERVICE)
     counts = {f"{n}_reviews": len(p) for n, p in (("train", train), ("val", val), ("test", test))}
     y_test = test["rating"].to_numpy().astype(float)

@@ -1,38 +1,47 @@
-"""Pure parts of the online path: the item snapshot's affinity, segments, and
-the text-profile update a new review pushes."""
+"""Pure parts of the online path: the item snapshot's affinity, the rating
+inputs built from it, segments, and the text-profile update a new review pushes."""
+
 from datetime import datetime, timezone
 
 import numpy as np
 import pytest
 
-from portrait.online import ItemSnapshot, OnlineReader, normalize, pushed_text_profile, segment
+from portrait.online import ItemSnapshot, OnlineReader, ServingContract, pushed_text_profile, segment
+from portrait.rating_inputs import normalize
+
+CONTRACT = ServingContract(
+    user_refs=["user_behavior:rating_mean", "user_behavior:last_activity_unix",
+               "user_text_profile:user_embedding", "user_text_profile:share_positive"],
+    item_refs=["item_text_profile:item_embedding", "item_stats:item_review_count", "item_stats:item_rating_trend"],
+    rating_features=["rating_mean", "last_activity_unix", "item_review_count", "item_rating_trend", "share_positive",
+                     "affinity", "days_since_last_activity"])
 
 
 def reader_with(items: ItemSnapshot) -> OnlineReader:
-    reader = OnlineReader(store=None, refresh_seconds=1e9)
-    reader._items, reader._checked = items, float("inf")
-    return reader
+    return OnlineReader(store=None, contract=CONTRACT, items=items)
 
 
 def test_affinity_is_the_cosine_and_nan_where_unknown():
     emb = np.array([[1, 0], [0, 2], [0, 0]], dtype=np.float32)
-    snap = ItemSnapshot(["a", "b", "c"], normalize(emb), stats={})
-    reader = reader_with(snap)
+    reader = reader_with(ItemSnapshot(["a", "b", "c"], normalize(emb), stats={}))
     got = reader.affinity({"user_embedding": [3.0, 4.0]}, ["a", "b", "c", "zz"])
     np.testing.assert_allclose(got[:2], [0.6, 0.8], rtol=1e-6)
     assert np.isnan(got[2]) and np.isnan(got[3])
     assert np.isnan(reader.affinity({}, ["a"])).all()
 
 
-def test_rating_inputs_carry_user_item_and_on_demand_features():
+def test_rating_inputs_carry_user_item_and_on_demand_features_in_the_service_order():
     snap = ItemSnapshot(["a"], normalize(np.array([[1.0, 0.0]], dtype=np.float32)),
-                        stats={"item_review_count": np.array([7.0]), "item_rating_mean": np.array([4.5]),
-                               "item_rating_trend": np.array([np.nan]), "item_popularity_rank": np.array([3.0])})
+                        stats={"item_review_count": np.array([7.0]), "item_rating_trend": np.array([np.nan])})
     user = {"user_embedding": [1.0, 0.0], "rating_mean": 4.0, "last_activity_unix": 0, "share_positive": 1.0}
-    frame = reader_with(snap).rating_inputs(user, ["a"], now_unix=86400 * 2)
+    frame = reader_with(snap).rating_inputs(user, ["a", "unknown"], now_unix=86400 * 2)
+    assert list(frame.columns) == CONTRACT.rating_features
     row = frame.iloc[0]
     assert (row.item_review_count, row.rating_mean, row.affinity, row.days_since_last_activity) == (7, 4, 1, 2)
     assert np.isnan(row.item_rating_trend) and row.share_positive == 1.0
+    assert np.isnan(frame.iloc[1].item_review_count) and np.isnan(frame.iloc[1].affinity)
+    cold = reader_with(snap).rating_inputs({}, ["a"], now_unix=0)  # an unknown user: every user input missing
+    assert cold[["rating_mean", "share_positive", "affinity", "days_since_last_activity"]].isna().all(axis=None)
 
 
 @pytest.mark.parametrize("user, expected", [

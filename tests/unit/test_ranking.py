@@ -56,3 +56,21 @@ def test_prior_and_score_combine_the_weighted_signals():
     assert ranking_score(prior, np.array([4.0, 3.0]), weights) == pytest.approx([5.5, 3.0])
     assert top_candidates(np.array([0.1, 0.9, 0.5, 0.7]), np.array([True, False, True, True]), 2).tolist() == [3, 2]
     assert DEFAULT_RANKING["affinity"] > 0  # a model logged without weights still ranks by similarity
+
+
+def test_rank_for_user_takes_the_best_prior_candidates_and_reranks_them_by_rating():
+    from registry.rating_model import rank_for_user
+
+    affinity = np.array([0.9, 0.8, 0.7, 0.1, np.nan])
+    counts = np.zeros(5)
+    allowed = np.array([True, False, True, True, True])
+    asked = []
+
+    def predict(cand):
+        asked.append(list(cand))
+        return np.array([1.0, 5.0])[: len(cand)]
+
+    top, scores, ratings = rank_for_user(affinity, counts, allowed, predict,
+                                         {"affinity": 1.0, "popularity": 0.0, "rating": 1.0}, candidates=2, k=1)
+    assert asked == [[0, 2]]  # item 1 is not allowed; the two best priors are scored
+    assert top.tolist() == [2] and ratings.tolist() == [5.0] and scores == pytest.approx([5.7])

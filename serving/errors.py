@@ -1,0 +1,60 @@
+"""How failures become HTTP answers: a dependency that is down is a 503 whose
+reason reaches the client; outages are recognised by exception type."""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from http import HTTPStatus
+
+from bentoml.exceptions import BentoMLException, ServiceUnavailable
+
+# Per-request notes shared between the middleware and the endpoint's worker thread
+# (the thread runs in a copy of the context, which holds the same dict).
+request_notes: ContextVar[dict] = ContextVar("portrait_request_notes")
+
+
+class Conflict(BentoMLException):
+    """The request repeats something already stored (a second review of an item)."""
+
+    error_code = HTTPStatus.CONFLICT
+
+
+def outage_types() -> tuple[type[BaseException], ...]:
+    """The exceptions that mean a dependency (database, online store, a model
+    service) cannot be reached, whatever their message says."""
+    import httpx
+    import psycopg
+    import psycopg2
+    import redis
+    import sqlalchemy
+
+    return (psycopg.OperationalError, psycopg.InterfaceError, psycopg2.OperationalError, psycopg2.InterfaceError,
+            redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, sqlalchemy.exc.OperationalError,
+            sqlalchemy.exc.InterfaceError, httpx.TransportError, ConnectionError, TimeoutError)
+
+
+def is_outage(err: BaseException) -> bool:
+    """Whether err, or an exception it was raised from, is an outage."""
+    types = outage_types()
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        if isinstance(current, types) or (isinstance(current, BentoMLException)
+                                          and current.error_code == HTTPStatus.SERVICE_UNAVAILABLE):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def down(reason: str) -> ServiceUnavailable:
+    """A 503 whose reason reaches the client (BentoML hides 5xx messages; the
+    middleware puts this one back)."""
+    notes = request_notes.get(None)
+    if notes is not None:
+        notes["reason"] = reason
+    return ServiceUnavailable(reason)
+
+
+def describe(err: BaseException) -> str:
+    return f"{type(err).__name__}: {str(err).strip()}"[:300]
