@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: setup test test-unit demo bench db-up db-down mlflow-ui serve clean
+.PHONY: setup lint test test-unit demo bench db-up db-down mlflow-ui serve clean
 
 setup: $(STAMP)
 
@@ -16,6 +16,13 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
+
+# ruff (lint + format), mypy, and the import contracts between stages (pyproject.toml)
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: setup
 	PORTRAIT_TEST_DATABASE_URL=$(TEST_DATABASE_URL) PORTRAIT_TEST_REDIS_URL=$(TEST_REDIS_URL) \

@@ -1,4 +1,5 @@
 """Shared helpers for the benchmarks: a scratch database on the profile's server."""
+
 from __future__ import annotations
 
 import contextlib

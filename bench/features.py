@@ -17,6 +17,7 @@ Redis uses --redis-url (default db 14, which is flushed).
 
     .venv/bin/python bench/features.py [--requests 200]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,14 +26,15 @@ import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from portrait import database, featurestore  # noqa: E402
-from portrait.settings import get_settings  # noqa: E402
+from portrait import database, featurestore
+from portrait.settings import get_settings
 
 
 def percentiles(samples: list[float]) -> tuple[float, float]:
@@ -57,15 +59,23 @@ def bench_embedding(engine, sample: int) -> None:
     encoder = Encoder.load(precision="float32")
     job_precision = resolve_precision("auto")
     encoder.embed(reviews[:32])  # warm-up
-    print(f"embedding: {encoder.name}, {len(reviews)} real reviews sampled evenly, CPU threads "
-          f"{torch.get_num_threads()}; the job's precision here: {job_precision}")
+    print(
+        f"embedding: {encoder.name}, {len(reviews)} real reviews sampled evenly, CPU threads "
+        f"{torch.get_num_threads()}; the job's precision here: {job_precision}"
+    )
     job = f"sorted, {'bf16' if job_precision == 'bfloat16' else 'f32'} (job)"
-    ways = {"sorted, f32": ("float32", {}), job: (job_precision, {}), "pad 128, f32": ("float32", {"pad_to": 128})}
+    ways: dict[str, tuple[str, dict[str, Any]]] = {
+        "sorted, f32": ("float32", {}),
+        job: (job_precision, {}),
+        "pad 128, f32": ("float32", {"pad_to": 128}),
+    }
     print(f"  {'texts':<26}" + "".join(f"{w:>20}" for w in ways) + f"{'ratio f32':>11}{'ratio job':>11}")
     full_length = encoder.max_length
-    for label, texts, max_length in (("reviews, ours up to 256", reviews, full_length),
-                                     ("reviews, both cut at 128", reviews, 128),
-                                     ("summaries (short)", summaries, full_length)):
+    for label, texts, max_length in (
+        ("reviews, ours up to 256", reviews, full_length),
+        ("reviews, both cut at 128", reviews, 128),
+        ("summaries (short)", summaries, full_length),
+    ):
         rates = {}
         for way, (precision, kw) in ways.items():
             encoder.precision = precision
@@ -75,8 +85,11 @@ def bench_embedding(engine, sample: int) -> None:
             rates[way] = len(texts) / (time.perf_counter() - start)
         encoder.max_length, encoder.precision = full_length, "float32"
         base = rates["pad 128, f32"]
-        print(f"  {label:<26}" + "".join(f"{r:>14,.0f} rev/s" for r in rates.values())
-              + f"{rates['sorted, f32'] / base:>10.1f}x{rates[job] / base:>10.1f}x")
+        print(
+            f"  {label:<26}"
+            + "".join(f"{r:>14,.0f} rev/s" for r in rates.values())
+            + f"{rates['sorted, f32'] / base:>10.1f}x{rates[job] / base:>10.1f}x"
+        )
     if job_precision != "float32":
         encoder.precision = job_precision
         low = encoder.embed(reviews)
@@ -88,9 +101,15 @@ def bench_embedding(engine, sample: int) -> None:
 def online_rows(engine) -> int:
     """Rows Feast writes per full materialization: the latest row of each entity per online view."""
     with engine.connect() as conn:
-        return sum(conn.execute(sa.text(f"SELECT count(DISTINCT {key}) FROM {table}")).scalar()
-                   for table, key in (("user_behavior", "user_id"), ("user_text_profile", "user_id"),
-                                      ("item_stats", "item_id"), ("item_text_profile", "item_id")))
+        return sum(
+            conn.execute(sa.text(f"SELECT count(DISTINCT {key}) FROM {table}")).scalar()
+            for table, key in (
+                ("user_behavior", "user_id"),
+                ("user_text_profile", "user_id"),
+                ("item_stats", "item_id"),
+                ("item_text_profile", "item_id"),
+            )
+        )
 
 
 def bench_online(settings, engine, online: str, redis_url: str, requests: int, n_items: int) -> dict:
@@ -99,8 +118,10 @@ def bench_online(settings, engine, online: str, redis_url: str, requests: int, n
     name = f"portrait_bench_feast_{uuid.uuid4().hex[:8]}"
     admin = database.server_url(settings)
     database.create_database(admin, name)
-    overrides = {"PORTRAIT_FEAST_DATABASE": name,
-                 "PORTRAIT_FEAST_REGISTRY_URL": admin.set(database=name).render_as_string(hide_password=False)}
+    overrides = {
+        "PORTRAIT_FEAST_DATABASE": name,
+        "PORTRAIT_FEAST_REGISTRY_URL": admin.set(database=name).render_as_string(hide_password=False),
+    }
     if online == "redis":
         import redis
 
@@ -114,8 +135,13 @@ def bench_online(settings, engine, online: str, redis_url: str, requests: int, n
         mat_rate = rows / (time.perf_counter() - start)
         store = featurestore.feature_store(settings, overrides)
         with engine.connect() as conn:
-            users = conn.execute(sa.text(
-                "SELECT user_id FROM user_text_profile GROUP BY user_id ORDER BY count(*) DESC LIMIT 50")).scalars().all()
+            users = (
+                conn.execute(
+                    sa.text("SELECT user_id FROM user_text_profile GROUP BY user_id ORDER BY count(*) DESC LIMIT 50")
+                )
+                .scalars()
+                .all()
+            )
             items = conn.execute(sa.text("SELECT DISTINCT item_id FROM item_text_profile")).scalars().all()
         rng = np.random.default_rng(0)
         now = int(datetime.now(timezone.utc).timestamp())
@@ -128,18 +154,22 @@ def bench_online(settings, engine, online: str, redis_url: str, requests: int, n
             return reader.affinity(u, cands)
 
         def stock(user, cands):
-            return store.get_online_features(features=service, entity_rows=[
-                {"user_id": user, "item_id": i, "request_unix": now} for i in cands]).to_dict()
+            return store.get_online_features(
+                features=service, entity_rows=[{"user_id": user, "item_id": i, "request_unix": now} for i in cands]
+            ).to_dict()
 
         def naive(user, cands):
-            u = store.get_online_features(features=["user_text_profile:user_embedding"],
-                                          entity_rows=[{"user_id": user}]).to_dict()
+            u = store.get_online_features(
+                features=["user_text_profile:user_embedding"], entity_rows=[{"user_id": user}]
+            ).to_dict()
             for i in cands:
-                store.get_online_features(features=["item_text_profile:item_embedding"],
-                                          entity_rows=[{"item_id": i}]).to_dict()
-                store.get_online_features(features=[f"item_stats:{s}" for s in
-                                                    ("item_review_count", "item_rating_mean")],
-                                          entity_rows=[{"item_id": i}]).to_dict()
+                store.get_online_features(
+                    features=["item_text_profile:item_embedding"], entity_rows=[{"item_id": i}]
+                ).to_dict()
+                store.get_online_features(
+                    features=[f"item_stats:{s}" for s in ("item_review_count", "item_rating_mean")],
+                    entity_rows=[{"item_id": i}],
+                ).to_dict()
             return u
 
         samples: dict[str, list[float]] = {"ours": [], "stock": [], "naive": []}
@@ -153,8 +183,12 @@ def bench_online(settings, engine, online: str, redis_url: str, requests: int, n
                 start = time.perf_counter()
                 fn(user, cands)
                 samples[label].append(time.perf_counter() - start)
-        return {"materialize_rows_per_s": mat_rate, "rows": rows,
-                **{k: percentiles(v) for k, v in samples.items()}, "n": {k: len(v) for k, v in samples.items()}}
+        return {
+            "materialize_rows_per_s": mat_rate,
+            "rows": rows,
+            **{k: percentiles(v) for k, v in samples.items()},
+            "n": {k: len(v) for k, v in samples.items()},
+        }
     finally:
         engine_admin = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
         with engine_admin.connect() as conn:
@@ -177,17 +211,21 @@ def main() -> None:
             sys.exit("no features: run portrait features build first")
     if not args.skip_embedding:
         bench_embedding(engine, args.sample)
-    results = {online: bench_online(settings, engine, online, args.redis_url, args.requests, args.items)
-               for online in ("postgres", "redis")}
+    results = {
+        online: bench_online(settings, engine, online, args.redis_url, args.requests, args.items)
+        for online in ("postgres", "redis")
+    }
     print(f"materialization (full, {results['postgres']['rows']:,} entity rows):")
     for online, r in results.items():
         print(f"  {online:<9}{r['materialize_rows_per_s']:>10,.0f} rows/s")
     print(f"online read, recommend_v1 inputs for 1 user + {args.items} items, in-process, ms:")
     print(f"  {'store':<9}{'path':<44}{'p50':>8}{'p99':>8}{'p99 vs ours':>13}")
     for online, r in results.items():
-        for label, name in (("ours", "portrait reader (user + item snapshot)"),
-                            ("stock", "stock Feast get_online_features(recommend_v1)"),
-                            ("naive", f"naive: one call per view and entity ({1 + 2 * args.items})")):
+        for label, name in (
+            ("ours", "portrait reader (user + item snapshot)"),
+            ("stock", "stock Feast get_online_features(recommend_v1)"),
+            ("naive", f"naive: one call per view and entity ({1 + 2 * args.items})"),
+        ):
             p50, p99 = r[label]
             print(f"  {online:<9}{name:<44}{p50:>8.1f}{p99:>8.1f}{p99 / r['ours'][1]:>12.1f}x")
 

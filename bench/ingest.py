@@ -4,6 +4,7 @@ parsing and validation, one INSERT per row), on the real Amazon file, side by si
 
     .venv/bin/python bench/ingest.py [--repeat 3]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -13,11 +14,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import scratch_database  # noqa: E402
+from common import scratch_database
 
-from portrait import database  # noqa: E402
-from portrait.ingest import Batch, Loader, ingest_file  # noqa: E402
-from portrait.settings import get_settings  # noqa: E402
+from portrait import database
+from portrait.ingest import Batch, Loader, ingest_file
+from portrait.parsing import ReviewRow
+from portrait.settings import get_settings
 
 AMAZON = "amazon_musical_instruments_5core/reviews_Musical_Instruments_5.json.gz"
 
@@ -32,24 +34,38 @@ class NaiveLoader(Loader):
         counts = IngestCounts(read=len(batch), rejected=len(batch.rejects))
         with self.conn.transaction(), self.conn.cursor() as cur:
             for _, r in batch.rows:
+                assert isinstance(r, ReviewRow)  # the baseline loads reviews only
                 cur.execute("INSERT INTO users VALUES (%s, %s) ON CONFLICT DO NOTHING", (r.user_id, r.event_timestamp))
                 cur.execute("INSERT INTO items VALUES (%s, %s) ON CONFLICT DO NOTHING", (r.item_id, r.event_timestamp))
                 cur.execute(
                     "INSERT INTO reviews (user_id, item_id, rating, summary, text, helpful_votes, total_votes, "
                     "event_timestamp, run_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
                     "ON CONFLICT (user_id, item_id) DO NOTHING RETURNING 1",
-                    (r.user_id, r.item_id, r.rating, r.summary, r.text, r.helpful_votes, r.total_votes,
-                     r.event_timestamp, self.run_id))
+                    (
+                        r.user_id,
+                        r.item_id,
+                        r.rating,
+                        r.summary,
+                        r.text,
+                        r.helpful_votes,
+                        r.total_votes,
+                        r.event_timestamp,
+                        self.run_id,
+                    ),
+                )
                 if cur.fetchone():
                     counts.loaded += 1
                     cur.execute(
                         "INSERT INTO events (event_key, user_id, item_id, event_type, event_timestamp, run_id) "
                         "VALUES (%s, %s, %s, 'review', %s, %s) ON CONFLICT DO NOTHING",
-                        (f"review:{r.user_id}:{r.item_id}", r.user_id, r.item_id, r.event_timestamp, self.run_id))
+                        (f"review:{r.user_id}:{r.item_id}", r.user_id, r.item_id, r.event_timestamp, self.run_id),
+                    )
             for rej in batch.rejects:
-                cur.execute("INSERT INTO ingest_rejects (run_id, source, path, line_number, raw, reason) "
-                            "VALUES (%s, %s, %s, %s, %s, %s)",
-                            (self.run_id, self.source, self.path, rej.line_number, rej.raw, rej.reason))
+                cur.execute(
+                    "INSERT INTO ingest_rejects (run_id, source, path, line_number, raw, reason) "
+                    "VALUES (%s, %s, %s, %s, %s, %s)",
+                    (self.run_id, self.source, self.path, rej.line_number, rej.raw, rej.reason),
+                )
             counts.duplicates = len(batch.rows) - counts.loaded
         return counts
 
@@ -57,10 +73,19 @@ class NaiveLoader(Loader):
 def timed_run(settings, path: Path, loader) -> tuple[float, int]:
     engine = database.engine(settings)
     with engine.begin() as conn:
-        conn.exec_driver_sql("TRUNCATE ingest_rejects, events, reviews, items, users, ingest_runs RESTART IDENTITY CASCADE")
+        conn.exec_driver_sql(
+            "TRUNCATE ingest_rejects, events, reviews, items, users, ingest_runs RESTART IDENTITY CASCADE"
+        )
     start = time.perf_counter()
-    _, counts = ingest_file(engine, "amazon-reviews", path, b"bench-key", batch_size=get_settings().ingest_batch_size,
-                            progress=False, loader_factory=loader)
+    _, counts = ingest_file(
+        engine,
+        "amazon-reviews",
+        path,
+        b"bench-key",
+        batch_size=get_settings().ingest_batch_size,
+        progress=False,
+        loader_factory=loader,
+    )
     elapsed = time.perf_counter() - start
     engine.dispose()
     assert counts.reconciles and counts.loaded == counts.read, counts.summary()
@@ -84,8 +109,10 @@ def main() -> None:
                 elapsed, rows = timed_run(settings, path, loader)
                 results[name].append(rows / elapsed)
     copy, naive = statistics.median(results["copy"]), statistics.median(results["naive"])
-    print(f"ingest bench: {rows:,} real Amazon reviews, median of {args.repeat} interleaved runs, "
-          f"profile {get_settings().profile}")
+    print(
+        f"ingest bench: {rows:,} real Amazon reviews, median of {args.repeat} interleaved runs, "
+        f"profile {get_settings().profile}"
+    )
     print(f"  {'path':<36}{'rows/s':>10}")
     print(f"  {'portrait (COPY + set-based insert)':<36}{copy:>10,.0f}")
     print(f"  {'naive (one INSERT per row)':<36}{naive:>10,.0f}")

@@ -12,6 +12,7 @@ the versions too; nothing is promoted). Needs ingested data and built features.
 
     .venv/bin/python bench/models.py [--minutes 10] [--skip-sentiment] [--skip-rating]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,27 +37,37 @@ def main() -> None:
         out = run_sentiment_training(engine, FineTuneConfig(model=settings.encoder or "", max_minutes=args.minutes))
         m, b = out.metrics, out.baseline_metrics
         print(f"sentiment, test macro-F1 (accuracy), {args.minutes:.0f}-minute budget, stopped by {out.stopped_by}:")
-        print(f"  fine-tuned encoder   {m['test_macro_f1']:.4f} ({m['test_accuracy']:.4f})  "
-              f"{out.examples_per_s:.1f} train examples/s")
+        print(
+            f"  fine-tuned encoder   {m['test_macro_f1']:.4f} ({m['test_accuracy']:.4f})  "
+            f"{out.examples_per_s:.1f} train examples/s"
+        )
         print(f"  TF-IDF + LR          {b['test_macro_f1']:.4f} ({b['test_accuracy']:.4f})")
         print(f"  gain {m['test_macro_f1'] - b['test_macro_f1']:+.4f} (target >= +0.05)")
     if not args.skip_rating:
-        out = run_rating_training(engine, feature_store(settings), RatingConfig())
-        m, b = out.metrics, out.baselines
+        rating = run_rating_training(engine, feature_store(settings), RatingConfig())
+        m, b = rating.metrics, rating.baselines
         print("rating, test RMSE / MAE:")
         print(f"  MLP on rating_v1     {m['test_rmse']:.4f} / {m['test_mae']:.4f}")
         for name in ("user_item_bias", "matrix_factorization", "global_mean"):
             print(f"  {name.replace('_', ' '):<21}{b[f'{name}_test_rmse']:.4f} / {b[f'{name}_test_mae']:.4f}")
-        print(f"ranking weights chosen on validation: affinity {m['ranking_weight_affinity']:g}, "
-              f"popularity {m['ranking_weight_popularity']:g}, rating {m['ranking_weight_rating']:g}")
+        print(
+            f"ranking weights chosen on validation: affinity {m['ranking_weight_affinity']:g}, "
+            f"popularity {m['ranking_weight_popularity']:g}, rating {m['ranking_weight_rating']:g}"
+        )
         for period in ("val", "test"):
-            print(f"ranking, {period} period ({int(m[f'{period}_ranking_users'])} users, "
-                  f"{int(m[f'{period}_ranking_cold_users'])} cold):")
-            print(f"  NDCG@10   portrait {m[f'{period}_ndcg_at_10']:.4f}  popularity "
-                  f"{m[f'{period}_popularity_ndcg_at_10']:.4f}  ({m[f'{period}_ndcg_at_10_vs_popularity']:.2f}x, "
-                  f"target >= 1.2x)  nearest items by rating {m[f'{period}_nearest_by_rating_ndcg_at_10']:.4f}")
-            print(f"  Recall@10 portrait {m[f'{period}_recall_at_10']:.4f}  popularity "
-                  f"{m[f'{period}_popularity_recall_at_10']:.4f}")
+            print(
+                f"ranking, {period} period ({int(m[f'{period}_ranking_users'])} users, "
+                f"{int(m[f'{period}_ranking_cold_users'])} cold):"
+            )
+            print(
+                f"  NDCG@10   portrait {m[f'{period}_ndcg_at_10']:.4f}  popularity "
+                f"{m[f'{period}_popularity_ndcg_at_10']:.4f}  ({m[f'{period}_ndcg_at_10_vs_popularity']:.2f}x, "
+                f"target >= 1.2x)  nearest items by rating {m[f'{period}_nearest_by_rating_ndcg_at_10']:.4f}"
+            )
+            print(
+                f"  Recall@10 portrait {m[f'{period}_recall_at_10']:.4f}  popularity "
+                f"{m[f'{period}_popularity_recall_at_10']:.4f}"
+            )
 
 
 if __name__ == "__main__":

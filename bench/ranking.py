@@ -8,6 +8,7 @@ test. Reads the reviews table only; seconds.
 
     .venv/bin/python bench/ranking.py
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -40,9 +41,18 @@ def period_data(reviews: pd.DataFrame, start, end) -> dict:
     x[[row[u] for u in before.user_id], [index[i] for i in before.item_id]] = 1.0
     recent = before[before.t >= pd.Timestamp(start) - pd.Timedelta(days=90)]
     age_days = (pd.Timestamp(start) - before.t).dt.days.to_numpy()
-    return {"relevant": relevant, "seen": seen, "items": items, "index": index, "row": row, "x": x,
-            "count": x.sum(0), "recent": recent["item_id"].value_counts().reindex(items).fillna(0).to_numpy(),
-            "item_of_review": np.array([index[i] for i in before.item_id]), "age_days": age_days}
+    return {
+        "relevant": relevant,
+        "seen": seen,
+        "items": items,
+        "index": index,
+        "row": row,
+        "x": x,
+        "count": x.sum(0),
+        "recent": recent["item_id"].value_counts().reindex(items).fillna(0).to_numpy(),
+        "item_of_review": np.array([index[i] for i in before.item_id]),
+        "age_days": age_days,
+    }
 
 
 def ndcg_of(d: dict, score_of) -> float:
@@ -73,7 +83,7 @@ def recommenders(d: dict) -> dict:
     """name -> (grid of a parameter chosen on validation, parameter -> user -> item scores)."""
     x, count = d["x"], d["count"]
     zero = np.zeros(len(d["items"]))
-    history = lambda u: x[d["row"][u]] if u in d["row"] else zero  # noqa: E731
+    history = lambda u: x[d["row"][u]] if u in d["row"] else zero
     co = x.T @ x
     np.fill_diagonal(co, 0)
     knn = co / np.sqrt(np.outer(count, count) + 1e-9)
@@ -82,7 +92,7 @@ def recommenders(d: dict) -> dict:
     np.fill_diagonal(ease, 0)
     pop = np.log1p(count) / max(np.log1p(count).max(), 1e-9)
     rp3 = {beta: rp3beta(x, count, beta) for beta in RP3_BETA}
-    unit = lambda s: s / max(s.max(), 1e-12)  # noqa: E731  (so the popularity blend means the same everywhere)
+    unit = lambda s: s / max(s.max(), 1e-12)
     blends = [(beta, w) for beta in RP3_BETA for w in BLEND]
     return {
         "popularity (all time)": ((0,), lambda w: lambda u: count),
@@ -105,8 +115,10 @@ def main() -> None:
     val_recs, test_recs = recommenders(val), recommenders(test)
     base_val = ndcg_of(val, val_recs["popularity (all time)"][1](0))
     base_test = ndcg_of(test, test_recs["popularity (all time)"][1](0))
-    print(f"NDCG@{K}, {len(val['relevant'])} validation / {len(test['relevant'])} test users; "
-          f"ratio against popularity (all time) = {base_val:.4f} / {base_test:.4f}")
+    print(
+        f"NDCG@{K}, {len(val['relevant'])} validation / {len(test['relevant'])} test users; "
+        f"ratio against popularity (all time) = {base_val:.4f} / {base_test:.4f}"
+    )
     print(f"  {'recommender':<30}{'chosen on validation':>22}{'validation':>12}{'test':>8}")
     for name, (grid, make) in val_recs.items():
         w = max(grid, key=lambda g: ndcg_of(val, make(g)))

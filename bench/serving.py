@@ -16,6 +16,7 @@ Needs the demo's state: promoted champions and materialized features.
 
     .venv/bin/python bench/serving.py [--seconds 20] [--rate 20]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,8 +47,13 @@ def free_port() -> int:
 
 def start(service: str) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    proc = subprocess.Popen([BENTOML, "serve", service, "--port", str(port), "--host", "127.0.0.1"], cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [BENTOML, "serve", service, "--port", str(port), "--host", "127.0.0.1"],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url, proc)
@@ -90,7 +96,9 @@ async def post(http: aiohttp.ClientSession, url: str, body, headers: dict) -> bo
         return r.status == 200
 
 
-async def closed_loop(url: str, path: str, bodies: list, clients: int, seconds: float, headers: dict) -> tuple[int, float, int]:
+async def closed_loop(
+    url: str, path: str, bodies: list, clients: int, seconds: float, headers: dict
+) -> tuple[int, float, int]:
     """`clients` concurrent clients, each sending its next request when the last returns."""
     done, errors = 0, 0
     deadline = time.perf_counter() + seconds
@@ -104,13 +112,16 @@ async def closed_loop(url: str, path: str, bodies: list, clients: int, seconds: 
             done, errors = done + ok, errors + (not ok)
 
     start_t = time.perf_counter()
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=clients),
-                                     timeout=aiohttp.ClientTimeout(total=60)) as http:
+    async with aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=clients), timeout=aiohttp.ClientTimeout(total=60)
+    ) as http:
         await asyncio.gather(*(client(i, http) for i in range(clients)))
     return done, time.perf_counter() - start_t, errors
 
 
-async def open_loop(url: str, path: str, bodies: list, rate: float, seconds: float, headers: dict) -> tuple[list[float], int]:
+async def open_loop(
+    url: str, path: str, bodies: list, rate: float, seconds: float, headers: dict
+) -> tuple[list[float], int]:
     """Requests sent at a fixed rate whatever the answers do; latency of each."""
     latencies, errors = [], 0
 
@@ -156,8 +167,10 @@ def main() -> None:
         print(f"  {name:<10}{rate:>8.1f} texts/s  ({errors} errors; load generator {client_ms:.2f} ms CPU per request)")
     print(f"  ratio batched / unbatched: {results['batched'][0] / results['unbatched'][0]:.1f}x (target >= 3x)")
     one, batch = forward_ceiling(texts)
-    print(f"  in process, no HTTP: batches of 32 {batch:.1f} texts/s, one text per forward {one:.1f} texts/s: "
-          f"{batch / one:.1f}x, the most batching can gain here")
+    print(
+        f"  in process, no HTTP: batches of 32 {batch:.1f} texts/s, one text per forward {one:.1f} texts/s: "
+        f"{batch / one:.1f}x, the most batching can gain here"
+    )
 
     from portrait.settings import api_keys, get_settings
 
@@ -165,17 +178,21 @@ def main() -> None:
     proc, url = start("serving.service:Portrait")
     try:
         raw_users = _raw_user_ids(200)
-        bodies = [{"user_id": u, "k": 10} for u in raw_users]
-        asyncio.run(open_loop(url, "/recommend", bodies, args.rate, 3, headers))  # warm-up
-        latencies, errors = asyncio.run(open_loop(url, "/recommend", bodies, args.rate, args.seconds, headers))
+        recommend_bodies: list[dict] = [{"user_id": u, "k": 10} for u in raw_users]
+        asyncio.run(open_loop(url, "/recommend", recommend_bodies, args.rate, 3, headers))  # warm-up
+        latencies, errors = asyncio.run(
+            open_loop(url, "/recommend", recommend_bodies, args.rate, args.seconds, headers)
+        )
     finally:
         stop(proc)
     if not latencies:
         sys.exit(f"/recommend answered no request successfully ({errors} errors)")
     ms = np.array(latencies) * 1000
-    print(f"/recommend at {args.rate:.0f} requests/s for {args.seconds:.0f} s (100 candidates ranked, k=10): "
-          f"p50 {np.percentile(ms, 50):.1f} ms, p99 {np.percentile(ms, 99):.1f} ms, "
-          f"{len(ms)} answered, {errors} errors (target p99 <= 50 ms)")
+    print(
+        f"/recommend at {args.rate:.0f} requests/s for {args.seconds:.0f} s (100 candidates ranked, k=10): "
+        f"p50 {np.percentile(ms, 50):.1f} ms, p99 {np.percentile(ms, 99):.1f} ms, "
+        f"{len(ms)} answered, {errors} errors (target p99 <= 50 ms)"
+    )
 
 
 def forward_ceiling(texts: list[str]) -> tuple[float, float]:
@@ -195,7 +212,7 @@ def forward_ceiling(texts: list[str]) -> tuple[float, float]:
         n = 64 if size == 1 else len(texts)
         start = time.perf_counter()
         for i in range(0, n, size):
-            model.predict(pd.DataFrame({"text": texts[i:i + size]}))
+            model.predict(pd.DataFrame({"text": texts[i : i + size]}))
         rates.append(n / (time.perf_counter() - start))
     return rates[0], rates[1]
 
@@ -207,7 +224,11 @@ def _raw_user_ids(n: int) -> list[str]:
 
     from portrait.settings import get_settings
 
-    path = get_settings().resolved_data_dir() / "amazon_musical_instruments_5core" / "reviews_Musical_Instruments_5.json.gz"
+    path = (
+        get_settings().resolved_data_dir()
+        / "amazon_musical_instruments_5core"
+        / "reviews_Musical_Instruments_5.json.gz"
+    )
     ids: list[str] = []
     with gzip.open(path, "rt") as f:
         for line in f:

@@ -3,6 +3,7 @@ affinity view, the push source and the feature services, grouped by what they
 serve. Tables are written by `portrait features build` (PostgreSQL offline store).
 
 Feature names are unique across views, so services combine views without prefixes."""
+
 import os
 from datetime import timedelta
 from typing import Any
@@ -21,17 +22,24 @@ TTL = timedelta(days=int(os.environ.get("PORTRAIT_FEATURE_TTL_DAYS", "14610")))
 
 # --- entities ---------------------------------------------------------------
 
-user = Entity(name="user", join_keys=["user_id"], value_type=ValueType.STRING,
-              description="A shopper, by keyed-HMAC pseudonym (never the shop's id)")
-item = Entity(name="item", join_keys=["item_id"], value_type=ValueType.STRING,
-              description="A product (ASIN for the Amazon data)")
-review = Entity(name="review", join_keys=["review_id"], value_type=ValueType.INT64,
-                description="One review (reviews.review_id)")
+user = Entity(
+    name="user",
+    join_keys=["user_id"],
+    value_type=ValueType.STRING,
+    description="A shopper, by keyed-HMAC pseudonym (never the shop's id)",
+)
+item = Entity(
+    name="item", join_keys=["item_id"], value_type=ValueType.STRING, description="A product (ASIN for the Amazon data)"
+)
+review = Entity(
+    name="review", join_keys=["review_id"], value_type=ValueType.INT64, description="One review (reviews.review_id)"
+)
 
 
 def _source(table: str) -> PostgreSQLSource:
-    return PostgreSQLSource(name=table, table=table, timestamp_field="event_timestamp",
-                            created_timestamp_column="created_timestamp")
+    return PostgreSQLSource(
+        name=table, table=table, timestamp_field="event_timestamp", created_timestamp_column="created_timestamp"
+    )
 
 
 # --- the user's portrait ------------------------------------------------------
@@ -123,8 +131,12 @@ review_embedding = FeatureView(
         Field(name="encoder", dtype=String),
         Field(name="encoder_revision", dtype=String),
     ],
-    source=PostgreSQLSource(name="review_embeddings", table="review_embeddings",
-                            timestamp_field="event_timestamp", created_timestamp_column="created_timestamp"),
+    source=PostgreSQLSource(
+        name="review_embeddings",
+        table="review_embeddings",
+        timestamp_field="event_timestamp",
+        created_timestamp_column="created_timestamp",
+    ),
     description="L2-normalized encoder embedding of each review (summary + text)",
 )
 
@@ -141,12 +153,14 @@ request_context = RequestSource(name="request_context", schema=[Field(name="requ
     ],
     mode="python",
     description="Cosine of the user's and the item's mean review embeddings; days since the "
-                "user's last activity as of the request time",
+    "user's last activity as of the request time",
 )
 def user_item_affinity(inputs: dict[str, Any]) -> dict[str, Any]:
-    affinity, idle = [], []
-    for u, i, last, now in zip(inputs["user_embedding"], inputs["item_embedding"],
-                               inputs["last_activity_unix"], inputs["request_unix"]):
+    affinity: list[float | None] = []
+    idle: list[float | None] = []
+    for u, i, last, now in zip(
+        inputs["user_embedding"], inputs["item_embedding"], inputs["last_activity_unix"], inputs["request_unix"]
+    ):
         if u is None or i is None or len(u) == 0 or len(i) == 0:
             affinity.append(None)
         else:
@@ -161,15 +175,23 @@ def user_item_affinity(inputs: dict[str, Any]) -> dict[str, Any]:
 
 rating_v1 = FeatureService(
     name="rating_v1",
-    features=[user_behavior, item_stats, user_text_profile[["share_positive", "share_neutral", "share_negative"]],
-              user_item_affinity],
+    features=[
+        user_behavior,
+        item_stats,
+        user_text_profile[["share_positive", "share_neutral", "share_negative"]],
+        user_item_affinity,
+    ],
     description="Inputs of the rating model (rating-predictor)",
 )
 
 recommend_v1 = FeatureService(
     name="recommend_v1",
-    features=[user_text_profile[["user_embedding", "embedded_review_count"]],
-              item_text_profile[["item_embedding"]], item_stats, user_item_affinity],
+    features=[
+        user_text_profile[["user_embedding", "embedded_review_count"]],
+        item_text_profile[["item_embedding"]],
+        item_stats,
+        user_item_affinity,
+    ],
     description="Candidate scoring for /recommend: 1 user + N items",
 )
 

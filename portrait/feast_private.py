@@ -35,7 +35,8 @@ def resolve(symbol: tuple[str, str]) -> Callable[..., Any]:
     except (ImportError, AttributeError) as err:
         raise FeastPrivateSymbolMissing(
             f"Feast's private symbol {module_name}.{name} is gone ({type(err).__name__}: {err}); "
-            f"portrait/feast_private.py must follow the Feast upgrade") from None
+            f"portrait/feast_private.py must follow the Feast upgrade"
+        ) from None
     if not callable(found):
         raise FeastPrivateSymbolMissing(f"Feast's {module_name}.{name} is no longer callable")
     return found

@@ -6,12 +6,14 @@ never see the future. A build is incremental: it embeds only reviews without an
 embedding and recomputes only the users and items whose raw rows arrived since
 the last build (or fall inside a later --as-of). Compute functions are pure
 (DataFrames in and out); the build function does the I/O."""
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 from datetime import datetime, timezone
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -31,24 +33,53 @@ def _last_per_timestamp(df: pd.DataFrame, key: str) -> pd.DataFrame:
 
 # --- user_behavior ----------------------------------------------------------
 
+
 def compute_user_behavior(reviews: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
     """Snapshots of behaviour statistics at each time a user reviewed or acted.
 
     reviews: user_id, event_timestamp, rating, helpful_votes, total_votes, text_length
     events:  user_id, event_timestamp, event_type (purchase/view/cart), quantity, amount
     """
-    r = reviews.assign(is_review=1.0, rating_sq=reviews["rating"] ** 2,
-                       is_low=is_low_rating(reviews["rating"]),
-                       is_purchase=0.0, is_view=0.0, is_cart=0.0, quantity=0.0, amount=0.0)
-    e = events.assign(is_review=0.0, rating=0.0, rating_sq=0.0, is_low=0.0, helpful_votes=0.0,
-                      total_votes=0.0, text_length=0.0,
-                      is_purchase=(events["event_type"] == "purchase").astype(float),
-                      is_view=(events["event_type"] == "view").astype(float),
-                      is_cart=(events["event_type"] == "cart").astype(float))
+    r = reviews.assign(
+        is_review=1.0,
+        rating_sq=reviews["rating"] ** 2,
+        is_low=is_low_rating(reviews["rating"]),
+        is_purchase=0.0,
+        is_view=0.0,
+        is_cart=0.0,
+        quantity=0.0,
+        amount=0.0,
+    )
+    e = events.assign(
+        is_review=0.0,
+        rating=0.0,
+        rating_sq=0.0,
+        is_low=0.0,
+        helpful_votes=0.0,
+        total_votes=0.0,
+        text_length=0.0,
+        is_purchase=(events["event_type"] == "purchase").astype(float),
+        is_view=(events["event_type"] == "view").astype(float),
+        is_cart=(events["event_type"] == "cart").astype(float),
+    )
     e["quantity"] = e["quantity"].fillna(0).astype(float) * e["is_purchase"]
     e["amount"] = e["amount"].fillna(0).astype(float) * e["is_purchase"]
-    cols = ["user_id", "event_timestamp", "is_review", "rating", "rating_sq", "is_low", "helpful_votes",
-            "total_votes", "text_length", "is_purchase", "is_view", "is_cart", "quantity", "amount"]
+    cols = [
+        "user_id",
+        "event_timestamp",
+        "is_review",
+        "rating",
+        "rating_sq",
+        "is_low",
+        "helpful_votes",
+        "total_votes",
+        "text_length",
+        "is_purchase",
+        "is_view",
+        "is_cart",
+        "quantity",
+        "amount",
+    ]
     acts = pd.concat([f[cols] for f in (r, e) if len(f)], ignore_index=True) if len(r) or len(e) else r[cols]
     acts["total_votes"] = acts["total_votes"].fillna(0)
     acts = acts.sort_values(["user_id", "event_timestamp"], kind="stable").reset_index(drop=True)
@@ -56,8 +87,22 @@ def compute_user_behavior(reviews: pd.DataFrame, events: pd.DataFrame) -> pd.Dat
         return pd.DataFrame()
 
     g = acts.groupby("user_id", sort=False)
-    cum = g[["is_review", "rating", "rating_sq", "is_low", "helpful_votes", "total_votes", "text_length",
-             "is_purchase", "is_view", "is_cart", "quantity", "amount"]].cumsum()
+    cum = g[
+        [
+            "is_review",
+            "rating",
+            "rating_sq",
+            "is_low",
+            "helpful_votes",
+            "total_votes",
+            "text_length",
+            "is_purchase",
+            "is_view",
+            "is_cart",
+            "quantity",
+            "amount",
+        ]
+    ].cumsum()
     out = pd.DataFrame({"user_id": acts["user_id"], "event_timestamp": acts["event_timestamp"]})
     windows = acts.set_index("event_timestamp").groupby("user_id", sort=False)["is_review"]
     for days in (30, 90, 365):
@@ -68,7 +113,7 @@ def compute_user_behavior(reviews: pd.DataFrame, events: pd.DataFrame) -> pd.Dat
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = cum["rating"] / n
         out["rating_mean"] = mean
-        var = (cum["rating_sq"] - n * mean ** 2) / (n - 1)
+        var = (cum["rating_sq"] - n * mean**2) / (n - 1)
         out["rating_std"] = np.sqrt(var.clip(lower=0)).where(n >= 2)
         out["low_rating_share"] = cum["is_low"] / n
         out["helpful_ratio"] = (cum["helpful_votes"] / cum["total_votes"]).where(cum["total_votes"] > 0)
@@ -84,7 +129,9 @@ def compute_user_behavior(reviews: pd.DataFrame, events: pd.DataFrame) -> pd.Dat
     # times are sorted per user: the last purchase so far is a forward fill, the first a cummin
     purchase_ts = ts_unix.where(acts["is_purchase"] > 0).astype(float)
     last_purchase = purchase_ts.groupby(acts["user_id"], sort=False).ffill()
-    first_purchase = purchase_ts.groupby(acts["user_id"], sort=False).cummin().groupby(acts["user_id"], sort=False).ffill()
+    first_purchase = (
+        purchase_ts.groupby(acts["user_id"], sort=False).cummin().groupby(acts["user_id"], sort=False).ffill()
+    )
     span_days = (ts_unix - first_purchase) / 86400
     out["purchase_frequency_30d"] = (purchases / np.maximum(span_days, 30.0) * 30).where(purchases > 0)
     out["last_purchase_unix"] = last_purchase.round().astype("Int64")
@@ -93,8 +140,8 @@ def compute_user_behavior(reviews: pd.DataFrame, events: pd.DataFrame) -> pd.Dat
     return _last_per_timestamp(out, "user_id")
 
 
-
 # --- item_stats ---------------------------------------------------------------
+
 
 def compute_item_stats(reviews: pd.DataFrame, items: set[str] | None = None) -> pd.DataFrame:
     """Snapshots at each time an item was reviewed: review count, mean rating, its
@@ -141,6 +188,7 @@ def compute_item_stats(reviews: pd.DataFrame, items: set[str] | None = None) -> 
 
 # --- text profiles -------------------------------------------------------------
 
+
 def _cumulative_mean_vectors(vectors: np.ndarray, groups: np.ndarray) -> np.ndarray:
     """Per group (rows sorted by group), the running mean of the vectors."""
     out = np.empty_like(vectors)
@@ -148,7 +196,7 @@ def _cumulative_mean_vectors(vectors: np.ndarray, groups: np.ndarray) -> np.ndar
     for end in np.flatnonzero(np.r_[groups[1:] != groups[:-1], True]) + 1:
         block = vectors[start:end]
         out[start:end] = np.cumsum(block, axis=0) / np.arange(1, len(block) + 1)[:, None]
-        start = end
+        start = int(end)
     return out
 
 
@@ -160,9 +208,14 @@ def compute_item_text_profile(embedded: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame()
     vectors = np.stack(e["embedding"].to_numpy()).astype(np.float32)
     means = _cumulative_mean_vectors(vectors, e["item_id"].to_numpy())
-    out = pd.DataFrame({"item_id": e["item_id"], "event_timestamp": e["event_timestamp"],
-                        "item_embedded_review_count": e.groupby("item_id", sort=False).cumcount() + 1,
-                        "item_embedding": list(means)})
+    out = pd.DataFrame(
+        {
+            "item_id": e["item_id"],
+            "event_timestamp": e["event_timestamp"],
+            "item_embedded_review_count": e.groupby("item_id", sort=False).cumcount() + 1,
+            "item_embedding": list(means),
+        }
+    )
     return _last_per_timestamp(out, "item_id")
 
 
@@ -174,9 +227,14 @@ def fit_tag_vocabulary(texts: list[str]):
     n = len(texts)
     # Terms in more than 2% of reviews are too common to characterize anyone; small
     # corpora (tests, a new shop) keep every term that is not in most documents.
-    vectorizer = TfidfVectorizer(stop_words="english", min_df=3 if n >= 1000 else 1,
-                                 max_df=max(0.02, min(1.0, 10 / max(n, 1))), max_features=20_000,
-                                 token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z]{2,}\b", sublinear_tf=True)
+    vectorizer = TfidfVectorizer(
+        stop_words="english",
+        min_df=3 if n >= 1000 else 1,
+        max_df=max(0.02, min(1.0, 10 / max(n, 1))),
+        max_features=20_000,
+        token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z]{2,}\b",
+        sublinear_tf=True,
+    )
     try:
         return vectorizer.fit(texts)
     except ValueError:  # empty vocabulary
@@ -195,13 +253,22 @@ def compute_user_text_profile(embedded: pd.DataFrame, vectorizer, sentiment_sour
     vectors = np.stack(e["embedding"].to_numpy()).astype(np.float32)
     g = e.groupby("user_id", sort=False)
     n = g.cumcount() + 1
-    out = pd.DataFrame({"user_id": e["user_id"], "event_timestamp": e["event_timestamp"], "embedded_review_count": n,
-                        "user_embedding": list(_cumulative_mean_vectors(vectors, users))})
+    out = pd.DataFrame(
+        {
+            "user_id": e["user_id"],
+            "event_timestamp": e["event_timestamp"],
+            "embedded_review_count": n,
+            "user_embedding": list(_cumulative_mean_vectors(vectors, users)),
+        }
+    )
     for label in SENTIMENT_LABELS:
         out[f"share_{label}"] = (e["sentiment"] == label).astype(float).groupby(e["user_id"], sort=False).cumsum() / n
     out["sentiment_source"] = sentiment_source
-    out["interest_tags"] = (_running_tags(vectorizer.transform(e["text"].tolist()), users,
-                                          vectorizer.get_feature_names_out()) if vectorizer else "")
+    out["interest_tags"] = (
+        _running_tags(vectorizer.transform(e["text"].tolist()), users, vectorizer.get_feature_names_out())
+        if vectorizer
+        else ""
+    )
     return _last_per_timestamp(out, "user_id")
 
 
@@ -218,6 +285,7 @@ def _running_tags(tfidf, groups: np.ndarray, terms: np.ndarray) -> list[str]:
 
 # --- the build (I/O) -----------------------------------------------------------
 
+
 @dataclass
 class BuildResult:
     as_of: datetime
@@ -228,13 +296,16 @@ class BuildResult:
 
     def summary(self) -> str:
         rows = ", ".join(f"{t} {n:,}" for t, n in self.rows_written.items())
-        return (f"as of {self.as_of:%Y-%m-%d %H:%M:%S}Z: embedded {self.reviews_embedded:,} reviews, "
-                f"rebuilt {self.users_rebuilt:,} users and {self.items_rebuilt:,} items ({rows or 'nothing new'})")
+        return (
+            f"as of {self.as_of:%Y-%m-%d %H:%M:%S}Z: embedded {self.reviews_embedded:,} reviews, "
+            f"rebuilt {self.users_rebuilt:,} users and {self.items_rebuilt:,} items ({rows or 'nothing new'})"
+        )
 
 
 class SentimentLabeler(Protocol):
     """Labels reviews (a frame with rating, summary and text) with a sentiment class;
     `source` says where the labels come from (stored with the text profiles)."""
+
     source: str
 
     def __call__(self, reviews: pd.DataFrame) -> pd.Series: ...
@@ -242,6 +313,7 @@ class SentimentLabeler(Protocol):
 
 class RatingsSentiment:
     """Sentiment labels from star ratings (before any model is promoted)."""
+
     source = "ratings"
 
     def __call__(self, reviews: pd.DataFrame) -> pd.Series:
@@ -259,11 +331,14 @@ def _utc(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def _replace_snapshots(conn, table: str, key: str, entities: list[str], frame: pd.DataFrame,
-                       as_of: datetime) -> int:
+def _replace_snapshots(
+    conn, table: str, key: str, entities: Sequence[str], frame: pd.DataFrame, as_of: datetime
+) -> int:
     """Delete the entities' snapshots up to as_of and COPY the recomputed ones in."""
-    conn.execute(sa.text(f"DELETE FROM {table} WHERE {key} = ANY(:ids) AND event_timestamp <= :as_of"),
-                 {"ids": entities, "as_of": as_of})
+    conn.execute(
+        sa.text(f"DELETE FROM {table} WHERE {key} = ANY(:ids) AND event_timestamp <= :as_of"),
+        {"ids": entities, "as_of": as_of},
+    )
     if frame.empty:
         return 0
     columns = list(frame.columns)
@@ -296,8 +371,14 @@ def _sql_value(value):
     return value
 
 
-def build_features(engine: sa.Engine, *, as_of: datetime | None = None, encoder_path: str | None = None,
-                   sentiment: SentimentLabeler | None = None, progress: bool = True) -> BuildResult:
+def build_features(
+    engine: sa.Engine,
+    *,
+    as_of: datetime | None = None,
+    encoder_path: str | None = None,
+    sentiment: SentimentLabeler | None = None,
+    progress: bool = True,
+) -> BuildResult:
     """Incremental, idempotent feature build up to as_of (default now). `sentiment`
     labels reviews for the text profiles (default: from ratings); when its source
     differs from the one the profiles were built with, every user's profile is rebuilt."""
@@ -321,45 +402,86 @@ def build_features(engine: sa.Engine, *, as_of: datetime | None = None, encoder_
     # 2. snapshots of the entities whose inputs changed, and the new watermark
     with engine.begin() as conn:
         conn.execute(lock)
-        last = conn.execute(sa.text(
-            "SELECT last_review_id, last_event_id, as_of, finished_at FROM feature_builds "
-            "ORDER BY build_id DESC LIMIT 1")).first()
+        last = conn.execute(
+            sa.text(
+                "SELECT last_review_id, last_event_id, as_of, finished_at FROM feature_builds "
+                "ORDER BY build_id DESC LIMIT 1"
+            )
+        ).first()
         epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
         last_review_id, last_event_id, last_as_of, last_finished = last if last else (0, 0, epoch, epoch)
         max_review_id = conn.execute(sa.text("SELECT coalesce(max(review_id), 0) FROM reviews")).scalar()
         max_event_id = conn.execute(sa.text("SELECT coalesce(max(event_id), 0) FROM events")).scalar()
-        params = {"rid": last_review_id, "eid": last_event_id, "last_as_of": last_as_of, "as_of": as_of,
-                  "last_finished": last_finished}
+        params = {
+            "rid": last_review_id,
+            "eid": last_event_id,
+            "last_as_of": last_as_of,
+            "as_of": as_of,
+            "last_finished": last_finished,
+        }
 
         # who changed: raw rows new since the last build (or newly inside as_of), re-embedded reviews
         new_rows = "(({id} > :{p} OR event_timestamp > :last_as_of) AND event_timestamp <= :as_of)"
         params["source"] = sentiment.source
-        users = conn.execute(sa.text(f"""
+        users = (
+            conn.execute(
+                sa.text(f"""
             SELECT user_id FROM user_text_profile WHERE sentiment_source <> :source
-            UNION SELECT user_id FROM reviews WHERE {new_rows.format(id='review_id', p='rid')}
-            UNION SELECT user_id FROM events WHERE event_type <> 'review' AND {new_rows.format(id='event_id', p='eid')}
+            UNION SELECT user_id FROM reviews WHERE {new_rows.format(id="review_id", p="rid")}
+            UNION SELECT user_id FROM events WHERE event_type <> 'review' AND {new_rows.format(id="event_id", p="eid")}
             UNION SELECT user_id FROM review_embeddings WHERE created_timestamp > :last_finished"""),
-            params).scalars().all()
-        items = conn.execute(sa.text(f"""
-            SELECT item_id FROM reviews WHERE {new_rows.format(id='review_id', p='rid')}
+                params,
+            )
+            .scalars()
+            .all()
+        )
+        items = (
+            conn.execute(
+                sa.text(f"""
+            SELECT item_id FROM reviews WHERE {new_rows.format(id="review_id", p="rid")}
             UNION SELECT item_id FROM review_embeddings WHERE created_timestamp > :last_finished"""),
-            params).scalars().all()
+                params,
+            )
+            .scalars()
+            .all()
+        )
 
         if users:
-            reviews = _utc(_frame(conn, """
+            reviews = _utc(
+                _frame(
+                    conn,
+                    """
                 SELECT user_id, event_timestamp, rating, helpful_votes, total_votes, length(text) AS text_length
-                FROM reviews WHERE user_id = ANY(:u) AND event_timestamp <= :as_of""", u=users, as_of=as_of))
-            events = _utc(_frame(conn, """
+                FROM reviews WHERE user_id = ANY(:u) AND event_timestamp <= :as_of""",
+                    u=users,
+                    as_of=as_of,
+                )
+            )
+            events = _utc(
+                _frame(
+                    conn,
+                    """
                 SELECT user_id, event_timestamp, event_type, quantity, amount FROM events
-                WHERE event_type <> 'review' AND user_id = ANY(:u) AND event_timestamp <= :as_of""", u=users, as_of=as_of))
+                WHERE event_type <> 'review' AND user_id = ANY(:u) AND event_timestamp <= :as_of""",
+                    u=users,
+                    as_of=as_of,
+                )
+            )
             events["amount"] = events["amount"].astype(float)
-            rows["user_behavior"] = _replace_snapshots(conn, "user_behavior", "user_id", users,
-                                                       compute_user_behavior(reviews, events), as_of)
+            rows["user_behavior"] = _replace_snapshots(
+                conn, "user_behavior", "user_id", users, compute_user_behavior(reviews, events), as_of
+            )
         if items:
-            all_reviews = _utc(_frame(conn, "SELECT item_id, event_timestamp, rating FROM reviews WHERE event_timestamp <= :as_of",
-                                      as_of=as_of))
-            rows["item_stats"] = _replace_snapshots(conn, "item_stats", "item_id", items,
-                                                    compute_item_stats(all_reviews, set(items)), as_of)
+            all_reviews = _utc(
+                _frame(
+                    conn,
+                    "SELECT item_id, event_timestamp, rating FROM reviews WHERE event_timestamp <= :as_of",
+                    as_of=as_of,
+                )
+            )
+            rows["item_stats"] = _replace_snapshots(
+                conn, "item_stats", "item_id", items, compute_item_stats(all_reviews, set(items)), as_of
+            )
 
         if users or items:
             embedded_sql = """
@@ -374,19 +496,33 @@ def build_features(engine: sa.Engine, *, as_of: datetime | None = None, encoder_
                 by_user["text"] = [review_text(s, t) for s, t in zip(by_user["summary"], by_user["text"])]
                 by_user["sentiment"] = np.asarray(sentiment(by_user)) if len(by_user) else []
                 rows["user_text_profile"] = _replace_snapshots(
-                    conn, "user_text_profile", "user_id", users,
-                    compute_user_text_profile(by_user, vectorizer, sentiment.source), as_of)
+                    conn,
+                    "user_text_profile",
+                    "user_id",
+                    users,
+                    compute_user_text_profile(by_user, vectorizer, sentiment.source),
+                    as_of,
+                )
             if items:
                 by_item = _utc(_frame(conn, embedded_sql.format(cond="r.item_id = ANY(:i)"), as_of=as_of, i=items))
                 by_item["embedding"] = by_item["embedding"].map(np.asarray)
                 rows["item_text_profile"] = _replace_snapshots(
-                    conn, "item_text_profile", "item_id", items, compute_item_text_profile(by_item), as_of)
+                    conn, "item_text_profile", "item_id", items, compute_item_text_profile(by_item), as_of
+                )
 
-        conn.execute(sa.text("""
+        conn.execute(
+            sa.text("""
             INSERT INTO feature_builds (as_of, last_review_id, last_event_id, users_rebuilt, items_rebuilt, reviews_embedded)
             VALUES (:as_of, :rid, :eid, :users, :items, :embedded)"""),
-            {"as_of": as_of, "rid": max_review_id, "eid": max_event_id, "users": len(users), "items": len(items),
-             "embedded": rows_embedded})
+            {
+                "as_of": as_of,
+                "rid": max_review_id,
+                "eid": max_event_id,
+                "users": len(users),
+                "items": len(items),
+                "embedded": rows_embedded,
+            },
+        )
     return BuildResult(as_of, rows_embedded, len(users), len(items), rows)
 
 
@@ -394,21 +530,39 @@ def _embed_new_reviews(conn, model_path: str, revision: str, as_of: datetime, pr
     """Embed the reviews up to as_of that have no embedding by this encoder revision."""
     from portrait.encoder import Encoder, review_text
 
-    todo = _utc(_frame(conn, """
+    todo = _utc(
+        _frame(
+            conn,
+            """
         SELECT r.review_id, r.user_id, r.item_id, r.event_timestamp, r.summary, r.text
         FROM reviews r LEFT JOIN review_embeddings e ON e.review_id = r.review_id AND e.encoder_revision = :rev
-        WHERE e.review_id IS NULL AND r.event_timestamp <= :as_of ORDER BY r.review_id""", rev=revision, as_of=as_of))
+        WHERE e.review_id IS NULL AND r.event_timestamp <= :as_of ORDER BY r.review_id""",
+            rev=revision,
+            as_of=as_of,
+        )
+    )
     if todo.empty:
         return 0  # the encoder is not even loaded
     encoder = Encoder.load(model_path)
     vectors = encoder.embed([review_text(s, t) for s, t in zip(todo["summary"], todo["text"])], progress=progress)
     cursor = conn.connection.driver_connection.cursor()
     cursor.execute("CREATE TEMP TABLE stage_embeddings (LIKE review_embeddings INCLUDING DEFAULTS) ON COMMIT DROP")
-    with cursor.copy("COPY stage_embeddings (review_id, user_id, item_id, event_timestamp, embedding, "
-                     "encoder, encoder_revision) FROM STDIN") as copy:
+    with cursor.copy(
+        "COPY stage_embeddings (review_id, user_id, item_id, event_timestamp, embedding, "
+        "encoder, encoder_revision) FROM STDIN"
+    ) as copy:
         for row, vec in zip(todo.itertuples(index=False), vectors):
-            copy.write_row((row.review_id, row.user_id, row.item_id, row.event_timestamp.to_pydatetime(),
-                            pg_array(vec), encoder.name, encoder.revision))
+            copy.write_row(
+                (
+                    row.review_id,
+                    row.user_id,
+                    row.item_id,
+                    row.event_timestamp.to_pydatetime(),
+                    pg_array(vec),
+                    encoder.name,
+                    encoder.revision,
+                )
+            )
     cursor.execute("""
         INSERT INTO review_embeddings (review_id, user_id, item_id, event_timestamp, embedding, encoder, encoder_revision)
         SELECT review_id, user_id, item_id, event_timestamp, embedding, encoder, encoder_revision FROM stage_embeddings

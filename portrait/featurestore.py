@@ -2,6 +2,7 @@
 object, apply / materialize, and reading a user's online portrait.
 
 `import feast` costs ~10 s: it happens only inside the functions that need it."""
+
 from __future__ import annotations
 
 import os
@@ -44,7 +45,9 @@ def feast_env(settings: Settings) -> dict[str, str]:
         "PORTRAIT_PG_USER": app.username or "postgres",
         "PORTRAIT_PG_PASSWORD": app.password or "",
         # the embedded server speaks only over its Unix socket: no TLS there
-        "PORTRAIT_PG_SSLMODE": str(app.query.get("sslmode") or ("disable" if settings.profile == "local" else "prefer")),
+        "PORTRAIT_PG_SSLMODE": str(
+            app.query.get("sslmode") or ("disable" if settings.profile == "local" else "prefer")
+        ),
         "PORTRAIT_PG_DATABASE": database.database_name(settings, "app"),
         "PORTRAIT_FEAST_DATABASE": database.database_name(settings, "feast"),
         "PORTRAIT_FEAST_REGISTRY_URL": registry.render_as_string(hide_password=False),
@@ -67,8 +70,11 @@ def repo_config(settings: Settings, overrides: dict[str, str] | None = None):
 
     env = {**feast_env(settings), **(overrides or {})}
     # ${VAR} as Feast's own loader expands it, from this profile's values
-    text = re.sub(r"\$\{(\w+)\}", lambda m: env.get(m.group(1), os.environ.get(m.group(1), m.group(0))),
-                  yaml_path(settings).read_text())
+    text = re.sub(
+        r"\$\{(\w+)\}",
+        lambda m: env.get(m.group(1), os.environ.get(m.group(1), m.group(0))),
+        yaml_path(settings).read_text(),
+    )
     config = RepoConfig(**yaml.safe_load(text))
     config.repo_path = FEATURE_REPO
     return config
@@ -96,8 +102,9 @@ def apply(settings: Settings, overrides: dict[str, str] | None = None) -> None:
         sys.path[:] = path
 
 
-def materialize(settings: Settings, end: datetime | None = None, *, full: bool = False,
-                overrides: dict[str, str] | None = None) -> None:
+def materialize(
+    settings: Settings, end: datetime | None = None, *, full: bool = False, overrides: dict[str, str] | None = None
+) -> None:
     """`feast materialize-incremental` up to end (default now), with Feast's progress
     bars. full=True reloads everything (after switching online stores, say: Feast
     keeps one materialization history per feature view, not per store)."""
@@ -139,8 +146,9 @@ def service_refs(store, service: str, join_key: str) -> list[str]:
 
 def online_portrait(store, user_id: str) -> dict[str, object]:
     """The user's online features (profile_v1) by pseudonymized id; {} if unknown."""
-    response = store.get_online_features(features=store.get_feature_service(PROFILE_SERVICE),
-                                         entity_rows=[{"user_id": user_id}]).to_dict()
+    response = store.get_online_features(
+        features=store.get_feature_service(PROFILE_SERVICE), entity_rows=[{"user_id": user_id}]
+    ).to_dict()
     values = {k: v[0] for k, v in response.items() if k != "user_id"}
     return values if any(v is not None for v in values.values()) else {}
 
@@ -165,8 +173,13 @@ def historical_features(store, entity_df, features, chunk: int = 5000, progress:
 
     parts = []
     with _hash_joins():
-        for start in tqdm(range(0, len(entity_df), chunk), desc="feast point-in-time join", unit="chunk",
-                          disable=not progress, leave=False):
-            part = entity_df.iloc[start:start + chunk]
+        for start in tqdm(
+            range(0, len(entity_df), chunk),
+            desc="feast point-in-time join",
+            unit="chunk",
+            disable=not progress,
+            leave=False,
+        ):
+            part = entity_df.iloc[start : start + chunk]
             parts.append(store.get_historical_features(entity_df=part, features=features).to_df())
     return pd.concat(parts, ignore_index=True) if parts else entity_df.iloc[0:0]

@@ -5,6 +5,7 @@ Left in place, by design: item-level aggregates (item_stats, item_text_profile)
 are statistics over many users' reviews and carry no user id; they lose the
 user's contribution at the next rebuild of those items. MLflow datasets hold
 review texts and labels without user ids (see README)."""
+
 from __future__ import annotations
 
 import json
@@ -57,8 +58,12 @@ def erase_online(store, pseudonym: str) -> str:
 
         host, _, rest = config.online_store.connection_string.partition(",")
         options = dict(kv.split("=", 1) for kv in rest.split(",") if "=" in kv)
-        client = redis.Redis(host=host.split(":")[0], port=int(host.split(":")[1]), db=int(options.get("db", 0)),
-                             password=options.get("password"))
+        client = redis.Redis(
+            host=host.split(":")[0],
+            port=int(host.split(":")[1]),
+            db=int(options.get("db", 0)),
+            password=options.get("password"),
+        )
         n = client.delete(redis_key(config.project, key, version))
         return f"redis: {n} key deleted"
     import psycopg
@@ -68,8 +73,14 @@ def erase_online(store, pseudonym: str) -> str:
     cfg = config.online_store
     entity_key = serialize_entity_key(key, entity_key_serialization_version=version)
     total = 0
-    with psycopg.connect(host=cfg.host, port=cfg.port, dbname=cfg.database, user=cfg.user,
-                         password=cfg.password or None, sslmode=cfg.sslmode or "prefer") as conn:
+    with psycopg.connect(
+        host=cfg.host,
+        port=cfg.port,
+        dbname=cfg.database,
+        user=cfg.user,
+        password=cfg.password or None,
+        sslmode=cfg.sslmode or "prefer",
+    ) as conn:
         for view in USER_VIEWS:
             table = postgres_online_table(config.project, store.get_feature_view(view))
             total += conn.execute(f'DELETE FROM "{table}" WHERE entity_key = %s', (entity_key,)).rowcount
@@ -82,6 +93,8 @@ def forget(engine: sa.Engine, store, pseudonym: str) -> ForgetReport:
         deleted = erase_offline(conn, pseudonym)
     online = erase_online(store, pseudonym) if store is not None else "no online store configured"
     with engine.begin() as conn:
-        conn.execute(sa.text("INSERT INTO forget_audit (rows_deleted, online_store) VALUES (CAST(:d AS jsonb), :o)"),
-                     {"d": json.dumps(deleted), "o": online})
+        conn.execute(
+            sa.text("INSERT INTO forget_audit (rows_deleted, online_store) VALUES (CAST(:d AS jsonb), :o)"),
+            {"d": json.dumps(deleted), "o": online},
+        )
     return ForgetReport(deleted, online)

@@ -1,15 +1,17 @@
 """Ingestion: stream a raw file, validate each line, bulk-load the good rows
 with COPY (one transaction per batch) and set every malformed line aside in
 ingest_rejects with its reason. read = loaded + rejected + duplicates, exactly."""
+
 from __future__ import annotations
 
+import contextlib
 import gzip
 import queue
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO, cast
 
 import sqlalchemy as sa
 
@@ -26,7 +28,7 @@ class IngestCounts:
     rejected: int = 0
     duplicates: int = 0
 
-    def add(self, other: "IngestCounts") -> None:
+    def add(self, other: IngestCounts) -> None:
         self.read += other.read
         self.loaded += other.loaded
         self.rejected += other.rejected
@@ -38,8 +40,10 @@ class IngestCounts:
 
     def summary(self) -> str:
         mark = "ok" if self.reconciles else "MISMATCH"
-        return (f"read {self.read:,} = loaded {self.loaded:,} + rejected {self.rejected:,} "
-                f"+ duplicates {self.duplicates:,} ({mark})")
+        return (
+            f"read {self.read:,} = loaded {self.loaded:,} + rejected {self.rejected:,} "
+            f"+ duplicates {self.duplicates:,} ({mark})"
+        )
 
 
 @dataclass(frozen=True)
@@ -60,9 +64,9 @@ class Batch:
 
 def open_source(path: Path) -> tuple[BinaryIO, BinaryIO]:
     """(raw file, decompressed stream): gzip by magic number, not by name."""
-    raw = open(path, "rb")
+    raw = open(path, "rb")  # noqa: SIM115 - returned to the caller, which closes it
     magic = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
-    stream: BinaryIO = gzip.GzipFile(fileobj=raw) if magic == b"\x1f\x8b" else raw
+    stream = cast(BinaryIO, gzip.GzipFile(fileobj=raw) if magic == b"\x1f\x8b" else raw)
     return raw, stream
 
 
@@ -94,8 +98,9 @@ HEADERS: dict[str, Callable[[str], bool]] = {
 }
 
 
-def parse_batches(source: str, lines: Iterator[tuple[int, bytes, bool]], key: bytes,
-                  batch_size: int) -> Iterator[Batch]:
+def parse_batches(
+    source: str, lines: Iterator[tuple[int, bytes, bool]], key: bytes, batch_size: int
+) -> Iterator[Batch]:
     """Validate lines into batches of rows and rejects (pure: no database)."""
     parse, is_header = PARSERS[source], HEADERS.get(source)
     batch = Batch([], [])
@@ -136,7 +141,7 @@ def prefetch(batches: Iterator[Batch], depth: int = 2) -> Iterator[Batch]:
                 if stop.is_set():
                     return
             box.put(done)
-        except BaseException as err:  # handed to the consumer, raised there
+        except BaseException as err:  # noqa: BLE001 - handed to the consumer thread, which raises it
             box.put(err)
 
     worker = threading.Thread(target=produce, name="ingest-parse", daemon=True)
@@ -230,7 +235,9 @@ class Loader:
                 counts.loaded = self._copy_rows(cur, batch.rows)
             counts.duplicates = len(batch.rows) - counts.loaded
             if batch.rejects:
-                with cur.copy("COPY ingest_rejects (run_id, source, path, line_number, raw, reason) FROM STDIN") as copy:
+                with cur.copy(
+                    "COPY ingest_rejects (run_id, source, path, line_number, raw, reason) FROM STDIN"
+                ) as copy:
                     for r in batch.rejects:
                         copy.write_row((self.run_id, self.source, self.path, r.line_number, r.raw, r.reason))
             cur.execute(
@@ -244,15 +251,38 @@ class Loader:
         if isinstance(rows[0][1], ReviewRow):
             with cur.copy("COPY stage_reviews FROM STDIN") as copy:
                 for n, r in rows:
-                    copy.write_row((n, r.user_id, r.item_id, r.rating, r.summary, r.text,
-                                    r.helpful_votes, r.total_votes, r.event_timestamp))
+                    assert isinstance(r, ReviewRow)  # one batch holds one kind of row
+                    copy.write_row(
+                        (
+                            n,
+                            r.user_id,
+                            r.item_id,
+                            r.rating,
+                            r.summary,
+                            r.text,
+                            r.helpful_votes,
+                            r.total_votes,
+                            r.event_timestamp,
+                        )
+                    )
             cur.execute(LOAD_REVIEWS)
             cur.execute(LOAD_REVIEWS_ROWS, {"run_id": self.run_id})
         else:
             with cur.copy("COPY stage_events FROM STDIN") as copy:
                 for n, r in rows:
-                    copy.write_row((n, self.event_keys.key(r), r.user_id, r.item_id, r.event_type,
-                                    r.quantity, r.amount, r.event_timestamp))
+                    assert isinstance(r, EventRow)  # one batch holds one kind of row
+                    copy.write_row(
+                        (
+                            n,
+                            self.event_keys.key(r),
+                            r.user_id,
+                            r.item_id,
+                            r.event_type,
+                            r.quantity,
+                            r.amount,
+                            r.event_timestamp,
+                        )
+                    )
             cur.execute(LOAD_EVENTS)
             cur.execute(LOAD_EVENTS_ROWS, {"run_id": self.run_id})
         loaded, self.last_review_id = cur.fetchone()
@@ -261,8 +291,9 @@ class Loader:
 
 def start_run(conn, source: str, path: str) -> int:
     with conn.transaction(), conn.cursor() as cur:
-        cur.execute("INSERT INTO ingest_runs (source, path, status) VALUES (%s, %s, 'running') RETURNING run_id",
-                    (source, path))
+        cur.execute(
+            "INSERT INTO ingest_runs (source, path, status) VALUES (%s, %s, 'running') RETURNING run_id", (source, path)
+        )
         return cur.fetchone()[0]
 
 
@@ -277,9 +308,15 @@ API_SOURCE, API_PATH = "api", "POST /reviews"
 def items_seen(engine: sa.Engine, user_id: str) -> set[str]:
     """Items the user (pseudonym) has reviewed or acted on."""
     with engine.connect() as conn:
-        return set(conn.execute(sa.text(
-            "SELECT item_id FROM reviews WHERE user_id = :u UNION "
-            "SELECT item_id FROM events WHERE user_id = :u AND item_id IS NOT NULL"), {"u": user_id}).scalars())
+        return set(
+            conn.execute(
+                sa.text(
+                    "SELECT item_id FROM reviews WHERE user_id = :u UNION "
+                    "SELECT item_id FROM events WHERE user_id = :u AND item_id IS NOT NULL"
+                ),
+                {"u": user_id},
+            ).scalars()
+        )
 
 
 def add_review(engine: sa.Engine, row: ReviewRow, run_id: int | None) -> tuple[int, int | None]:
@@ -287,7 +324,7 @@ def add_review(engine: sa.Engine, row: ReviewRow, run_id: int | None) -> tuple[i
     file's rows, counted in the API's own ingest run (started when run_id is None).
     Returns (run id, the new review_id or None when the user already reviewed the item)."""
     raw_conn = engine.raw_connection()
-    conn = raw_conn.driver_connection
+    conn: Any = raw_conn.driver_connection  # a psycopg connection (SQLAlchemy types it loosely)
     try:
         conn.autocommit = True  # transactions are explicit, as in ingest_file
         if run_id is None:
@@ -301,8 +338,16 @@ def add_review(engine: sa.Engine, row: ReviewRow, run_id: int | None) -> tuple[i
         raw_conn.close()
 
 
-def ingest_file(engine: sa.Engine, source: str, path: Path, key: bytes, *, batch_size: int = 2000,
-                progress: bool = True, loader_factory: type[Loader] = Loader) -> tuple[int, IngestCounts]:
+def ingest_file(
+    engine: sa.Engine,
+    source: str,
+    path: Path,
+    key: bytes,
+    *,
+    batch_size: int = 2000,
+    progress: bool = True,
+    loader_factory: type[Loader] = Loader,
+) -> tuple[int, IngestCounts]:
     """Ingest one file; returns (run id, counts). The run row in ingest_runs is
     updated with every committed batch."""
     from tqdm import tqdm
@@ -315,24 +360,28 @@ def ingest_file(engine: sa.Engine, source: str, path: Path, key: bytes, *, batch
     stored_path = str(path.resolve())
     counts = IngestCounts()
     raw_conn = engine.raw_connection()
-    conn = raw_conn.driver_connection
+    conn: Any = raw_conn.driver_connection  # a psycopg connection (SQLAlchemy types it loosely)
     raw, stream = open_source(path)
     try:
         conn.autocommit = True  # transactions are explicit, one per batch
         run_id = start_run(conn, source, stored_path)
         loader = loader_factory(conn, source, stored_path, run_id)
-        with tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc=f"ingest {source}",
-                  disable=not progress, leave=False) as bar:
+        with tqdm(
+            total=path.stat().st_size,
+            unit="B",
+            unit_scale=True,
+            desc=f"ingest {source}",
+            disable=not progress,
+            leave=False,
+        ) as bar:
             try:
                 for batch in prefetch(parse_batches(source, read_lines(stream), key, batch_size)):
                     counts.add(loader.load(batch))
                     bar.update(raw.tell() - bar.n)
                     bar.set_postfix(loaded=counts.loaded, rejected=counts.rejected, refresh=False)
             except BaseException:
-                try:
+                with contextlib.suppress(Exception):  # the connection itself may be what failed
                     finish_run(conn, run_id, "failed")
-                except Exception:  # the connection itself may be what failed
-                    pass
                 raise
         finish_run(conn, run_id, "done")
         return run_id, counts

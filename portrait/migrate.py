@@ -1,4 +1,5 @@
 """Alembic migrations (migrations/ in the repo) run on the profile's database."""
+
 from __future__ import annotations
 
 from alembic import command

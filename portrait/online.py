@@ -51,23 +51,27 @@ class ItemSnapshot:
 
 def materialization_version(store, views: list[str]) -> object:
     """What changes when these views are materialized again."""
-    return tuple(store.registry.get_feature_view(name, store.project, allow_cache=False).most_recent_end_time
-                 for name in views)
+    return tuple(
+        store.registry.get_feature_view(name, store.project, allow_cache=False).most_recent_end_time for name in views
+    )
 
 
-def load_item_snapshot(store, refs: list[str], item_ids: list[str], version: object = None,
-                       batch: int = 1000) -> ItemSnapshot:
+def load_item_snapshot(
+    store, refs: list[str], item_ids: list[str], version: object = None, batch: int = 1000
+) -> ItemSnapshot:
     """The item features `refs` of every item in item_ids, read from the online store."""
     names = [ref.split(":", 1)[1] for ref in refs]
     values: dict[str, list] = {name: [] for name in names}
     for start in range(0, len(item_ids), batch):
         got = store.get_online_features(
-            features=refs, entity_rows=[{"item_id": i} for i in item_ids[start:start + batch]]).to_dict()
+            features=refs, entity_rows=[{"item_id": i} for i in item_ids[start : start + batch]]
+        ).to_dict()
         for name in names:
             values[name].extend(got[name])
     embeddings = embedding_matrix(values.pop(EMBEDDING, [None] * len(item_ids)))
-    stats = {k: pd.to_numeric(pd.Series(v, dtype=object), errors="coerce").to_numpy(dtype=float)
-             for k, v in values.items()}
+    stats = {
+        k: pd.to_numeric(pd.Series(v, dtype=object), errors="coerce").to_numpy(dtype=float) for k, v in values.items()
+    }
     return ItemSnapshot(item_ids=item_ids, embeddings=embeddings, stats=stats, version=version)
 
 
@@ -76,8 +80,14 @@ def offline_item_ids(store) -> list[str]:
     import psycopg
 
     cfg = store.config.offline_store
-    with psycopg.connect(host=cfg.host, port=cfg.port, dbname=cfg.database, user=cfg.user,
-                         password=cfg.password or None, sslmode=cfg.sslmode or "prefer") as conn:
+    with psycopg.connect(
+        host=cfg.host,
+        port=cfg.port,
+        dbname=cfg.database,
+        user=cfg.user,
+        password=cfg.password or None,
+        sslmode=cfg.sslmode or "prefer",
+    ) as conn:
         return [r[0] for r in conn.execute("SELECT DISTINCT item_id FROM item_stats ORDER BY item_id")]
 
 
@@ -92,8 +102,11 @@ class ServingContract:
 
     @classmethod
     def from_store(cls, store) -> ServingContract:
-        return cls(service_refs(store, PROFILE_SERVICE, "user_id"), service_refs(store, RECOMMEND_SERVICE, "item_id"),
-                   service_features(store, RATING_SERVICE))
+        return cls(
+            service_refs(store, PROFILE_SERVICE, "user_id"),
+            service_refs(store, RECOMMEND_SERVICE, "item_id"),
+            service_features(store, RATING_SERVICE),
+        )
 
     @property
     def behavior(self) -> list[str]:
@@ -151,8 +164,9 @@ class OnlineReader:
         n = len(item_ids)
         names = {ref.split(":", 1)[1] for ref in self.user_refs} & {*self.rating_features, LAST_ACTIVITY}
         users = pd.DataFrame({name: [user.get(name)] * n for name in sorted(names)}, index=range(n), dtype=object)
-        return rating_inputs(users, items.frame(items.rows(item_ids)), self.affinity(user, item_ids), now_unix,
-                             self.rating_features)
+        return rating_inputs(
+            users, items.frame(items.rows(item_ids)), self.affinity(user, item_ids), now_unix, self.rating_features
+        )
 
 
 def user_vector(user: dict[str, object], dim: int) -> np.ndarray:
@@ -190,10 +204,16 @@ def pushed_text_profile(user: dict[str, object], embedding: np.ndarray, label: s
     n = int(user.get("embedded_review_count") or 0)  # type: ignore[call-overload]  # an int from Feast
     old = np.asarray(user.get("user_embedding") or np.zeros_like(embedding), dtype=np.float64)
     mean = (old * n + embedding) / (n + 1)
-    shares = {f"share_{k}": (float(user.get(f"share_{k}") or 0.0) * n + (k == label)) / (n + 1)  # type: ignore[arg-type]
-              for k in SENTIMENT_LABELS}
-    return {"embedded_review_count": [n + 1], "user_embedding": [mean.astype(np.float32).tolist()],
-            **{k: [v] for k, v in shares.items()},
-            "sentiment_source": [user.get("sentiment_source") or "ratings"],
-            "interest_tags": [user.get("interest_tags") or ""],
-            "event_timestamp": [now], "created_timestamp": [now]}
+    shares = {
+        f"share_{k}": (float(user.get(f"share_{k}") or 0.0) * n + (k == label)) / (n + 1)  # type: ignore[arg-type]
+        for k in SENTIMENT_LABELS
+    }
+    return {
+        "embedded_review_count": [n + 1],
+        "user_embedding": [mean.astype(np.float32).tolist()],
+        **{k: [v] for k, v in shares.items()},
+        "sentiment_source": [user.get("sentiment_source") or "ratings"],
+        "interest_tags": [user.get("interest_tags") or ""],
+        "event_timestamp": [now],
+        "created_timestamp": [now],
+    }

@@ -3,6 +3,7 @@
 Each parser takes one decoded line and returns a row ready to load, or raises
 RowError naming what is wrong with it. User ids are pseudonymized here, before
 a row can reach any table or log."""
+
 from __future__ import annotations
 
 import csv
@@ -121,9 +122,12 @@ def _votes(record: dict) -> tuple[int, int | None]:
     """Amazon 2014: helpful = [helpful, total]; Amazon 2018: vote = "1,234" (helpful only)."""
     helpful = record.get("helpful")
     if helpful is not None:
-        if (not isinstance(helpful, list) or len(helpful) != 2
-                or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in helpful)
-                or helpful[0] > helpful[1]):
+        if (
+            not isinstance(helpful, list)
+            or len(helpful) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in helpful)
+            or helpful[0] > helpful[1]
+        ):
             raise RowError(f"helpful is not [helpful, total] votes: {helpful!r}")
         return helpful[0], helpful[1]
     vote = record.get("vote")
@@ -157,7 +161,9 @@ def parse_amazon_review(line: str, key: bytes) -> ReviewRow:
         ts = _unix_time(record["unixReviewTime"], "unixReviewTime")
     elif "reviewTime" in record:
         try:
-            ts = _plausible(datetime.strptime(str(record["reviewTime"]), "%m %d, %Y").replace(tzinfo=timezone.utc), "reviewTime")
+            ts = _plausible(
+                datetime.strptime(str(record["reviewTime"]), "%m %d, %Y").replace(tzinfo=timezone.utc), "reviewTime"
+            )
         except ValueError:
             raise RowError(f"unparseable time in reviewTime: {record['reviewTime']!r}") from None
     else:

@@ -1,4 +1,5 @@
 """Pseudonymization of user ids and masking of contact details in review text."""
+
 from __future__ import annotations
 
 import hashlib

@@ -46,8 +46,13 @@ def affinity(user_vectors: np.ndarray, item_vectors: np.ndarray) -> np.ndarray:
     return np.where(has_user[:, None] & has_item[None, :], scores, np.nan)
 
 
-def rating_inputs(users: pd.DataFrame, items: pd.DataFrame, pair_affinity: np.ndarray,
-                  request_unix: float | np.ndarray, features: Sequence[str]) -> pd.DataFrame:
+def rating_inputs(
+    users: pd.DataFrame,
+    items: pd.DataFrame,
+    pair_affinity: np.ndarray,
+    request_unix: float | np.ndarray,
+    features: Sequence[str],
+) -> pd.DataFrame:
     """The model's inputs, one row per (user, item) pair, columns in `features`
     order (the feature service's). users and items are aligned row by row: row k
     holds the features of pair k's user and item. Missing values are NaN."""

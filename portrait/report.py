@@ -2,6 +2,7 @@
 charts: user segments, sentiment and rating trends, rising and falling items,
 cohort activity. Computation (DataFrames in, tables out) is split from the
 rendering (charts, HTML)."""
+
 from __future__ import annotations
 
 import html
@@ -14,31 +15,46 @@ import sqlalchemy as sa
 
 from portrait.labels import ratings_sentiment
 
-SEGMENT_FEATURES = ["review_count_total", "rating_mean", "low_rating_share", "helpful_ratio", "review_length_mean",
-                    "share_positive", "share_negative"]
+SEGMENT_FEATURES = [
+    "review_count_total",
+    "rating_mean",
+    "low_rating_share",
+    "helpful_ratio",
+    "review_length_mean",
+    "share_positive",
+    "share_negative",
+]
 
 
 def load(engine: sa.Engine) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Reviews (user, item, rating, time) and each user's latest portrait features."""
     with engine.connect() as conn:
-        reviews = pd.DataFrame(conn.execute(sa.text(
-            "SELECT user_id, item_id, rating, event_timestamp FROM reviews")).mappings().all(),
-            columns=["user_id", "item_id", "rating", "event_timestamp"])
-        users = pd.DataFrame(conn.execute(sa.text("""
+        reviews = pd.DataFrame(
+            conn.execute(sa.text("SELECT user_id, item_id, rating, event_timestamp FROM reviews")).mappings().all(),
+            columns=["user_id", "item_id", "rating", "event_timestamp"],
+        )
+        users = pd.DataFrame(
+            conn.execute(
+                sa.text("""
             SELECT b.user_id, b.review_count_total, b.rating_mean, b.low_rating_share, b.helpful_ratio,
                    b.review_length_mean, t.share_positive, t.share_negative
             FROM (SELECT DISTINCT ON (user_id) * FROM user_behavior ORDER BY user_id, event_timestamp DESC) b
             JOIN (SELECT DISTINCT ON (user_id) * FROM user_text_profile ORDER BY user_id, event_timestamp DESC) t
-              USING (user_id)""")).mappings().all(), columns=["user_id", *SEGMENT_FEATURES])
+              USING (user_id)""")
+            )
+            .mappings()
+            .all(),
+            columns=["user_id", *SEGMENT_FEATURES],
+        )
     reviews["event_timestamp"] = pd.to_datetime(reviews["event_timestamp"], utc=True)
     return reviews, users
 
 
 @dataclass
 class Segments:
-    sizes: pd.Series          # segment name -> users
-    traits: pd.DataFrame      # segment name -> mean of each feature
-    z: pd.DataFrame           # segment name -> how far each mean is from all users (in std)
+    sizes: pd.Series  # segment name -> users
+    traits: pd.DataFrame  # segment name -> mean of each feature
+    z: pd.DataFrame  # segment name -> how far each mean is from all users (in std)
 
 
 def segment_users(users: pd.DataFrame, k: int = 4, seed: int = 0) -> Segments:
@@ -65,21 +81,33 @@ def monthly_trends(reviews: pd.DataFrame) -> pd.DataFrame:
     """Per month: reviews, mean rating, share positive and negative (portrait.labels)."""
     r = reviews.assign(month=reviews["event_timestamp"].dt.tz_convert(None).dt.to_period("M").dt.to_timestamp())
     g = r.groupby("month")["rating"]
-    return pd.DataFrame({"reviews": g.size(), "rating_mean": g.mean(),
-                         "share_positive": g.apply(lambda s: (ratings_sentiment(s) == "positive").mean()),
-                         "share_negative": g.apply(lambda s: (ratings_sentiment(s) == "negative").mean())})
+    return pd.DataFrame(
+        {
+            "reviews": g.size(),
+            "rating_mean": g.mean(),
+            "share_positive": g.apply(lambda s: (ratings_sentiment(s) == "positive").mean()),
+            "share_negative": g.apply(lambda s: (ratings_sentiment(s) == "negative").mean()),
+        }
+    )
 
 
 def demand_movers(reviews: pd.DataFrame, days: int = 180, top: int = 8) -> pd.DataFrame:
     """Reviews per item in the last `days` against the `days` before (demand trend)."""
     end = reviews["event_timestamp"].max()
     recent = reviews[reviews["event_timestamp"] > end - pd.Timedelta(days=days)]["item_id"].value_counts()
-    before = reviews[(reviews["event_timestamp"] <= end - pd.Timedelta(days=days))
-                     & (reviews["event_timestamp"] > end - pd.Timedelta(days=2 * days))]["item_id"].value_counts()
+    before = reviews[
+        (reviews["event_timestamp"] <= end - pd.Timedelta(days=days))
+        & (reviews["event_timestamp"] > end - pd.Timedelta(days=2 * days))
+    ]["item_id"].value_counts()
     change = recent.subtract(before, fill_value=0).sort_values()
     movers = pd.concat([change.tail(top)[::-1], change.head(top)])
-    return pd.DataFrame({"change": movers, "recent": recent.reindex(movers.index).fillna(0).astype(int),
-                         "before": before.reindex(movers.index).fillna(0).astype(int)})
+    return pd.DataFrame(
+        {
+            "change": movers,
+            "recent": recent.reindex(movers.index).fillna(0).astype(int),
+            "before": before.reindex(movers.index).fillna(0).astype(int),
+        }
+    )
 
 
 def cohort_activity(reviews: pd.DataFrame, max_quarters: int = 12) -> pd.DataFrame:
@@ -94,6 +122,7 @@ def cohort_activity(reviews: pd.DataFrame, max_quarters: int = 12) -> pd.DataFra
 
 
 # --- rendering -------------------------------------------------------------------------
+
 
 def _save(fig, path: Path) -> str:
     fig.savefig(path, dpi=110, bbox_inches="tight")
@@ -121,16 +150,21 @@ def render(reviews: pd.DataFrame, users: pd.DataFrame, out_dir: Path) -> Path:
         ax.set_title("User segments (k-means on portraits)")
         img = _save(fig, out_dir / "segments.png")
         table = seg.traits.round(2).to_html(classes="t")
-        sections.append(f"<h2>User segments</h2><img src='{img}' alt='segments'>"
-                        f"<p>Mean portrait of each segment:</p>{table}")
+        sections.append(
+            f"<h2>User segments</h2><img src='{img}' alt='segments'><p>Mean portrait of each segment:</p>{table}"
+        )
 
     trends = monthly_trends(reviews)
     fig, axes = plt.subplots(2, 1, figsize=(9, 5.5), sharex=True)
     axes[0].plot(trends.index, trends["rating_mean"].rolling(3, min_periods=1).mean(), label="mean rating (3-month)")
     axes[0].set_ylabel("stars")
     axes[0].legend()
-    axes[1].plot(trends.index, trends["share_positive"].rolling(3, min_periods=1).mean(), label="positive", color="tab:green")
-    axes[1].plot(trends.index, trends["share_negative"].rolling(3, min_periods=1).mean(), label="negative", color="tab:red")
+    axes[1].plot(
+        trends.index, trends["share_positive"].rolling(3, min_periods=1).mean(), label="positive", color="tab:green"
+    )
+    axes[1].plot(
+        trends.index, trends["share_negative"].rolling(3, min_periods=1).mean(), label="negative", color="tab:red"
+    )
     axes[1].set_ylabel("share of reviews")
     axes[1].legend()
     fig.suptitle("Sentiment and rating over time")
@@ -144,13 +178,17 @@ def render(reviews: pd.DataFrame, users: pd.DataFrame, out_dir: Path) -> Path:
     ax.set_title("Rating trend of the 5 most reviewed items")
     ax.legend(fontsize=7)
     img_items = _save(fig, out_dir / "item_trends.png")
-    sections.append(f"<h2>Sentiment and rating trends</h2><img src='{img}' alt='trends'>"
-                    f"<img src='{img_items}' alt='item trends'>")
+    sections.append(
+        f"<h2>Sentiment and rating trends</h2><img src='{img}' alt='trends'><img src='{img_items}' alt='item trends'>"
+    )
 
     movers = demand_movers(reviews)
     fig, ax = plt.subplots(figsize=(8, 4))
-    ax.barh(movers.index[::-1], movers["change"][::-1],
-            color=["tab:green" if v > 0 else "tab:red" for v in movers["change"][::-1]])
+    ax.barh(
+        movers.index[::-1],
+        movers["change"][::-1],
+        color=["tab:green" if v > 0 else "tab:red" for v in movers["change"][::-1]],
+    )
     ax.set_xlabel("reviews in the last 180 days minus the 180 before")
     ax.set_title("Rising and falling items (demand trend)")
     img = _save(fig, out_dir / "movers.png")
@@ -180,9 +218,9 @@ window.addEventListener("load", () => {{
 }});
 </script>
 </head><body><h1>Portrait operations report</h1>
-<p>{len(reviews):,} reviews of {reviews['item_id'].nunique():,} items by {reviews['user_id'].nunique():,} users,
-{reviews['event_timestamp'].min():%Y-%m-%d} to {reviews['event_timestamp'].max():%Y-%m-%d}. Generated {html.escape(stamp)}.</p>
-{''.join(sections)}</body></html>"""
+<p>{len(reviews):,} reviews of {reviews["item_id"].nunique():,} items by {reviews["user_id"].nunique():,} users,
+{reviews["event_timestamp"].min():%Y-%m-%d} to {reviews["event_timestamp"].max():%Y-%m-%d}. Generated {html.escape(stamp)}.</p>
+{"".join(sections)}</body></html>"""
     path = out_dir / "index.html"
     path.write_text(page)
     return path

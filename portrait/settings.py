@@ -1,5 +1,6 @@
 """Settings in one place: the `local` profile (embedded PostgreSQL under the state
 directory) unless PORTRAIT_DATABASE_URL names an external server."""
+
 from __future__ import annotations
 
 import os
@@ -80,8 +81,9 @@ def api_keys(settings: Settings) -> set[str]:
     if settings.api_keys:
         return {k.strip() for k in settings.api_keys.split(",") if k.strip()}
     if settings.profile == "external":
-        raise SettingsError("PORTRAIT_API_KEYS is not set: the external profile needs the API keys it accepts "
-                            "(comma-separated)")
+        raise SettingsError(
+            "PORTRAIT_API_KEYS is not set: the external profile needs the API keys it accepts (comma-separated)"
+        )
     return {_state_secret(settings, "api_key")}
 
 

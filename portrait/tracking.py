@@ -1,6 +1,7 @@
 """Where MLflow tracks: MLFLOW_TRACKING_URI when set (an MLflow server), else the
 profile's `<app>_mlflow` PostgreSQL database with artifacts under the state
 directory. `import mlflow` happens only in the functions that need it."""
+
 from __future__ import annotations
 
 from portrait import database
@@ -13,7 +14,8 @@ def tracking_uri(settings: Settings) -> str:
     if settings.mlflow_tracking_uri:
         return settings.mlflow_tracking_uri
     return database.server_url(settings, database.database_name(settings, "mlflow")).render_as_string(
-        hide_password=False)
+        hide_password=False
+    )
 
 
 def artifact_root(settings: Settings) -> str | None:
@@ -39,7 +41,10 @@ def configure(settings: Settings, experiment: str = EXPERIMENT) -> str:
     mlflow.set_tracking_uri(tracking_uri(settings))
     mlflow.set_registry_uri(tracking_uri(settings))
     found = mlflow.get_experiment_by_name(experiment)
-    experiment_id = found.experiment_id if found else mlflow.create_experiment(
-        experiment, artifact_location=artifact_root(settings))
+    experiment_id = (
+        found.experiment_id
+        if found
+        else mlflow.create_experiment(experiment, artifact_location=artifact_root(settings))
+    )
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id

@@ -4,6 +4,7 @@
 Aliases: `champion` is served, `challenger` is shadowed, `previous` is the
 champion before the last promotion (what rollback restores). A person can set
 the same aliases in the MLflow UI."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -51,8 +52,9 @@ def version_info(name: str, version: int | str) -> VersionInfo:
     v = client.get_model_version(name, str(version))
     metric, _ = headline(name)
     value = client.get_run(v.run_id).data.metrics.get(metric) if v.run_id else None
-    return VersionInfo(name, int(v.version), list(v.aliases or []), metric, value, v.run_id,
-                       v.creation_timestamp, dict(v.tags or {}))
+    return VersionInfo(
+        name, int(v.version), list(v.aliases or []), metric, value, v.run_id, v.creation_timestamp, dict(v.tags or {})
+    )
 
 
 def list_versions(name: str) -> list[VersionInfo]:
@@ -107,11 +109,13 @@ def promote(name: str, version: int, *, force: bool = False) -> tuple[VersionInf
         raise PromotionRefused(
             f"{name} v{candidate.version} has {candidate.metric} {_fmt(candidate.value)}, no better than the "
             f"baseline of its own run ({candidate.tags.get('baseline', 'baseline')}: {_fmt(baseline)}); "
-            "use --force to promote it anyway")
+            "use --force to promote it anyway"
+        )
     if current and not force and not beats(name, candidate.value, current.value):
         raise PromotionRefused(
             f"{name} v{candidate.version} has {candidate.metric} {_fmt(candidate.value)}, worse than champion "
-            f"v{current.version}'s {_fmt(current.value)}; use --force to promote it anyway")
+            f"v{current.version}'s {_fmt(current.value)}; use --force to promote it anyway"
+        )
     client = _client()
     if current:
         client.set_registered_model_alias(name, PREVIOUS, str(current.version))
@@ -119,7 +123,7 @@ def promote(name: str, version: int, *, force: bool = False) -> tuple[VersionInf
     return version_info(name, version), current
 
 
-def rollback(name: str) -> tuple[VersionInfo, VersionInfo]:
+def rollback(name: str) -> tuple[VersionInfo, VersionInfo | None]:
     """Restore the `previous` champion; the demoted one becomes `previous`, so a
     second rollback undoes the first."""
     from mlflow.exceptions import MlflowException

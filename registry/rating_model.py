@@ -4,15 +4,16 @@ artifacts, loaded by serving without training code.
 
 Input: a DataFrame with the spec's feature columns (missing values allowed).
 Output: the predicted rating, 1-5."""
+
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
 
-import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 from mlflow.models import set_model
+from mlflow.pyfunc import PythonModel
 
 
 def build_net(n_inputs: int, hidden: list[int], dropout: float = 0.1):
@@ -33,9 +34,13 @@ DERIVED = ("user_rating_shrunk", "item_rating_shrunk", "bias_sum")
 def derive(frame: pd.DataFrame, prior: float, strength: float = 3.0) -> pd.DataFrame:
     """Mean ratings shrunk towards the global mean by their review counts (a user
     with 1 review of 5 stars is not a 5-star user), from the Feast features."""
+
     def col(name: str) -> pd.Series:
-        return pd.to_numeric(frame[name], errors="coerce").astype(float) if name in frame \
+        return (
+            pd.to_numeric(frame[name], errors="coerce").astype(float)
+            if name in frame
             else pd.Series(np.nan, index=frame.index)
+        )
 
     def shrunk(mean: pd.Series, count: pd.Series) -> pd.Series:
         n = count.fillna(0)
@@ -51,8 +56,9 @@ def derive(frame: pd.DataFrame, prior: float, strength: float = 3.0) -> pd.DataF
 def prepare(frame: pd.DataFrame, spec: dict) -> np.ndarray:
     """Features -> standardized matrix: derived features added, missing values
     become the training mean, each feature with missing values gets an indicator."""
-    frame = pd.concat([frame.drop(columns=[c for c in DERIVED if c in frame]),
-                       derive(frame, spec["target_mean"])], axis=1)
+    frame = pd.concat(
+        [frame.drop(columns=[c for c in DERIVED if c in frame]), derive(frame, spec["target_mean"])], axis=1
+    )
     cols = []
     for name in spec["features"]:
         raw = pd.to_numeric(frame[name], errors="coerce") if name in frame else pd.Series(np.nan, index=frame.index)
@@ -90,9 +96,15 @@ def top_candidates(prior: np.ndarray, allowed: np.ndarray, n: int) -> np.ndarray
     return idx[np.argsort(-prior[idx], kind="stable")[:n]]
 
 
-def rank_for_user(affinity: np.ndarray, item_review_count: np.ndarray, allowed: np.ndarray,
-                  predict: Callable[[np.ndarray], np.ndarray], weights: dict, candidates: int,
-                  k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def rank_for_user(
+    affinity: np.ndarray,
+    item_review_count: np.ndarray,
+    allowed: np.ndarray,
+    predict: Callable[[np.ndarray], np.ndarray],
+    weights: dict,
+    candidates: int,
+    k: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """How one user's items are ranked, for /recommend and for the ranking
     evaluation alike: the `candidates` allowed items with the best prior,
     re-ranked by prior plus weighted predicted rating (predict: candidate item
@@ -106,7 +118,7 @@ def rank_for_user(affinity: np.ndarray, item_review_count: np.ndarray, allowed: 
     return cand[order], scores[order], ratings[order]
 
 
-class RatingModel(mlflow.pyfunc.PythonModel):
+class RatingModel(PythonModel):
     def load_context(self, context) -> None:
         import torch
 

@@ -47,8 +47,10 @@ class ChampionModel:
     def get(self):
         """The model; a 503 naming why when there is none."""
         if self.model is None:
-            raise down(f"model {self.name}@champion is not available: {self.error or 'not loaded'}; "
-                       "train and promote one (portrait models promote)")
+            raise down(
+                f"model {self.name}@champion is not available: {self.error or 'not loaded'}; "
+                "train and promote one (portrait models promote)"
+            )
         return self.model
 
 

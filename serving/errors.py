@@ -28,9 +28,19 @@ def outage_types() -> tuple[type[BaseException], ...]:
     import redis
     import sqlalchemy
 
-    return (psycopg.OperationalError, psycopg.InterfaceError, psycopg2.OperationalError, psycopg2.InterfaceError,
-            redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, sqlalchemy.exc.OperationalError,
-            sqlalchemy.exc.InterfaceError, httpx.TransportError, ConnectionError, TimeoutError)
+    return (
+        psycopg.OperationalError,
+        psycopg.InterfaceError,
+        psycopg2.OperationalError,
+        psycopg2.InterfaceError,
+        redis.exceptions.ConnectionError,
+        redis.exceptions.TimeoutError,
+        sqlalchemy.exc.OperationalError,
+        sqlalchemy.exc.InterfaceError,
+        httpx.TransportError,
+        ConnectionError,
+        TimeoutError,
+    )
 
 
 def is_outage(err: BaseException) -> bool:
@@ -39,8 +49,9 @@ def is_outage(err: BaseException) -> bool:
     seen: set[int] = set()
     current: BaseException | None = err
     while current is not None and id(current) not in seen:
-        if isinstance(current, types) or (isinstance(current, BentoMLException)
-                                          and current.error_code == HTTPStatus.SERVICE_UNAVAILABLE):
+        if isinstance(current, types) or (
+            isinstance(current, BentoMLException) and current.error_code == HTTPStatus.SERVICE_UNAVAILABLE
+        ):
             return True
         seen.add(id(current))
         current = current.__cause__ or current.__context__

@@ -1,5 +1,6 @@
 """Request and response models of the HTTP API (pydantic: BentoML validates
 requests against them and answers 400 with the reason)."""
+
 from __future__ import annotations
 
 from typing import Annotated
@@ -21,6 +22,7 @@ class Strict(BaseModel):
 
 class ModelVersions(BaseModel):
     """Which registered model versions (review-sentiment, rating-predictor) answered."""
+
     review_sentiment: str | None = None
     rating_predictor: str | None = None
 

@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from datetime import datetime, timezone
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import bentoml
 import numpy as np
@@ -49,6 +49,9 @@ from serving.schemas import (
     UserId,
 )
 
+if TYPE_CHECKING:
+    from portrait.encoder import Encoder
+
 log = logging.getLogger("portrait.serving")
 CANDIDATES = 100  # items re-ranked by the rating model per /recommend
 
@@ -72,8 +75,10 @@ class SentimentModel:
         out = model.predict(pd.DataFrame({"text": texts}))
         labels = [c.removeprefix("prob_") for c in out.columns if c.startswith("prob_")]
         probs = out[[f"prob_{label}" for label in labels]].to_numpy()
-        return [{"label": label, "probabilities": dict(zip(labels, map(float, p))), "version": version}
-                for label, p in zip(out["label"], probs)]
+        return [
+            {"label": label, "probabilities": dict(zip(labels, map(float, p))), "version": version}
+            for label, p in zip(out["label"], probs)
+        ]
 
     # max_latency_ms is the latency objective, not a wait: below a CPU forward pass the
     # dispatcher refuses requests as "overloaded".
@@ -124,7 +129,7 @@ class Portrait:
         self._store_lock = threading.Lock()
         self._reader = None
         self._store_error: str | None = None
-        self._encoder = None
+        self._encoder: Encoder | None = None
         self._encoder_lock = threading.Lock()
         self._api_run_id: int | None = None
         self._sentiment_version: str | None = None
@@ -221,17 +226,20 @@ class Portrait:
     # --- endpoints ---------------------------------------------------------------------
 
     @bentoml.api(route="/sentiment")
-    def sentiment(self, texts: Annotated[list[ReviewText], Field(min_length=1, max_length=MAX_TEXTS)]
-                  ) -> SentimentResponse:
+    def sentiment(
+        self, texts: Annotated[list[ReviewText], Field(min_length=1, max_length=MAX_TEXTS)]
+    ) -> SentimentResponse:
         """Label and class probabilities for each text."""
         results = self._classify(texts)
-        return SentimentResponse(results=[Sentiment(label=r["label"], probabilities=r["probabilities"])
-                                          for r in results],
-                                 models=self.versions(results[0]["version"] if results else None))
+        return SentimentResponse(
+            results=[Sentiment(label=r["label"], probabilities=r["probabilities"]) for r in results],
+            models=self.versions(results[0]["version"] if results else None),
+        )
 
     @bentoml.api(route="/rating")
-    def rating_of(self, user_id: UserId,
-                  item_ids: Annotated[list[ItemId], Field(min_length=1, max_length=MAX_ITEMS)]) -> RatingResponse:
+    def rating_of(
+        self, user_id: UserId, item_ids: Annotated[list[ItemId], Field(min_length=1, max_length=MAX_ITEMS)]
+    ) -> RatingResponse:
         """Predicted rating of each item by this user, from online features."""
         pseudonym = self._pseudonym(user_id)
 
@@ -241,14 +249,19 @@ class Portrait:
                 raise NotFound(f"unknown item(s): {', '.join(unknown[:10])}")
             user = reader.user(pseudonym)
             ratings = self._predict_ratings(reader, user, item_ids)
-            return RatingResponse(user_id=user_id, cold_start=not user,
-                                  ratings=[RatedItem(item_id=i, rating=round(float(r), 3))
-                                           for i, r in zip(item_ids, ratings)], models=self.versions())
+            return RatingResponse(
+                user_id=user_id,
+                cold_start=not user,
+                ratings=[RatedItem(item_id=i, rating=round(float(r), 3)) for i, r in zip(item_ids, ratings)],
+                models=self.versions(),
+            )
+
         return self._online(answer)
 
     @bentoml.api(route="/recommend")
-    def recommend(self, user_id: UserId, k: Annotated[int, Field(ge=1, le=MAX_ITEMS)] = 10,
-                  exclude_seen: bool = True) -> RecommendResponse:
+    def recommend(
+        self, user_id: UserId, k: Annotated[int, Field(ge=1, le=MAX_ITEMS)] = 10, exclude_seen: bool = True
+    ) -> RecommendResponse:
         """Top-k items: candidates by similarity to what the user reviewed plus a
         popularity prior, re-ranked with the predicted rating (weights chosen on
         validation at training); a user without a text profile gets the most popular items."""
@@ -266,22 +279,50 @@ class Portrait:
             if vector is None or not len(vector):  # no text profile: cold start
                 rank = np.where(allowed, items.stats["item_popularity_rank"], np.inf)
                 top = [j for j in np.argsort(rank, kind="stable")[:k] if np.isfinite(rank[j])]
-                return RecommendResponse(user_id=user_id, cold_start=True, models=self.versions(), items=[
-                    Recommendation(item_id=items.item_ids[j], score=float(-rank[j]), predicted_rating=None,
-                                   affinity=None, why=f"popular: #{int(rank[j])} by reviews")
-                    for j in top])
+                return RecommendResponse(
+                    user_id=user_id,
+                    cold_start=True,
+                    models=self.versions(),
+                    items=[
+                        Recommendation(
+                            item_id=items.item_ids[j],
+                            score=float(-rank[j]),
+                            predicted_rating=None,
+                            affinity=None,
+                            why=f"popular: #{int(rank[j])} by reviews",
+                        )
+                        for j in top
+                    ],
+                )
             model = self.rating.get()
             weights = getattr(model.unwrap_python_model(), "ranking", DEFAULT_RANKING)
             affinity = reader.affinity(user, items.item_ids)
             review_count = items.stats["item_review_count"]
             top, scores, ratings = rank_for_user(
-                affinity, review_count, allowed,
+                affinity,
+                review_count,
+                allowed,
                 lambda cand: self._predict_ratings(reader, user, [items.item_ids[j] for j in cand]),
-                weights, CANDIDATES, k)
-            return RecommendResponse(user_id=user_id, cold_start=False, models=self.versions(), items=[
-                Recommendation(item_id=items.item_ids[j], score=round(float(s), 4), predicted_rating=round(float(r), 3),
-                               affinity=_rounded(affinity[j]), why=_why(r, affinity[j], review_count[j]))
-                for j, s, r in zip(top, scores, ratings)])
+                weights,
+                CANDIDATES,
+                k,
+            )
+            return RecommendResponse(
+                user_id=user_id,
+                cold_start=False,
+                models=self.versions(),
+                items=[
+                    Recommendation(
+                        item_id=items.item_ids[j],
+                        score=round(float(s), 4),
+                        predicted_rating=round(float(r), 3),
+                        affinity=_rounded(affinity[j]),
+                        why=_why(r, affinity[j], review_count[j]),
+                    )
+                    for j, s, r in zip(top, scores, ratings)
+                ],
+            )
+
         return self._online(answer)
 
     def profile_of(self, user_id: str) -> Profile:
@@ -294,17 +335,25 @@ class Portrait:
             raise NotFound(f"unknown user {user_id}")
         last = user.get("last_activity_unix")
         return Profile(
-            user_id=user_id, segment=segment(user),
+            user_id=user_id,
+            segment=segment(user),
             behavior={k: user.get(k) for k in reader.behavior if not k.endswith("_unix")},
             sentiment_tendency={k: user.get(f"share_{k}") for k in SENTIMENT_LABELS},
             sentiment_source=user.get("sentiment_source"),
             interest_tags=[t for t in (user.get("interest_tags") or "").split(", ") if t],
             last_activity=datetime.fromtimestamp(last, tz=timezone.utc).isoformat() if last else None,
-            models=self.versions())
+            models=self.versions(),
+        )
 
     @bentoml.api(route="/reviews")
-    def review(self, user_id: UserId, item_id: ItemId, rating: Annotated[int, Field(ge=1, le=5)],
-               text: ReviewText, summary: Annotated[str, Field(max_length=500)] = "") -> ReviewResponse:
+    def review(
+        self,
+        user_id: UserId,
+        item_id: ItemId,
+        rating: Annotated[int, Field(ge=1, le=5)],
+        text: ReviewText,
+        summary: Annotated[str, Field(max_length=500)] = "",
+    ) -> ReviewResponse:
         """Store a new review (raw tables, through ingest's load path), classify its
         sentiment and update the user's online text profile through the Feast push source."""
         import pandas as pd
@@ -320,8 +369,16 @@ class Portrait:
         text, summary = mask_contacts(text.strip()), mask_contacts(summary.strip())
         sentiment = self._classify([review_text(summary, text)])[0]
         now = datetime.now(timezone.utc)
-        row = ReviewRow(user_id=pseudonym, item_id=item_id, rating=rating, summary=summary, text=text,
-                        helpful_votes=0, total_votes=0, event_timestamp=now)
+        row = ReviewRow(
+            user_id=pseudonym,
+            item_id=item_id,
+            rating=rating,
+            summary=summary,
+            text=text,
+            helpful_votes=0,
+            total_votes=0,
+            event_timestamp=now,
+        )
         self._api_run_id, review_id = self._db(lambda: add_review(self.engine, row, self._api_run_id))
         if review_id is None:
             raise Conflict(f"user {user_id} has already reviewed item {item_id}")
@@ -335,14 +392,20 @@ class Portrait:
             update = pushed_text_profile(user, vector, label, now)
             reader.store.push("user_text_push", pd.DataFrame({"user_id": [pseudonym], **update}))
             return True
+
         try:
             updated = self._online(push)
         except ServiceUnavailable as err:
             log.warning("review %s stored; online profile not updated: %s", review_id, err)
             updated = False
-        return ReviewResponse(user_id=user_id, item_id=item_id, review_id=review_id,
-                              sentiment=Sentiment(label=sentiment["label"], probabilities=sentiment["probabilities"]),
-                              online_profile_updated=updated, models=self.versions(sentiment["version"]))
+        return ReviewResponse(
+            user_id=user_id,
+            item_id=item_id,
+            review_id=review_id,
+            sentiment=Sentiment(label=sentiment["label"], probabilities=sentiment["probabilities"]),
+            online_profile_updated=updated,
+            models=self.versions(sentiment["version"]),
+        )
 
     def _embed(self, text: str) -> np.ndarray:
         from portrait.encoder import Encoder
@@ -379,4 +442,4 @@ def _why(rating: float, affinity: float, reviews: float) -> str:
     return "; ".join(parts)
 
 
-Portrait.add_asgi_middleware(ApiKeyMiddleware)
+Portrait.add_asgi_middleware(ApiKeyMiddleware)  # type: ignore[attr-defined]  # added by @bentoml.service

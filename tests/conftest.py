@@ -1,6 +1,7 @@
 """Shared fixtures. Integration tests run against real PostgreSQL in both
 profiles: the embedded server (local) and the external server named by
 PORTRAIT_TEST_DATABASE_URL (make test points it at 127.0.0.1:5432)."""
+
 from __future__ import annotations
 
 import os
@@ -83,8 +84,21 @@ def profile_settings(request, embedded_state, tmp_path_factory):
         _drop_external_database(base, database.database_name(settings, role))
 
 
-RAW_TABLES = ("ingest_rejects", "events", "reviews", "items", "users", "ingest_runs", "feature_builds", "forget_audit",
-              "user_behavior", "item_stats", "review_embeddings", "user_text_profile", "item_text_profile")
+RAW_TABLES = (
+    "ingest_rejects",
+    "events",
+    "reviews",
+    "items",
+    "users",
+    "ingest_runs",
+    "feature_builds",
+    "forget_audit",
+    "user_behavior",
+    "item_stats",
+    "review_embeddings",
+    "user_text_profile",
+    "item_text_profile",
+)
 
 
 @pytest.fixture
@@ -111,8 +125,14 @@ def tiny_bert(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("tiny-bert")
     tokenizer = AutoTokenizer.from_pretrained(default_model_path(), local_files_only=True)
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=512)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+    )
     BertModel(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path

@@ -1,4 +1,5 @@
 """What every training run shares: the time split, seeds, device, provenance tags."""
+
 from __future__ import annotations
 
 import platform
@@ -30,8 +31,9 @@ class TimeSplit:
     def part(self, times: pd.Series) -> pd.Series:
         """'train' | 'val' | 'test' for each timestamp; never at random."""
         t = pd.to_datetime(times, utc=True)
-        return pd.Series(np.where(t < self.train_before, "train", np.where(t < self.test_from, "val", "test")),
-                         index=times.index)
+        return pd.Series(
+            np.where(t < self.train_before, "train", np.where(t < self.test_from, "val", "test")), index=times.index
+        )
 
     def window(self) -> str:
         return f"train<{self.train_before:%Y-%m-%d}<=val<{self.test_from:%Y-%m-%d}<=test"
@@ -53,8 +55,12 @@ def device() -> str:
 
 def git_commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
-                              timeout=5).stdout.strip() or "unknown"
+        return (
+            subprocess.run(
+                ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=5
+            ).stdout.strip()
+            or "unknown"
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
@@ -67,8 +73,12 @@ def environment_params() -> dict[str, str]:
     import torch
 
     libs = {name: version(name) for name in ("torch", "transformers", "scikit-learn", "mlflow", "feast")}
-    return {"device": device(), **libs, "python": platform.python_version(),
-            "cpu_threads": str(torch.get_num_threads())}
+    return {
+        "device": device(),
+        **libs,
+        "python": platform.python_version(),
+        "cpu_threads": str(torch.get_num_threads()),
+    }
 
 
 def run_tags(split: TimeSplit, feature_service: str | None = None) -> dict[str, str]:

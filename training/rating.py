@@ -4,14 +4,17 @@ rows, so every feature is as of just before the review. A small MLP learns the
 rating; baselines on the same time split: global mean, user + item bias, matrix
 factorization. Ranking on the test period (NDCG@10, Recall@10) against a
 popularity baseline. The model is registered as `rating-predictor`."""
+
 from __future__ import annotations
 
+import functools
 import json
 import math
 import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,13 +23,24 @@ import sqlalchemy as sa
 from portrait.featurestore import service_features
 from portrait.rating_inputs import RATING_SERVICE
 from registry.models import RATING
-from training.config import RatingConfig
 from training.common import TimeSplit, environment_params, run_tags, seed_everything
+from training.config import RatingConfig
 
 FEATURE_SERVICE = RATING_SERVICE
 REGISTERED_NAME = RATING
-NON_FEATURES = {"user_id", "item_id", "event_timestamp", "request_unix", "rating", "review_id", "part",
-                "sentiment_source", "interest_tags", "last_activity_unix", "last_purchase_unix"}
+NON_FEATURES = {
+    "user_id",
+    "item_id",
+    "event_timestamp",
+    "request_unix",
+    "rating",
+    "review_id",
+    "part",
+    "sentiment_source",
+    "interest_tags",
+    "last_activity_unix",
+    "last_purchase_unix",
+}
 
 
 def label_rows(engine: sa.Engine) -> pd.DataFrame:
@@ -34,9 +48,15 @@ def label_rows(engine: sa.Engine) -> pd.DataFrame:
     time is one second before the review, so the review itself is never its own
     feature (its snapshot has the same timestamp)."""
     with engine.connect() as conn:
-        rows = conn.execute(sa.text(
-            "SELECT review_id, user_id, item_id, event_timestamp, rating FROM reviews ORDER BY event_timestamp"
-        )).mappings().all()
+        rows = (
+            conn.execute(
+                sa.text(
+                    "SELECT review_id, user_id, item_id, event_timestamp, rating FROM reviews ORDER BY event_timestamp"
+                )
+            )
+            .mappings()
+            .all()
+        )
     df = pd.DataFrame(rows, columns=["review_id", "user_id", "item_id", "event_timestamp", "rating"])
     ts = pd.to_datetime(df["event_timestamp"], utc=True)
     df["request_unix"] = (ts.astype("int64") // 10**9).astype("int64")
@@ -54,8 +74,11 @@ def training_frame(store, labels: pd.DataFrame) -> pd.DataFrame:
 
 
 def feature_columns(frame: pd.DataFrame, declared: list[str] | None = None) -> list[str]:
-    return [c for c in (declared or frame.columns)
-            if c in frame and c not in NON_FEATURES and pd.api.types.is_numeric_dtype(frame[c])]
+    return [
+        c
+        for c in (declared or frame.columns)
+        if c in frame and c not in NON_FEATURES and pd.api.types.is_numeric_dtype(frame[c])
+    ]
 
 
 def feature_spec(train: pd.DataFrame, features: list[str], hidden: tuple[int, ...]) -> dict:
@@ -65,8 +88,15 @@ def feature_spec(train: pd.DataFrame, features: list[str], hidden: tuple[int, ..
     prior = float(train["rating"].mean())
     train = pd.concat([train, derive(train, prior)], axis=1)
     features = [*features, *DERIVED]
-    spec = {"features": features, "mean": {}, "std": {}, "indicators": [], "hidden": list(hidden),
-            "target_mean": prior, "target_std": float(train["rating"].std() or 1.0)}
+    spec: dict[str, Any] = {
+        "features": features,
+        "mean": {},
+        "std": {},
+        "indicators": [],
+        "hidden": list(hidden),
+        "target_mean": prior,
+        "target_std": float(train["rating"].std() or 1.0),
+    }
     for name in features:
         values = pd.to_numeric(train[name], errors="coerce").astype(float)
         mean = float(values.mean()) if values.notna().any() else 0.0
@@ -90,7 +120,9 @@ def train_mlp(train: pd.DataFrame, val: pd.DataFrame, spec: dict, cfg: RatingCon
     y_tr = torch.tensor(((train["rating"] - spec["target_mean"]) / spec["target_std"]).to_numpy(), dtype=torch.float32)
     optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed)
-    history, best, stale = [], (math.inf, None, 0), 0
+    history: list[dict] = []
+    best: tuple[float, dict | None, int] = (math.inf, None, 0)
+    stale = 0
     for epoch in range(1, cfg.epochs + 1):
         net.train()
         losses = []
@@ -131,13 +163,14 @@ def predict_mlp(net, frame: pd.DataFrame, spec: dict) -> np.ndarray:
 
 # --- baselines ---------------------------------------------------------------------
 
+
 class BiasModel:
     """rating = global mean + user bias + item bias (regularized, alternating fits)."""
 
     def __init__(self, reg: float = 5.0, iters: int = 10) -> None:
         self.reg, self.iters = reg, iters
 
-    def fit(self, df: pd.DataFrame) -> "BiasModel":
+    def fit(self, df: pd.DataFrame) -> BiasModel:
         self.mu = float(df["rating"].mean())
         self.bu: dict = {}
         self.bi: dict = {}
@@ -152,8 +185,11 @@ class BiasModel:
         return self
 
     def predict(self, df: pd.DataFrame) -> np.ndarray:
-        return np.clip(self.mu + df["user_id"].map(self.bu).fillna(0).to_numpy()
-                       + df["item_id"].map(self.bi).fillna(0).to_numpy(), 1, 5)
+        return np.clip(
+            self.mu + df["user_id"].map(self.bu).fillna(0).to_numpy() + df["item_id"].map(self.bi).fillna(0).to_numpy(),
+            1,
+            5,
+        )
 
 
 class MatrixFactorization(BiasModel):
@@ -163,7 +199,7 @@ class MatrixFactorization(BiasModel):
         super().__init__()
         self.k, self.epochs, self.lr, self.reg_f, self.seed = factors, epochs, lr, reg, seed
 
-    def fit(self, df: pd.DataFrame) -> "MatrixFactorization":
+    def fit(self, df: pd.DataFrame) -> MatrixFactorization:
         super().fit(df)
         rng = np.random.default_rng(self.seed)
         self.users = {u: i for i, u in enumerate(df["user_id"].unique())}
@@ -193,10 +229,14 @@ class MatrixFactorization(BiasModel):
 
 
 def regression_metrics(y: np.ndarray, pred: np.ndarray, prefix: str) -> dict[str, float]:
-    return {f"{prefix}_rmse": float(np.sqrt(np.mean((pred - y) ** 2))), f"{prefix}_mae": float(np.mean(np.abs(pred - y)))}
+    return {
+        f"{prefix}_rmse": float(np.sqrt(np.mean((pred - y) ** 2))),
+        f"{prefix}_mae": float(np.mean(np.abs(pred - y))),
+    }
 
 
 # --- ranking ---------------------------------------------------------------------------
+
 
 def ndcg_recall_at_k(ranked: dict[str, list[str]], relevant: dict[str, set[str]], k: int) -> tuple[float, float]:
     """Mean NDCG@k and Recall@k over users with at least one relevant item."""
@@ -222,16 +262,17 @@ class RankingPeriod:
     """Who reviewed what in one period, and everything known at its start.
     Warm users (with a text profile) are ranked by the model, the rest get the
     most popular items, as serving does."""
-    users: list[str]                  # sampled users with at least one new item in the period
-    relevant: dict[str, set[str]]     # items each reviewed in the period, seen ones excluded
+
+    users: list[str]  # sampled users with at least one new item in the period
+    relevant: dict[str, set[str]]  # items each reviewed in the period, seen ones excluded
     seen: dict[str, set[str]]
-    popular: list[str]                # items by review count before the period
+    popular: list[str]  # items by review count before the period
     items: list[str]
     warm: list[str]
-    features: pd.DataFrame            # rating_v1 inputs for every (warm user, item), user-major
-    affinity: np.ndarray              # warm users x items
-    item_review_count: np.ndarray     # items
-    allowed: np.ndarray               # warm users x items: not reviewed before
+    features: pd.DataFrame  # rating_v1 inputs for every (warm user, item), user-major
+    affinity: np.ndarray  # warm users x items
+    item_review_count: np.ndarray  # items
+    allowed: np.ndarray  # warm users x items: not reviewed before
 
     def popularity(self, user: str, k: int) -> list[str]:
         s = self.seen.get(user, set())
@@ -254,32 +295,66 @@ def ranking_period(store, before: pd.DataFrame, during: pd.DataFrame, start, cfg
     if len(users) > cfg.ranking_users:
         users = sorted(np.random.default_rng(cfg.seed).choice(users, size=cfg.ranking_users, replace=False))
     relevant = {u: relevant[u] for u in users}
-    user_df = _as_of(store, pd.DataFrame({"user_id": users, "event_timestamp": cut}),
-                     service_refs(store, PROFILE_SERVICE, "user_id")
-                     ).drop(columns=["event_timestamp"]).drop_duplicates("user_id").set_index("user_id")
+    user_df = (
+        _as_of(
+            store,
+            pd.DataFrame({"user_id": users, "event_timestamp": cut}),
+            service_refs(store, PROFILE_SERVICE, "user_id"),
+        )
+        .drop(columns=["event_timestamp"])
+        .drop_duplicates("user_id")
+        .set_index("user_id")
+    )
     items = sorted(set(before["item_id"]))
-    item_df = _as_of(store, pd.DataFrame({"item_id": items, "event_timestamp": cut}),
-                     service_refs(store, RECOMMEND_SERVICE, "item_id")
-                     ).drop_duplicates("item_id").set_index("item_id").reindex(items)
+    item_df = (
+        _as_of(
+            store,
+            pd.DataFrame({"item_id": items, "event_timestamp": cut}),
+            service_refs(store, RECOMMEND_SERVICE, "item_id"),
+        )
+        .drop_duplicates("item_id")
+        .set_index("item_id")
+        .reindex(items)
+    )
     item_vectors = embedding_matrix(list(item_df["item_embedding"]))
-    warm = [u for u in users if u in user_df.index and user_df.at[u, "user_embedding"] is not None
-            and len(user_df.at[u, "user_embedding"])]
+    warm = [
+        u
+        for u in users
+        if u in user_df.index and user_df.at[u, "user_embedding"] is not None and len(user_df.at[u, "user_embedding"])
+    ]
     user_vectors = embedding_matrix([user_df.at[u, "user_embedding"] for u in warm])
     if not warm:
         user_vectors = np.zeros((0, item_vectors.shape[1]), np.float32)
     period_affinity = affinity(user_vectors, item_vectors)
     n_items = len(items)
-    features = rating_inputs(user_df.reindex(np.repeat(warm, n_items)).reset_index(drop=True),
-                             item_df.iloc[np.tile(np.arange(n_items), len(warm))].reset_index(drop=True),
-                             period_affinity.reshape(-1), pd.Timestamp(start).timestamp(),
-                             service_features(store, RATING_SERVICE))
+    features = rating_inputs(
+        user_df.reindex(np.repeat(warm, n_items)).reset_index(drop=True),
+        item_df.iloc[np.tile(np.arange(n_items), len(warm))].reset_index(drop=True),
+        period_affinity.reshape(-1),
+        pd.Timestamp(start).timestamp(),
+        service_features(store, RATING_SERVICE),
+    )
     index = {i: j for j, i in enumerate(items)}
     allowed = np.ones((len(warm), n_items), dtype=bool)
     for r, user in enumerate(warm):
         allowed[r, [index[i] for i in seen.get(user, ()) if i in index]] = False
     review_count = pd.to_numeric(item_df["item_review_count"], errors="coerce").to_numpy(float)
-    return RankingPeriod(users, relevant, seen, before["item_id"].value_counts().index.tolist(), items, warm,
-                         features, period_affinity, review_count, allowed)
+    return RankingPeriod(
+        users,
+        relevant,
+        seen,
+        before["item_id"].value_counts().index.tolist(),
+        items,
+        warm,
+        features,
+        period_affinity,
+        review_count,
+        allowed,
+    )
+
+
+def _row_ratings(ratings: np.ndarray, row: int, cand: np.ndarray) -> np.ndarray:
+    return ratings[row, cand]
 
 
 def ranked_lists(period: RankingPeriod, ratings: np.ndarray, weights: dict, cfg: RatingConfig) -> dict[str, list[str]]:
@@ -289,22 +364,33 @@ def ranked_lists(period: RankingPeriod, ratings: np.ndarray, weights: dict, cfg:
 
     ranked = {}
     for r, user in enumerate(period.warm):
-        top, _, _ = rank_for_user(period.affinity[r], period.item_review_count, period.allowed[r],
-                                  lambda cand, r=r: ratings[r, cand], weights, cfg.candidates, cfg.k)
+        top, _, _ = rank_for_user(
+            period.affinity[r],
+            period.item_review_count,
+            period.allowed[r],
+            functools.partial(_row_ratings, ratings, r),
+            weights,
+            cfg.candidates,
+            cfg.k,
+        )
         ranked[user] = [period.items[j] for j in top]
     for user in period.users:
         ranked.setdefault(user, period.popularity(user, cfg.k))
     return ranked
 
 
-RANKING_GRID = [{"affinity": a, "popularity": p, "rating": r}
-                for a in (0.0, 0.5, 1.0, 2.0, 4.0) for p in (0.0, 0.1, 0.25, 0.5, 1.0) for r in (0.0, 0.5, 1.0)
-                if a or p]
+RANKING_GRID = [
+    {"affinity": a, "popularity": p, "rating": r}
+    for a in (0.0, 0.5, 1.0, 2.0, 4.0)
+    for p in (0.0, 0.1, 0.25, 0.5, 1.0)
+    for r in (0.0, 0.5, 1.0)
+    if a or p
+]
 
 
 def choose_ranking(period: RankingPeriod, ratings: np.ndarray, cfg: RatingConfig) -> tuple[dict, float]:
     """The ranking weights with the best NDCG@k on this (validation) period."""
-    best, best_ndcg = None, -1.0
+    best, best_ndcg = RANKING_GRID[0], -1.0
     for weights in RANKING_GRID:
         ndcg, _ = ndcg_recall_at_k(ranked_lists(period, ratings, weights, cfg), period.relevant, cfg.k)
         if ndcg > best_ndcg + 1e-12:
@@ -312,8 +398,9 @@ def choose_ranking(period: RankingPeriod, ratings: np.ndarray, cfg: RatingConfig
     return best, best_ndcg
 
 
-def ranking_metrics(period: RankingPeriod, ratings: np.ndarray, weights: dict, cfg: RatingConfig,
-                    prefix: str) -> dict[str, float]:
+def ranking_metrics(
+    period: RankingPeriod, ratings: np.ndarray, weights: dict, cfg: RatingConfig, prefix: str
+) -> dict[str, float]:
     """NDCG@k and Recall@k of the model's ranking and of popularity on one period."""
     from registry.rating_model import DEFAULT_RANKING
 
@@ -322,20 +409,29 @@ def ranking_metrics(period: RankingPeriod, ratings: np.ndarray, weights: dict, c
     pop = {u: period.popularity(u, k) for u in period.users}
     pop_ndcg, pop_recall = ndcg_recall_at_k(pop, period.relevant, k)
     by_rating, _ = ndcg_recall_at_k(ranked_lists(period, ratings, DEFAULT_RANKING, cfg), period.relevant, k)
-    return {f"{prefix}_ndcg_at_{k}": ndcg, f"{prefix}_recall_at_{k}": recall,
-            f"{prefix}_popularity_ndcg_at_{k}": pop_ndcg, f"{prefix}_popularity_recall_at_{k}": pop_recall,
-            f"{prefix}_nearest_by_rating_ndcg_at_{k}": by_rating,
-            f"{prefix}_ndcg_at_{k}_vs_popularity": ndcg / pop_ndcg if pop_ndcg else float("nan"),
-            f"{prefix}_ranking_users": len(period.users), f"{prefix}_ranking_cold_users": len(period.users) - len(period.warm)}
+    return {
+        f"{prefix}_ndcg_at_{k}": ndcg,
+        f"{prefix}_recall_at_{k}": recall,
+        f"{prefix}_popularity_ndcg_at_{k}": pop_ndcg,
+        f"{prefix}_popularity_recall_at_{k}": pop_recall,
+        f"{prefix}_nearest_by_rating_ndcg_at_{k}": by_rating,
+        f"{prefix}_ndcg_at_{k}_vs_popularity": ndcg / pop_ndcg if pop_ndcg else float("nan"),
+        f"{prefix}_ranking_users": len(period.users),
+        f"{prefix}_ranking_cold_users": len(period.users) - len(period.warm),
+    }
 
 
 def predicted_matrix(period: RankingPeriod, score) -> np.ndarray:
-    return np.asarray(score(period.features), dtype=float).reshape(len(period.warm), len(period.items)) \
-        if period.warm else np.zeros((0, len(period.items)))
+    return (
+        np.asarray(score(period.features), dtype=float).reshape(len(period.warm), len(period.items))
+        if period.warm
+        else np.zeros((0, len(period.items)))
+    )
 
 
-def ranking_eval(store, frame: pd.DataFrame, split: TimeSplit, score_val, score_test,
-                 cfg: RatingConfig) -> tuple[dict[str, float], dict]:
+def ranking_eval(
+    store, frame: pd.DataFrame, split: TimeSplit, score_val, score_test, cfg: RatingConfig
+) -> tuple[dict[str, float], dict]:
     """Top-k recommendation as serving does it. The ranking weights (affinity,
     popularity prior, predicted rating) are chosen on the validation period with
     the model trained before it (score_val); the test period, with the refit
@@ -346,8 +442,10 @@ def ranking_eval(store, frame: pd.DataFrame, split: TimeSplit, score_val, score_
     val_ratings = predicted_matrix(val, score_val)
     weights, _ = choose_ranking(val, val_ratings, cfg)
     test = ranking_period(store, frame[parts != "test"], frame[parts == "test"], split.test_from, cfg)
-    metrics = {**ranking_metrics(val, val_ratings, weights, cfg, "val"),
-               **ranking_metrics(test, predicted_matrix(test, score_test), weights, cfg, "test")}
+    metrics = {
+        **ranking_metrics(val, val_ratings, weights, cfg, "val"),
+        **ranking_metrics(test, predicted_matrix(test, score_test), weights, cfg, "test"),
+    }
     metrics.update({f"ranking_weight_{k}": v for k, v in weights.items()})
     return metrics, weights
 
@@ -361,8 +459,9 @@ class RatingOutcome:
     baselines: dict[str, float]
 
 
-def run_rating_training(engine: sa.Engine, store, cfg: RatingConfig = RatingConfig(),
-                        split: TimeSplit = TimeSplit()) -> RatingOutcome:
+def run_rating_training(
+    engine: sa.Engine, store, cfg: RatingConfig = RatingConfig(), split: TimeSplit = TimeSplit()
+) -> RatingOutcome:
     """Build the training set from Feast, train the MLP and the baselines on the
     same time split, log both runs, register the model."""
     import mlflow
@@ -385,10 +484,13 @@ def run_rating_training(engine: sa.Engine, store, cfg: RatingConfig = RatingConf
     tags = run_tags(split, FEATURE_SERVICE)
     counts = {f"{n}_reviews": len(p) for n, p in (("train", train), ("val", val), ("test", test))}
     y_test = test["rating"].to_numpy().astype(float)
-    dataset = mlflow.data.from_pandas(frame.drop(columns=["user_id", "item_id"]), name="rating_v1-training-set",
-                                      targets="rating")
+    dataset = mlflow.data.from_pandas(  # type: ignore[attr-defined]  # lazily bound by mlflow.data
+        frame.drop(columns=["user_id", "item_id"]), name="rating_v1-training-set", targets="rating"
+    )
 
-    fit_frame = pd.concat([train, val], ignore_index=True)  # baselines have no early stopping: they fit train + validation
+    fit_frame = pd.concat(
+        [train, val], ignore_index=True
+    )  # baselines have no early stopping: they fit train + validation
     with mlflow.start_run(run_name="rating-baselines", tags={**tags, "model_kind": "baseline"}) as base_run:
         mlflow.log_input(dataset, context="training")
         baselines: dict[str, float] = {}
@@ -402,13 +504,24 @@ def run_rating_training(engine: sa.Engine, store, cfg: RatingConfig = RatingConf
 
     with mlflow.start_run(run_name="rating-mlp", tags={**tags, "model_kind": "feast-features-mlp"}) as run:
         mlflow.log_input(dataset, context="training")
-        mlflow.log_params({**{k: v for k, v in asdict(cfg).items()}, **counts, "features": len(features),
-                           "feature_service": FEATURE_SERVICE, "feast_join_seconds": round(join_seconds, 1),
-                           **environment_params()})
+        mlflow.log_params(
+            {
+                **{k: v for k, v in asdict(cfg).items()},
+                **counts,
+                "features": len(features),
+                "feature_service": FEATURE_SERVICE,
+                "feast_join_seconds": round(join_seconds, 1),
+                **environment_params(),
+            }
+        )
         first_spec = feature_spec(train, features, cfg.hidden)
-        first_net, history, best_epoch = train_mlp(train, val, first_spec, cfg,
-                                           on_epoch=lambda row: mlflow.log_metrics(
-                                               {k: v for k, v in row.items() if k != "step"}, step=row["step"]))
+        first_net, history, best_epoch = train_mlp(
+            train,
+            val,
+            first_spec,
+            cfg,
+            on_epoch=lambda row: mlflow.log_metrics({k: v for k, v in row.items() if k != "step"}, step=row["step"]),
+        )
         # the epoch count is chosen on validation; the model then learns from train + validation,
         # as the baselines do (the test period starts right after it)
         spec = feature_spec(fit_frame, features, cfg.hidden)
@@ -417,8 +530,14 @@ def run_rating_training(engine: sa.Engine, store, cfg: RatingConfig = RatingConf
         pred = predict_mlp(net, test, spec)
         metrics = regression_metrics(y_test, pred, "test")
         metrics["val_rmse_at_best_epoch"] = history[best_epoch - 1]["val_rmse"]
-        ranking, weights = ranking_eval(store, frame, split, lambda f: predict_mlp(first_net, f, first_spec),
-                                        lambda f: predict_mlp(net, f, spec), cfg)
+        ranking, weights = ranking_eval(
+            store,
+            frame,
+            split,
+            lambda f: predict_mlp(first_net, f, first_spec),
+            lambda f: predict_mlp(net, f, spec),
+            cfg,
+        )
         metrics.update(ranking)
         spec["ranking"] = weights
         metrics["best_epoch"] = best_epoch
@@ -426,8 +545,9 @@ def run_rating_training(engine: sa.Engine, store, cfg: RatingConfig = RatingConf
             metrics[f"test_rmse_minus_{name}"] = metrics["test_rmse"] - baselines[f"{name}_test_rmse"]
         mlflow.log_metrics(metrics)
         mlflow.log_metrics({f"baseline_{k}": v for k, v in baselines.items()})
-        mlflow.log_figure(plots.learning_curves(history, ["train_loss", "val_rmse"], "rating MLP"),
-                          "learning_curves.png")
+        mlflow.log_figure(
+            plots.learning_curves(history, ["train_loss", "val_rmse"], "rating MLP"), "learning_curves.png"
+        )
         mlflow.log_figure(plots.residuals(y_test, pred, "rating MLP: test"), "test_residuals.png")
         mlflow.log_dict(spec, "feature_spec.json")
         with tempfile.TemporaryDirectory() as tmp:
@@ -437,13 +557,23 @@ def run_rating_training(engine: sa.Engine, store, cfg: RatingConfig = RatingConf
             (Path(tmp) / "spec.json").write_text(json.dumps(spec))
             example = test[features].head(3).astype(float)
             info = mlflow.pyfunc.log_model(
-                name="model", python_model=str(Path(__file__).resolve().parents[1] / "registry" / "rating_model.py"),
+                name="model",
+                python_model=str(Path(__file__).resolve().parents[1] / "registry" / "rating_model.py"),
                 artifacts={"weights": str(Path(tmp) / "weights.pt"), "spec": str(Path(tmp) / "spec.json")},
-                input_example=example, registered_model_name=REGISTERED_NAME,
-                pip_requirements=["torch", "pandas", "numpy", "mlflow"])
+                input_example=example,
+                registered_model_name=REGISTERED_NAME,
+                pip_requirements=["torch", "pandas", "numpy", "mlflow"],
+            )
         version = int(info.registered_model_version)
         headline = HEADLINE[REGISTERED_NAME][0]
-        tag_version(REGISTERED_NAME, version, {
-            **tags, headline: f"{metrics[headline]:.4f}", "baseline": "user+item bias",
-            BASELINE_PREFIX + headline: f"{baselines['user_item_bias_test_rmse']:.6f}"})
+        tag_version(
+            REGISTERED_NAME,
+            version,
+            {
+                **tags,
+                headline: f"{metrics[headline]:.4f}",
+                "baseline": "user+item bias",
+                BASELINE_PREFIX + headline: f"{baselines['user_item_bias_test_rmse']:.6f}",
+            },
+        )
     return RatingOutcome(run.info.run_id, base_run.info.run_id, version, metrics, baselines)

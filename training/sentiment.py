@@ -2,6 +2,7 @@
 the star rating, portrait.labels) and, on the same time split, a TF-IDF +
 logistic-regression baseline. Each is its own MLflow run; the fine-tuned model
 is registered as `review-sentiment`. Macro-F1 is the headline metric."""
+
 from __future__ import annotations
 
 import logging
@@ -9,6 +10,7 @@ import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,8 +19,8 @@ import sqlalchemy as sa
 from portrait.encoder import autocast, resolve_precision, review_text
 from portrait.labels import SENTIMENT_LABELS, ratings_sentiment
 from registry.models import SENTIMENT
-from training.config import FineTuneConfig
 from training.common import TimeSplit, device, environment_params, run_tags, seed_everything
+from training.config import FineTuneConfig
 
 log = logging.getLogger(__name__)
 TRUNCATED = "time cap"  # stopped_by when --max-minutes cut the run
@@ -29,9 +31,15 @@ REGISTERED_NAME = SENTIMENT
 def load_reviews(engine: sa.Engine) -> pd.DataFrame:
     """Every review with its text, sentiment label and time (raw tables)."""
     with engine.connect() as conn:
-        rows = conn.execute(sa.text(
-            "SELECT review_id, event_timestamp, rating, summary, text FROM reviews ORDER BY event_timestamp, review_id"
-        )).mappings().all()
+        rows = (
+            conn.execute(
+                sa.text(
+                    "SELECT review_id, event_timestamp, rating, summary, text FROM reviews ORDER BY event_timestamp, review_id"
+                )
+            )
+            .mappings()
+            .all()
+        )
     df = pd.DataFrame(rows, columns=["review_id", "event_timestamp", "rating", "summary", "text"])
     df["event_timestamp"] = pd.to_datetime(df["event_timestamp"], utc=True)
     df["input"] = [review_text(s, t) for s, t in zip(df["summary"], df["text"])]
@@ -49,8 +57,10 @@ def class_weights(labels: pd.Series) -> np.ndarray:
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, prefix: str) -> dict[str, float]:
     from sklearn.metrics import accuracy_score, f1_score
 
-    out = {f"{prefix}_macro_f1": float(f1_score(y_true, y_pred, average="macro", labels=range(3), zero_division=0)),
-           f"{prefix}_accuracy": float(accuracy_score(y_true, y_pred))}
+    out = {
+        f"{prefix}_macro_f1": float(f1_score(y_true, y_pred, average="macro", labels=range(3), zero_division=0)),
+        f"{prefix}_accuracy": float(accuracy_score(y_true, y_pred)),
+    }
     per_class = f1_score(y_true, y_pred, average=None, labels=range(3), zero_division=0)
     for label, f1 in zip(SENTIMENT_LABELS, per_class):
         out[f"{prefix}_f1_{label}"] = float(f1)
@@ -64,10 +74,14 @@ def length_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generato
     if rng is not None:
         # shuffle within windows of 50 batches so epochs differ but lengths stay close
         window = batch_size * 50
-        order = np.concatenate([rng.permutation(order[i:i + window]) for i in range(0, len(order), window)])
-        order = np.concatenate([chunk[np.argsort(lengths[chunk], kind="stable")]
-                                for chunk in np.array_split(order, max(1, len(order) // window))])
-    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+        order = np.concatenate([rng.permutation(order[i : i + window]) for i in range(0, len(order), window)])
+        order = np.concatenate(
+            [
+                chunk[np.argsort(lengths[chunk], kind="stable")]
+                for chunk in np.array_split(order, max(1, len(order) // window))
+            ]
+        )
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     if rng is not None:
         rng.shuffle(batches)
     return batches
@@ -81,13 +95,14 @@ def _collate(ids: list[list[int]], idx: np.ndarray, pad_id: int):
     mask = torch.zeros((len(idx), width), dtype=torch.long)
     for row, i in enumerate(idx):
         seq = ids[i]
-        input_ids[row, :len(seq)] = torch.tensor(seq)
-        mask[row, :len(seq)] = 1
+        input_ids[row, : len(seq)] = torch.tensor(seq)
+        mask[row, : len(seq)] = 1
     return input_ids, mask
 
 
-def predict_proba(model, ids: list[list[int]], pad_id: int, dev: str, batch_size: int = 64,
-                  precision: str = "float32") -> np.ndarray:
+def predict_proba(
+    model, ids: list[list[int]], pad_id: int, dev: str, batch_size: int = 64, precision: str = "float32"
+) -> np.ndarray:
     import torch
 
     model.eval()
@@ -103,8 +118,8 @@ def predict_proba(model, ids: list[list[int]], pad_id: int, dev: str, batch_size
 
 @dataclass
 class FineTuneResult:
-    model: object
-    tokenizer: object
+    model: Any  # a transformers model
+    tokenizer: Any  # a transformers tokenizer
     history: list[dict]
     best_step: int
     steps: int
@@ -118,8 +133,9 @@ class FineTuneResult:
         return self.stopped_by == TRUNCATED
 
 
-def fine_tune(train: pd.DataFrame, val: pd.DataFrame, cfg: FineTuneConfig, progress: bool = True,
-              on_eval=None) -> FineTuneResult:
+def fine_tune(
+    train: pd.DataFrame, val: pd.DataFrame, cfg: FineTuneConfig, progress: bool = True, on_eval=None
+) -> FineTuneResult:
     """Fine-tune with class weights, length-sorted batches, early stopping on
     validation macro-F1; returns the best checkpoint."""
     import torch
@@ -131,9 +147,13 @@ def fine_tune(train: pd.DataFrame, val: pd.DataFrame, cfg: FineTuneConfig, progr
     precision = resolve_precision(cfg.precision)  # bf16 where native: ~2x the examples/s on such a CPU
     tokenizer = AutoTokenizer.from_pretrained(cfg.model_path(), local_files_only=True)
     model = AutoModelForSequenceClassification.from_pretrained(
-        cfg.model_path(), local_files_only=True, num_labels=len(SENTIMENT_LABELS),
-        id2label=dict(enumerate(SENTIMENT_LABELS)), label2id=LABEL_IDS).to(dev)
-    tok = lambda texts: tokenizer(list(texts), truncation=True, max_length=cfg.max_length)["input_ids"]  # noqa: E731
+        cfg.model_path(),
+        local_files_only=True,
+        num_labels=len(SENTIMENT_LABELS),
+        id2label=dict(enumerate(SENTIMENT_LABELS)),
+        label2id=LABEL_IDS,
+    ).to(dev)
+    tok = lambda texts: tokenizer(list(texts), truncation=True, max_length=cfg.max_length)["input_ids"]
     train_ids, val_ids = tok(train["input"]), tok(val["input"])
     y_train = torch.tensor(train["label"].map(LABEL_IDS).to_numpy())
     y_val = val["label"].map(LABEL_IDS).to_numpy()
@@ -145,32 +165,46 @@ def fine_tune(train: pd.DataFrame, val: pd.DataFrame, cfg: FineTuneConfig, progr
     planned = min(cfg.max_steps or per_epoch * cfg.epochs, per_epoch * cfg.epochs)
     warmup = max(1, int(planned * cfg.warmup_ratio))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (planned - s) / max(1, planned - warmup))))
+        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (planned - s) / max(1, planned - warmup)))
+    )
     eval_every = cfg.eval_every or max(1, per_epoch // 4)
     cap = cfg.max_minutes * 60 if cfg.max_minutes else None  # a safety cap: never part of the schedule
 
     history: list[dict] = []
-    best = {"f1": -1.0, "state": None, "step": 0}
-    step, seen, start, stale, stopped_by, running = 0, 0, time.perf_counter(), 0, "epochs", []
+    best: dict[str, Any] = {"f1": -1.0, "state": None, "step": 0}
+    running: list[float] = []
+    step, seen, start, stale, stopped_by = 0, 0, time.perf_counter(), 0, "epochs"
     train_time = 0.0  # optimizer steps only, without validation
 
     def validate() -> bool:
         nonlocal stale
         proba = predict_proba(model, val_ids, tokenizer.pad_token_id, dev, precision=precision)
         metrics = classification_metrics(y_val, proba.argmax(1), "val")
-        val_loss = float(torch.nn.functional.cross_entropy(torch.log(torch.tensor(proba) + 1e-9),
-                                                           torch.tensor(y_val), reduction="mean"))
+        val_loss = float(
+            torch.nn.functional.cross_entropy(
+                torch.log(torch.tensor(proba) + 1e-9), torch.tensor(y_val), reduction="mean"
+            )
+        )
         elapsed = time.perf_counter() - start
-        row = {"step": step, "epoch": step / per_epoch, "train_loss": float(np.mean(running)) if running else None,
-               "val_loss": val_loss, **metrics, "train_examples_per_s": seen / max(train_time, 1e-9),
-               "elapsed_s": elapsed}
+        row = {
+            "step": step,
+            "epoch": step / per_epoch,
+            "train_loss": float(np.mean(running)) if running else None,
+            "val_loss": val_loss,
+            **metrics,
+            "train_examples_per_s": seen / max(train_time, 1e-9),
+            "elapsed_s": elapsed,
+        }
         history.append(row)
         running.clear()
         if on_eval:
             on_eval(row)
         if metrics["val_macro_f1"] > best["f1"]:
-            best.update(f1=metrics["val_macro_f1"], step=step,
-                        state={k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()})
+            best.update(
+                f1=metrics["val_macro_f1"],
+                step=step,
+                state={k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()},
+            )
             stale = 0
         else:
             stale += 1
@@ -197,7 +231,9 @@ def fine_tune(train: pd.DataFrame, val: pd.DataFrame, cfg: FineTuneConfig, progr
                 seen += len(idx)
                 running.append(loss.item())
                 bar.update(1)
-                bar.set_postfix(loss=f"{np.mean(running[-20:]):.3f}", best_f1=f"{max(best['f1'], 0):.3f}", refresh=False)
+                bar.set_postfix(
+                    loss=f"{np.mean(running[-20:]):.3f}", best_f1=f"{max(best['f1'], 0):.3f}", refresh=False
+                )
                 if step % eval_every == 0 and validate():
                     stopped_by, done = "early stopping", True
                 elif step >= planned:
@@ -224,7 +260,8 @@ def train_baseline(train: pd.DataFrame, val: pd.DataFrame, test: pd.DataFrame):
 
     pipeline = make_pipeline(
         TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, max_features=100_000),
-        LogisticRegression(class_weight="balanced", max_iter=2000, C=4.0))
+        LogisticRegression(class_weight="balanced", max_iter=2000, C=4.0),
+    )
     start = time.perf_counter()
     pipeline.fit(train["input"], train["label"].map(LABEL_IDS))
     fit_seconds = time.perf_counter() - start
@@ -242,12 +279,20 @@ def evaluate_and_log(name: str, proba: np.ndarray, y_true: np.ndarray, prefix: s
     metrics = classification_metrics(y_true, y_pred, prefix)
     mlflow.log_metrics(metrics)
     cm = confusion_matrix(y_true, y_pred, labels=range(3))
-    mlflow.log_figure(plots.confusion_matrix(cm, list(SENTIMENT_LABELS), f"{name}: {prefix} confusion"),
-                      f"{prefix}_confusion_matrix.png")
-    mlflow.log_text(classification_report(y_true, y_pred, labels=range(3), target_names=list(SENTIMENT_LABELS),
-                                          digits=3, zero_division=0), f"{prefix}_classification_report.txt")
-    mlflow.log_figure(plots.calibration(proba.max(1), (y_pred == y_true).astype(float), f"{name}: calibration"),
-                      f"{prefix}_calibration.png")
+    mlflow.log_figure(
+        plots.confusion_matrix(cm, list(SENTIMENT_LABELS), f"{name}: {prefix} confusion"),
+        f"{prefix}_confusion_matrix.png",
+    )
+    mlflow.log_text(
+        classification_report(
+            y_true, y_pred, labels=range(3), target_names=list(SENTIMENT_LABELS), digits=3, zero_division=0
+        ),
+        f"{prefix}_classification_report.txt",
+    )
+    mlflow.log_figure(
+        plots.calibration(proba.max(1), (y_pred == y_true).astype(float), f"{name}: calibration"),
+        f"{prefix}_calibration.png",
+    )
     return metrics
 
 
@@ -260,11 +305,12 @@ class SentimentOutcome:
     baseline_metrics: dict[str, float]
     examples_per_s: float
     stopped_by: str
-    result: FineTuneResult | None = None
+    result: FineTuneResult
 
 
-def run_sentiment_training(engine: sa.Engine, cfg: FineTuneConfig, split: TimeSplit = TimeSplit(),
-                           progress: bool = True) -> SentimentOutcome:
+def run_sentiment_training(
+    engine: sa.Engine, cfg: FineTuneConfig, split: TimeSplit = TimeSplit(), progress: bool = True
+) -> SentimentOutcome:
     """Baseline and fine-tune on the same time split, each logged as an MLflow run
     (the tracking URI must be configured); the fine-tuned model is registered."""
     import tempfile
@@ -283,9 +329,11 @@ def run_sentiment_training(engine: sa.Engine, cfg: FineTuneConfig, split: TimeSp
             raise ValueError(f"the {label} period of {split.window()} holds no reviews")
     # validate on an evenly spaced subset (time order kept) so validation stays cheap on CPU
     val_small = val.iloc[np.linspace(0, len(val) - 1, min(cfg.val_limit, len(val))).astype(int)]
-    dataset = mlflow.data.from_pandas(
+    dataset = mlflow.data.from_pandas(  # type: ignore[attr-defined]  # lazily bound by mlflow.data
         reviews.assign(part=parts)[["review_id", "event_timestamp", "input", "label", "part"]],
-        name="amazon-reviews-sentiment", targets="label")
+        name="amazon-reviews-sentiment",
+        targets="label",
+    )
     y_test = test["label"].map(LABEL_IDS).to_numpy()
     counts = {f"{n}_reviews": len(p) for n, p in (("train", train), ("val", val), ("test", test))}
     tags = run_tags(split)
@@ -294,48 +342,90 @@ def run_sentiment_training(engine: sa.Engine, cfg: FineTuneConfig, split: TimeSp
         mlflow.log_input(dataset, context="training")
         pipeline, fit_seconds = train_baseline(train, val, test)
         mlflow.log_params({"model": "tfidf(1-2gram)+logreg(balanced)", **counts, "fit_seconds": round(fit_seconds, 2)})
-        mlflow.log_metrics(classification_metrics(val["label"].map(LABEL_IDS).to_numpy(),
-                                                  pipeline.predict(val["input"]), "val"))
+        mlflow.log_metrics(
+            classification_metrics(val["label"].map(LABEL_IDS).to_numpy(), pipeline.predict(val["input"]), "val")
+        )
         baseline_metrics = evaluate_and_log("tfidf+logreg", pipeline.predict_proba(test["input"]), y_test)
         from mlflow.models import infer_signature
 
-        mlflow.sklearn.log_model(pipeline, name="model", signature=infer_signature(
-            test["input"].head(3), pipeline.predict(test["input"].head(3))))
+        mlflow.sklearn.log_model(
+            pipeline,
+            name="model",
+            signature=infer_signature(test["input"].head(3), pipeline.predict(test["input"].head(3))),
+        )
 
     with mlflow.start_run(run_name="fine-tune-sentiment", tags={**tags, "model_kind": "fine-tuned"}) as run:
         mlflow.log_input(dataset, context="training")
-        mlflow.log_params({**{k: v for k, v in asdict(cfg).items() if k != "extra"}, "model": cfg.model_path(),
-                           **counts, **environment_params()})
-        result = fine_tune(train, val_small, cfg, progress=progress,
-                           on_eval=lambda row: mlflow.log_metrics(
-                               {k: v for k, v in row.items() if k not in ("step",) and v is not None}, step=row["step"]))
+        mlflow.log_params(
+            {
+                **{k: v for k, v in asdict(cfg).items() if k != "extra"},
+                "model": cfg.model_path(),
+                **counts,
+                **environment_params(),
+            }
+        )
+        result = fine_tune(
+            train,
+            val_small,
+            cfg,
+            progress=progress,
+            on_eval=lambda row: mlflow.log_metrics(
+                {k: v for k, v in row.items() if k not in ("step",) and v is not None}, step=row["step"]
+            ),
+        )
         from training import plots
 
-        mlflow.log_figure(plots.learning_curves(result.history, ["train_loss", "val_loss", "val_macro_f1"],
-                                                "fine-tune sentiment"), "learning_curves.png")
+        mlflow.log_figure(
+            plots.learning_curves(result.history, ["train_loss", "val_loss", "val_macro_f1"], "fine-tune sentiment"),
+            "learning_curves.png",
+        )
         ids = result.tokenizer(list(test["input"]), truncation=True, max_length=cfg.max_length)["input_ids"]
         proba = predict_proba(result.model, ids, result.tokenizer.pad_token_id, device(), precision=result.precision)
         metrics = evaluate_and_log("fine-tuned", proba, y_test)
         metrics["test_macro_f1_gain_over_baseline"] = metrics["test_macro_f1"] - baseline_metrics["test_macro_f1"]
         mlflow.log_param("precision_used", result.precision)
-        mlflow.log_metrics({"test_macro_f1_gain_over_baseline": metrics["test_macro_f1_gain_over_baseline"],
-                            "train_examples_per_s": result.examples_per_s, "best_step": result.best_step,
-                            "steps": result.steps})
+        mlflow.log_metrics(
+            {
+                "test_macro_f1_gain_over_baseline": metrics["test_macro_f1_gain_over_baseline"],
+                "train_examples_per_s": result.examples_per_s,
+                "best_step": result.best_step,
+                "steps": result.steps,
+            }
+        )
         mlflow.set_tags({"stopped_by": result.stopped_by, "truncated": str(result.truncated).lower()})
         with tempfile.TemporaryDirectory() as tmp:
             result.model.save_pretrained(tmp)
             result.tokenizer.save_pretrained(tmp)
             example = pd.DataFrame({"text": test["input"].head(3).tolist()})
             info = mlflow.pyfunc.log_model(
-                name="model", python_model=str(Path(__file__).resolve().parents[1] / "registry" / "sentiment_model.py"),
-                artifacts={"classifier": tmp}, model_config={"max_length": cfg.max_length},
-                input_example=example, registered_model_name=REGISTERED_NAME,
-                pip_requirements=["torch", "transformers", "pandas", "mlflow"])
+                name="model",
+                python_model=str(Path(__file__).resolve().parents[1] / "registry" / "sentiment_model.py"),
+                artifacts={"classifier": tmp},
+                model_config={"max_length": cfg.max_length},
+                input_example=example,
+                registered_model_name=REGISTERED_NAME,
+                pip_requirements=["torch", "transformers", "pandas", "mlflow"],
+            )
         version = int(info.registered_model_version)
         headline = HEADLINE[REGISTERED_NAME][0]
-        tag_version(REGISTERED_NAME, version, {
-            **tags, "truncated": str(result.truncated).lower(), headline: f"{metrics[headline]:.4f}",
-            "baseline": "tfidf+logreg", BASELINE_PREFIX + headline: f"{baseline_metrics[headline]:.6f}"})
-    return SentimentOutcome(base_run.info.run_id, run.info.run_id, version, metrics, baseline_metrics,
-                            result.examples_per_s, result.stopped_by, result)
-
+        tag_version(
+            REGISTERED_NAME,
+            version,
+            {
+                **tags,
+                "truncated": str(result.truncated).lower(),
+                headline: f"{metrics[headline]:.4f}",
+                "baseline": "tfidf+logreg",
+                BASELINE_PREFIX + headline: f"{baseline_metrics[headline]:.6f}",
+            },
+        )
+    return SentimentOutcome(
+        base_run.info.run_id,
+        run.info.run_id,
+        version,
+        metrics,
+        baseline_metrics,
+        result.examples_per_s,
+        result.stopped_by,
+        result,
+    )

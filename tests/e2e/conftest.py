@@ -1,6 +1,7 @@
 """A whole Portrait deployment for the e2e tests, built the way a user builds it:
 CLI commands on a fresh state directory (embedded PostgreSQL), a private Redis
 online store (so a test can stop it), and `bentoml serve` on a free port."""
+
 from __future__ import annotations
 
 import os
@@ -41,9 +42,23 @@ class PrivateRedis:
         self.port, self.dir, self.proc = free_port(), workdir, None
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-                                      "--dir", str(self.dir), "--appendonly", "yes", "--save", ""],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.dir),
+                "--appendonly",
+                "yes",
+                "--save",
+                "",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.time() + 20
         while time.time() < deadline:
             with socket.socket() as s:
@@ -81,20 +96,37 @@ def deployment(tmp_path_factory, tiny_bert):
     redis = PrivateRedis(root)
     redis.start()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PORTRAIT_", "FEAST_", "MLFLOW_"))}
-    env.update(PORTRAIT_STATE_DIR=str(root / "state"), PORTRAIT_ENCODER=str(tiny_bert), PORTRAIT_API_KEYS=API_KEY,
-               PORTRAIT_REDIS_URL=redis.url, PATH=f"{BIN}:{env['PATH']}", BENTOML_HOME=str(root / "bentoml"))
+    env.update(
+        PORTRAIT_STATE_DIR=str(root / "state"),
+        PORTRAIT_ENCODER=str(tiny_bert),
+        PORTRAIT_API_KEYS=API_KEY,
+        PORTRAIT_REDIS_URL=redis.url,
+        PATH=f"{BIN}:{env['PATH']}",
+        BENTOML_HOME=str(root / "bentoml"),
+    )
     data = root / "reviews.json"
     data.write_bytes(b"".join(real_lines(400)))
     split = "--train-before 2012-01-01 --test-from 2013-01-01"
-    sh(f"portrait db up && portrait db migrate && portrait ingest amazon-reviews {data} && portrait features build "
-       f"&& portrait features apply && portrait features materialize", env)
-    sh(f"portrait train sentiment --max-steps 8 --batch-size 16 {split} && portrait train rating --epochs 3 {split} "
-       "&& portrait models promote review-sentiment 1 && portrait models promote rating-predictor 1", env)
+    sh(
+        f"portrait db up && portrait db migrate && portrait ingest amazon-reviews {data} && portrait features build "
+        f"&& portrait features apply && portrait features materialize",
+        env,
+    )
+    sh(
+        f"portrait train sentiment --max-steps 8 --batch-size 16 {split} && portrait train rating --epochs 3 {split} "
+        "&& portrait models promote review-sentiment 1 && portrait models promote rating-predictor 1",
+        env,
+    )
     port = free_port()
     log = root / "serve.log"
-    proc = subprocess.Popen([str(BIN / "bentoml"), "serve", "serving.service:Portrait", "--port", str(port),
-                             "--host", "127.0.0.1"], cwd=REPO, env=env, stdout=open(log, "w"),
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [str(BIN / "bentoml"), "serve", "serving.service:Portrait", "--port", str(port), "--host", "127.0.0.1"],
+        cwd=REPO,
+        env=env,
+        stdout=open(log, "w"),  # noqa: SIM115 - the server process writes it after we return
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(url, proc, log)

@@ -1,5 +1,6 @@
 """The operations report as a person sees it: rendered by headless Chromium,
 every chart loaded, the screenshot not blank."""
+
 from __future__ import annotations
 
 import os
@@ -28,17 +29,27 @@ def test_report_renders_with_every_chart_and_is_not_blank(deployment, tmp_path):
     out = tmp_path / "report"
     sh(f"portrait report --out {out}", deployment.env)
     page = (out / "index.html").as_uri()
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000"]
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--virtual-time-budget=10000",
+    ]
     dom = subprocess.run([browser, *flags, "--dump-dom", page], capture_output=True, text=True, timeout=120).stdout
     charts = re.search(r'data-charts="(\d+)"', dom)
     loaded = re.search(r'data-charts-loaded="(\d+)"', dom)
     assert charts and loaded, dom[:500]
     assert int(charts.group(1)) >= 4 and loaded.group(1) == charts.group(1)
     shot = tmp_path / "report.png"
-    subprocess.run([browser, *flags, "--window-size=1200,3000", f"--screenshot={shot}", page],
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        [browser, *flags, "--window-size=1200,3000", f"--screenshot={shot}", page], capture_output=True, timeout=120
+    )
     from PIL import Image
 
     image = Image.open(shot).convert("L")

@@ -1,5 +1,6 @@
 """Real HTTP against a started Portrait service: every endpoint, auth, bad input,
 champion reload, load, a dead online store, and a fuzz of the OpenAPI schema."""
+
 from __future__ import annotations
 
 import concurrent.futures as cf
@@ -10,7 +11,7 @@ import httpx
 import pytest
 
 pytestmark = pytest.mark.e2e
-USER = "A2IBPI20UZIR0U"     # a real reviewer of the first 400 lines
+USER = "A2IBPI20UZIR0U"  # a real reviewer of the first 400 lines
 ITEM = "1384719342"
 
 
@@ -22,8 +23,13 @@ def test_health_is_open_and_everything_else_needs_the_key(deployment):
     d = deployment
     assert httpx.get(f"{d.url}/livez").status_code == 200
     assert httpx.get(f"{d.url}/readyz").status_code == 200
-    for method, path in (("POST", "/sentiment"), ("POST", "/recommend"), ("GET", f"/profile/{USER}"),
-                         ("GET", "/metrics"), ("POST", "/admin/reload")):
+    for method, path in (
+        ("POST", "/sentiment"),
+        ("POST", "/recommend"),
+        ("GET", f"/profile/{USER}"),
+        ("GET", "/metrics"),
+        ("POST", "/admin/reload"),
+    ):
         r = httpx.request(method, f"{d.url}{path}", json={}, headers={"X-API-Key": "wrong"})
         assert r.status_code == 401 and "API key" in r.json()["error"], path
     metrics = httpx.get(f"{d.url}/metrics", headers=d.headers())
@@ -65,8 +71,16 @@ def test_a_new_review_is_stored_and_reaches_the_next_profile(deployment):
     d = deployment
     before = httpx.get(f"{d.url}/profile/{USER}", headers=d.headers()).json()
     n = before["behavior"]["review_count_total"]
-    r = post(d, "/reviews", {"user_id": USER, "item_id": "B000NEWITEM", "rating": 1,
-                             "text": "Snapped on day one. Mail me at bob@example.com"})
+    r = post(
+        d,
+        "/reviews",
+        {
+            "user_id": USER,
+            "item_id": "B000NEWITEM",
+            "rating": 1,
+            "text": "Snapped on day one. Mail me at bob@example.com",
+        },
+    )
     assert r.status_code == 200, r.text
     assert r.json()["online_profile_updated"] is True and r.json()["review_id"] > 0
     after = httpx.get(f"{d.url}/profile/{USER}", headers=d.headers()).json()
@@ -74,25 +88,37 @@ def test_a_new_review_is_stored_and_reaches_the_next_profile(deployment):
     assert after["behavior"]["review_count_total"] == n  # behaviour changes at the next feature build
     again = post(d, "/reviews", {"user_id": USER, "item_id": "B000NEWITEM", "rating": 5, "text": "again"})
     assert again.status_code == 409
-    out = subprocess.run(["bash", "-c", "psql \"$(portrait db url | sed 's/+psycopg//')\" -Atc "
-                          "\"SELECT text FROM reviews WHERE item_id = 'B000NEWITEM'\""],
-                         env=d.env, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [
+            "bash",
+            "-c",
+            "psql \"$(portrait db url | sed 's/+psycopg//')\" -Atc "
+            "\"SELECT text FROM reviews WHERE item_id = 'B000NEWITEM'\"",
+        ],
+        env=d.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.stdout.strip() == "Snapped on day one. Mail me at [email]", out.stderr
 
 
-@pytest.mark.parametrize("path, body, status, message", [
-    ("/sentiment", {"texts": []}, 400, "at least 1"),
-    ("/sentiment", {"texts": ["x"] * 65}, 400, "at most 64"),
-    ("/sentiment", {"texts": ["x" * 5001]}, 400, "at most 5000"),
-    ("/sentiment", {"texts": "not a list"}, 400, "list"),
-    ("/sentiment", {"text": ["wrong field"]}, 400, "texts"),
-    ("/rating", {"user_id": USER, "item_ids": ["NO-SUCH-ITEM"]}, 404, "unknown item"),
-    ("/rating", {"user_id": USER, "item_ids": "B1"}, 400, "list"),
-    ("/rating", {"user_id": "", "item_ids": [ITEM]}, 400, "user_id"),
-    ("/recommend", {"user_id": USER, "k": 0}, 400, "greater than or equal to 1"),
-    ("/recommend", {"user_id": USER, "k": "ten"}, 400, "integer"),
-    ("/reviews", {"user_id": USER, "item_id": ITEM, "rating": 6, "text": "x"}, 400, "less than or equal to 5"),
-])
+@pytest.mark.parametrize(
+    "path, body, status, message",
+    [
+        ("/sentiment", {"texts": []}, 400, "at least 1"),
+        ("/sentiment", {"texts": ["x"] * 65}, 400, "at most 64"),
+        ("/sentiment", {"texts": ["x" * 5001]}, 400, "at most 5000"),
+        ("/sentiment", {"texts": "not a list"}, 400, "list"),
+        ("/sentiment", {"text": ["wrong field"]}, 400, "texts"),
+        ("/rating", {"user_id": USER, "item_ids": ["NO-SUCH-ITEM"]}, 404, "unknown item"),
+        ("/rating", {"user_id": USER, "item_ids": "B1"}, 400, "list"),
+        ("/rating", {"user_id": "", "item_ids": [ITEM]}, 400, "user_id"),
+        ("/recommend", {"user_id": USER, "k": 0}, 400, "greater than or equal to 1"),
+        ("/recommend", {"user_id": USER, "k": "ten"}, 400, "integer"),
+        ("/reviews", {"user_id": USER, "item_id": ITEM, "rating": 6, "text": "x"}, 400, "less than or equal to 5"),
+    ],
+)
 def test_bad_input_gets_a_4xx_with_the_reason(deployment, path, body, status, message):
     r = post(deployment, path, body)
     assert r.status_code == status, r.text
@@ -101,8 +127,9 @@ def test_bad_input_gets_a_4xx_with_the_reason(deployment, path, body, status, me
 
 def test_malformed_json_and_unknown_profile(deployment):
     d = deployment
-    r = httpx.post(f"{d.url}/sentiment", content=b'{"texts": [', headers={**d.headers(),
-                                                                         "content-type": "application/json"})
+    r = httpx.post(
+        f"{d.url}/sentiment", content=b'{"texts": [', headers={**d.headers(), "content-type": "application/json"}
+    )
     assert r.status_code == 400 and "JSON" in r.text
     assert httpx.get(f"{d.url}/profile/nobody-at-all", headers=d.headers()).status_code == 404
 
@@ -110,14 +137,21 @@ def test_malformed_json_and_unknown_profile(deployment):
 def test_a_newly_promoted_champion_is_served_after_reload(deployment):
     d = deployment
     sh_env = d.env
-    script = ("from portrait import tracking; from portrait.settings import get_settings; "
-              "tracking.configure(get_settings()); from mlflow import MlflowClient; c = MlflowClient(); "
-              "v = c.get_model_version('review-sentiment', '1'); "
-              "print(c.create_model_version('review-sentiment', v.source, run_id=v.run_id).version)")
+    script = (
+        "from portrait import tracking; from portrait.settings import get_settings; "
+        "tracking.configure(get_settings()); from mlflow import MlflowClient; c = MlflowClient(); "
+        "v = c.get_model_version('review-sentiment', '1'); "
+        "print(c.create_model_version('review-sentiment', v.source, run_id=v.run_id).version)"
+    )
     new = subprocess.run(["python", "-c", script], env=sh_env, capture_output=True, text=True, timeout=120)
     version = new.stdout.strip().splitlines()[-1]
-    subprocess.run(["portrait", "models", "promote", "review-sentiment", version], env=sh_env, check=True,
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        ["portrait", "models", "promote", "review-sentiment", version],
+        env=sh_env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     r = post(d, "/admin/reload", {})
     assert r.status_code == 200, r.text
     assert r.json()["models"]["review_sentiment"] == version and "review-sentiment" in r.json()["changed"]
@@ -127,8 +161,11 @@ def test_a_newly_promoted_champion_is_served_after_reload(deployment):
 
 def _load(d, seconds: float, clients: int = 32) -> dict[int, int]:
     """Mixed requests from `clients` threads for `seconds`; returns status counts."""
-    bodies = [("/sentiment", {"texts": ["Sounds great", "Cheap and it broke"]}),
-              ("/recommend", {"user_id": USER, "k": 5}), ("/rating", {"user_id": USER, "item_ids": [ITEM]})]
+    bodies = [
+        ("/sentiment", {"texts": ["Sounds great", "Cheap and it broke"]}),
+        ("/recommend", {"user_id": USER, "k": 5}),
+        ("/rating", {"user_id": USER, "item_ids": [ITEM]}),
+    ]
     deadline = time.time() + seconds
     statuses: dict[int, int] = {}
 
@@ -196,20 +233,34 @@ def test_fuzzing_the_openapi_schema_finds_no_5xx(deployment):
         schema = spec["components"]["schemas"][ref["$ref"].split("/")[-1]] if "$ref" in ref else ref
         routes[path] = list(schema.get("properties", {}))
     assert {"/sentiment", "/rating", "/recommend", "/reviews"} <= set(routes)
-    values = st.recursive(st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=False, allow_infinity=False)
-                          | st.text(max_size=50) | st.just(USER) | st.just(ITEM),
-                          lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=5), inner,
-                                                                                      max_size=3), max_leaves=8)
+    values = st.recursive(
+        st.none()
+        | st.booleans()
+        | st.integers(-(10**6), 10**6)
+        | st.floats(allow_nan=False, allow_infinity=False)
+        | st.text(max_size=50)
+        | st.just(USER)
+        | st.just(ITEM),
+        lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+        max_leaves=8,
+    )
     bodies = st.sampled_from(sorted(routes)).flatmap(
-        lambda path: st.tuples(st.just(path), st.fixed_dictionaries(
-            {}, optional={name: values for name in routes[path]} | {"extra": values})))
+        lambda path: st.tuples(
+            st.just(path),
+            st.fixed_dictionaries({}, optional={name: values for name in routes[path]} | {"extra": values}),
+        )
+    )
     text = st.text(min_size=1, max_size=200)
     well_formed = st.one_of(
         st.tuples(st.just("/sentiment"), st.fixed_dictionaries({"texts": st.lists(text, min_size=1, max_size=5)})),
-        st.tuples(st.just("/recommend"), st.fixed_dictionaries({"user_id": st.just(USER) | text,
-                                                               "k": st.integers(1, 100)})),
-        st.tuples(st.just("/rating"), st.fixed_dictionaries({"user_id": st.just(USER) | text,
-                                                            "item_ids": st.lists(st.just(ITEM), min_size=1)})))
+        st.tuples(
+            st.just("/recommend"), st.fixed_dictionaries({"user_id": st.just(USER) | text, "k": st.integers(1, 100)})
+        ),
+        st.tuples(
+            st.just("/rating"),
+            st.fixed_dictionaries({"user_id": st.just(USER) | text, "item_ids": st.lists(st.just(ITEM), min_size=1)}),
+        ),
+    )
     bodies = st.one_of(bodies, well_formed)
     seen = []
 

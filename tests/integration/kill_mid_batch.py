@@ -1,5 +1,6 @@
 """Helper for test_ingest: ingests with small batches and kills itself with
 SIGKILL in the middle of batch N's transaction (after its COPY, before commit)."""
+
 import os
 import signal
 import sys
@@ -24,5 +25,12 @@ class DyingLoader(Loader):
 
 
 settings = Settings()
-ingest_file(database.engine(settings), "amazon-reviews", path, settings.id_key.encode(),
-            batch_size=batch_size, progress=False, loader_factory=DyingLoader)
+ingest_file(
+    database.engine(settings),
+    "amazon-reviews",
+    path,
+    settings.id_key.encode(),
+    batch_size=batch_size,
+    progress=False,
+    loader_factory=DyingLoader,
+)

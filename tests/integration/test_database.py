@@ -1,4 +1,5 @@
 """The embedded server and the Alembic migrations against real PostgreSQL."""
+
 from __future__ import annotations
 
 import subprocess
@@ -16,8 +17,9 @@ def _portrait(state, *args, env_extra=None):
     env = {**os.environ, "PORTRAIT_STATE_DIR": str(state), "PORTRAIT_DATABASE_URL": ""}
     env.pop("PORTRAIT_DATABASE_URL")
     env.update(env_extra or {})
-    return subprocess.run([sys.executable, "-m", "portrait.cli", *args], env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "portrait.cli", *args], env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_embedded_up_is_idempotent_and_concurrent_starts_do_not_fail(tmp_path):
@@ -25,8 +27,16 @@ def test_embedded_up_is_idempotent_and_concurrent_starts_do_not_fail(tmp_path):
 
     env = {k: v for k, v in os.environ.items() if k != "PORTRAIT_DATABASE_URL"}
     env["PORTRAIT_STATE_DIR"] = str(tmp_path)
-    starts = [subprocess.Popen([sys.executable, "-m", "portrait.cli", "db", "up"], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    starts = [
+        subprocess.Popen(
+            [sys.executable, "-m", "portrait.cli", "db", "up"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     results = [(p.wait(timeout=120), p.stderr.read()) for p in starts]
     assert all(code == 0 for code, _ in results), results
     try:
@@ -35,9 +45,16 @@ def test_embedded_up_is_idempotent_and_concurrent_starts_do_not_fail(tmp_path):
         assert status.returncode == 0 and "running" in status.stdout
         # the URL works from another process
         url = _portrait(tmp_path, "db", "url").stdout.strip()
-        probe = subprocess.run([sys.executable, "-c",
-                                f"import sqlalchemy as sa; print(sa.create_engine({url!r}).connect().execute(sa.text('select current_database()')).scalar())"],
-                               capture_output=True, text=True, timeout=60)
+        probe = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                f"import sqlalchemy as sa; print(sa.create_engine({url!r}).connect().execute(sa.text('select current_database()')).scalar())",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert probe.stdout.strip() == "portrait", probe.stderr
         assert "/portrait_mlflow?" in _portrait(tmp_path, "db", "url", "--database", "mlflow").stdout
     finally:
@@ -70,8 +87,19 @@ def test_migrations_downgrade_to_base_and_back(profile_settings):
         migrate.upgrade(profile_settings)
         assert migrate.current_revision(profile_settings) == migrate.head_revision()
         tables = set(sa.inspect(engine).get_table_names())
-        assert {"users", "items", "reviews", "events", "ingest_runs", "ingest_rejects",
-                "user_behavior", "item_stats", "review_embeddings", "user_text_profile",
-                "item_text_profile", "feature_builds"} <= tables
+        assert {
+            "users",
+            "items",
+            "reviews",
+            "events",
+            "ingest_runs",
+            "ingest_rejects",
+            "user_behavior",
+            "item_stats",
+            "review_embeddings",
+            "user_text_profile",
+            "item_text_profile",
+            "feature_builds",
+        } <= tables
     finally:
         engine.dispose()

@@ -1,5 +1,6 @@
 """Feature jobs and Feast against real PostgreSQL (offline store, registry,
 online store) and real Redis (online store), in both profiles."""
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -38,9 +39,13 @@ def built(db, tiny_bert):
 
     settings, engine = db
     _ingest_lines(settings, engine, real_lines(400), "first.json")
-    _events(settings, engine, "user_id,item_id,event_type,event_timestamp,quantity,amount\n"
-                              "A2IBPI20UZIR0U,1384719342,view,2014-03-01T10:00:00Z,,\n"
-                              "A2IBPI20UZIR0U,1384719342,cart,2014-03-01T10:05:00Z,1,\n")
+    _events(
+        settings,
+        engine,
+        "user_id,item_id,event_type,event_timestamp,quantity,amount\n"
+        "A2IBPI20UZIR0U,1384719342,view,2014-03-01T10:00:00Z,,\n"
+        "A2IBPI20UZIR0U,1384719342,cart,2014-03-01T10:05:00Z,1,\n",
+    )
     result = build_features(engine, encoder_path=str(tiny_bert), progress=False)
     return settings, engine, result
 
@@ -56,7 +61,9 @@ def test_build_fills_every_feature_table(built):
     for table in ("user_behavior", "item_stats", "review_embeddings", "user_text_profile", "item_text_profile"):
         assert _count(engine, f"SELECT count(*) FROM {table}") > 0, table
     # embeddings are L2-normalized, tagged with their encoder
-    norm = _count(engine, "SELECT max(abs(1 - sqrt((SELECT sum(x * x) FROM unnest(embedding) x)))) FROM review_embeddings")
+    norm = _count(
+        engine, "SELECT max(abs(1 - sqrt((SELECT sum(x * x) FROM unnest(embedding) x)))) FROM review_embeddings"
+    )
     assert norm < 1e-4
     assert _count(engine, "SELECT count(DISTINCT encoder_revision) FROM review_embeddings") == 1
     # the view and cart events reached the behaviour features
@@ -78,8 +85,11 @@ def test_rebuild_processes_only_what_is_new(built, tiny_bert):
     assert third.reviews_embedded == 50
     with engine.connect() as conn:
         new_users = set(conn.execute(sa.text("SELECT user_id FROM reviews ORDER BY review_id DESC LIMIT 50")).scalars())
-        rebuilt = set(conn.execute(sa.text("SELECT DISTINCT user_id FROM user_behavior WHERE created_timestamp > :t"),
-                                   {"t": before}).scalars())
+        rebuilt = set(
+            conn.execute(
+                sa.text("SELECT DISTINCT user_id FROM user_behavior WHERE created_timestamp > :t"), {"t": before}
+            ).scalars()
+        )
     assert third.users_rebuilt == len(new_users) and rebuilt == new_users
 
 
@@ -116,10 +126,12 @@ def _store(settings, online: str):
 
 def _two_snapshot_user(engine):
     with engine.connect() as conn:
-        return conn.execute(sa.text("""
+        return conn.execute(
+            sa.text("""
             SELECT user_id, array_agg(event_timestamp ORDER BY event_timestamp) AS times,
                    array_agg(review_count_total ORDER BY event_timestamp) AS counts
-            FROM user_behavior GROUP BY user_id HAVING count(*) >= 2 LIMIT 1""")).one()
+            FROM user_behavior GROUP BY user_id HAVING count(*) >= 2 LIMIT 1""")
+        ).one()
 
 
 def test_point_in_time_join_never_sees_a_later_value(built):
@@ -128,14 +140,14 @@ def test_point_in_time_join_never_sees_a_later_value(built):
     user, times, counts = _two_snapshot_user(engine)
     # a label between the first and second snapshot, and one exactly at the second
     between = times[0] + (times[1] - times[0]) / 2
-    entity_df = pd.DataFrame({"user_id": [user, user, user],
-                              "event_timestamp": [between, times[1], times[1] - timedelta(seconds=1)]})
-    df = store.get_historical_features(entity_df=entity_df,
-                                       features=["user_behavior:review_count_total"]).to_df()
+    entity_df = pd.DataFrame(
+        {"user_id": [user, user, user], "event_timestamp": [between, times[1], times[1] - timedelta(seconds=1)]}
+    )
+    df = store.get_historical_features(entity_df=entity_df, features=["user_behavior:review_count_total"]).to_df()
     got = dict(zip(pd.to_datetime(df["event_timestamp"], utc=True), df["review_count_total"]))
-    assert got[pd.Timestamp(between)] == counts[0]          # never the later value
+    assert got[pd.Timestamp(between)] == counts[0]  # never the later value
     assert got[pd.Timestamp(times[1]) - timedelta(seconds=1)] == counts[0]
-    assert got[pd.Timestamp(times[1])] == counts[1]           # a snapshot counts from its own time on
+    assert got[pd.Timestamp(times[1])] == counts[1]  # a snapshot counts from its own time on
 
 
 def test_chunked_hash_join_returns_feasts_frame_and_reaches_the_connection(built):
@@ -179,15 +191,24 @@ def test_online_values_equal_the_latest_offline_values(built, online):
     settings, store = _store(settings, online)
     featurestore.materialize(settings, full=True)  # tests switch online stores on one registry
     with engine.connect() as conn:
-        latest = pd.DataFrame(conn.execute(sa.text("""
+        latest = pd.DataFrame(
+            conn.execute(
+                sa.text("""
             SELECT DISTINCT ON (user_id) user_id, review_count_total, rating_mean, view_count
-            FROM user_behavior ORDER BY user_id, event_timestamp DESC LIMIT 25""")).mappings().all())
-        user_text = conn.execute(sa.text("""
+            FROM user_behavior ORDER BY user_id, event_timestamp DESC LIMIT 25""")
+            )
+            .mappings()
+            .all()
+        )
+        user_text = conn.execute(
+            sa.text("""
             SELECT DISTINCT ON (user_id) user_id, user_embedding, interest_tags FROM user_text_profile
-            ORDER BY user_id, event_timestamp DESC LIMIT 1""")).one()
+            ORDER BY user_id, event_timestamp DESC LIMIT 1""")
+        ).one()
     online_df = store.get_online_features(
         features=["user_behavior:review_count_total", "user_behavior:rating_mean", "user_behavior:view_count"],
-        entity_rows=[{"user_id": u} for u in latest["user_id"]]).to_df()
+        entity_rows=[{"user_id": u} for u in latest["user_id"]],
+    ).to_df()
     merged = latest.merge(online_df, on="user_id", suffixes=("_off", "_on"))
     assert len(merged) == len(latest)
     assert (merged["review_count_total_off"] == merged["review_count_total_on"]).all()
@@ -203,11 +224,12 @@ def test_online_values_equal_the_latest_offline_values(built, online):
     with engine.connect() as conn:
         items = conn.execute(sa.text("SELECT DISTINCT item_id FROM item_text_profile LIMIT 5")).scalars().all()
     now = int(datetime.now(timezone.utc).timestamp())
-    rec = store.get_online_features(features=store.get_feature_service("recommend_v1"),
-                                    entity_rows=[{"user_id": user_text.user_id, "item_id": i, "request_unix": now}
-                                                 for i in items]).to_dict()
+    rec = store.get_online_features(
+        features=store.get_feature_service("recommend_v1"),
+        entity_rows=[{"user_id": user_text.user_id, "item_id": i, "request_unix": now} for i in items],
+    ).to_dict()
     u = np.asarray(user_text.user_embedding)
-    for item, item_vec, affinity in zip(rec["item_id"], rec["item_embedding"], rec["affinity"]):
+    for _item, item_vec, affinity in zip(rec["item_id"], rec["item_embedding"], rec["affinity"]):
         v = np.asarray(item_vec)
         assert affinity == pytest.approx(float(u @ v / np.linalg.norm(u) / np.linalg.norm(v)), rel=1e-5)
 
@@ -220,14 +242,33 @@ def test_push_source_changes_the_next_online_read(built, online):
     settings, store = _store(settings, online)
     featurestore.materialize(settings, full=True)  # tests switch online stores on one registry
     with engine.connect() as conn:
-        row = conn.execute(sa.text("""SELECT DISTINCT ON (user_id) * FROM user_text_profile
-                                      ORDER BY user_id, event_timestamp DESC LIMIT 1""")).mappings().one()
+        row = (
+            conn.execute(
+                sa.text("""SELECT DISTINCT ON (user_id) * FROM user_text_profile
+                                      ORDER BY user_id, event_timestamp DESC LIMIT 1""")
+            )
+            .mappings()
+            .one()
+        )
     before = featurestore.online_portrait(store, row["user_id"])
     assert before["embedded_review_count"] == row["embedded_review_count"]
-    pushed = {k: [row[k]] for k in ("user_id", "user_embedding", "share_positive", "share_neutral", "share_negative",
-                                     "sentiment_source", "interest_tags")}
-    pushed.update(embedded_review_count=[row["embedded_review_count"] + 1],
-                  event_timestamp=[datetime.now(timezone.utc)], created_timestamp=[datetime.now(timezone.utc)])
+    pushed = {
+        k: [row[k]]
+        for k in (
+            "user_id",
+            "user_embedding",
+            "share_positive",
+            "share_neutral",
+            "share_negative",
+            "sentiment_source",
+            "interest_tags",
+        )
+    }
+    pushed.update(
+        embedded_review_count=[row["embedded_review_count"] + 1],
+        event_timestamp=[datetime.now(timezone.utc)],
+        created_timestamp=[datetime.now(timezone.utc)],
+    )
     store.push("user_text_push", pd.DataFrame(pushed))
     after = featurestore.online_portrait(store, row["user_id"])
     assert after["embedded_review_count"] == row["embedded_review_count"] + 1
@@ -248,7 +289,8 @@ def test_reader_matches_feasts_affinity_and_follows_materialization(built, tiny_
     now = int(datetime.now(timezone.utc).timestamp())
     feast_affinity = store.get_online_features(
         features=["user_item_affinity:affinity"],
-        entity_rows=[{"user_id": user, "item_id": i, "request_unix": now} for i in items]).to_dict()["affinity"]
+        entity_rows=[{"user_id": user, "item_id": i, "request_unix": now} for i in items],
+    ).to_dict()["affinity"]
     ours = reader.affinity(reader.user(user), items + ["no-such-item"])
     np.testing.assert_allclose(ours[:-1], feast_affinity, rtol=1e-5)
     assert np.isnan(ours[-1])
@@ -282,10 +324,17 @@ def test_forget_erases_the_user_everywhere_and_keeps_an_anonymous_audit(built, o
     report = forget(engine, store, user)
     assert report.rows_deleted["reviews"] >= 1 and report.rows_deleted["users"] == 1
     with engine.connect() as conn:
-        tables = conn.execute(sa.text(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")).scalars().all()
-        leftovers = {t: conn.execute(sa.text(f'SELECT count(*) FROM "{t}" WHERE CAST("{t}".* AS text) LIKE :p'),
-                                     {"p": f"%{user}%"}).scalar() for t in tables}
+        tables = (
+            conn.execute(sa.text("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"))
+            .scalars()
+            .all()
+        )
+        leftovers = {
+            t: conn.execute(
+                sa.text(f'SELECT count(*) FROM "{t}" WHERE CAST("{t}".* AS text) LIKE :p'), {"p": f"%{user}%"}
+            ).scalar()
+            for t in tables
+        }
         audit = conn.execute(sa.text("SELECT CAST(rows_deleted AS text) || online_store FROM forget_audit")).scalar()
     assert {t: n for t, n in leftovers.items() if n} == {}
     assert user not in audit and "A2IBPI20UZIR0U" not in audit

@@ -1,4 +1,5 @@
 """Ingestion against real PostgreSQL, in both profiles, with the real data files."""
+
 from __future__ import annotations
 
 import gzip
@@ -59,21 +60,24 @@ def _scalar_row(engine, sql):
 def test_no_raw_reviewer_id_or_name_anywhere_in_the_database(db):
     settings, engine = db
     lines = real_lines(300)
-    raw_ids = {json.loads(l)["reviewerID"] for l in lines}
-    records = [json.loads(l) for l in lines]
+    raw_ids = {json.loads(line)["reviewerID"] for line in lines}
+    records = [json.loads(line) for line in lines]
     texts = " ".join(r["reviewText"] + " " + r["summary"] for r in records)
     # names the reviewers did not also write into their own review text (some sign it)
     names = {r.get("reviewerName") for r in records} - {None}
     names = {n for n in names if n not in texts}
     # a reject carries the raw line too: make some
-    bad = [l.replace(b'"overall": 5.0', b'"overall": 7.0') for l in lines[:20]]
+    bad = [line.replace(b'"overall": 5.0', b'"overall": 7.0') for line in lines[:20]]
     path = db[0].state_dir / "private.json"
     path.write_bytes(b"".join(lines[20:] + bad))
     _ingest(db, "amazon-reviews", path)
     assert _scalar(engine, "SELECT count(*) FROM ingest_rejects") > 0
     with engine.connect() as conn:
-        tables = conn.execute(sa.text(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")).scalars().all()
+        tables = (
+            conn.execute(sa.text("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"))
+            .scalars()
+            .all()
+        )
         dump = "\n".join(str(row) for t in tables for row in conn.execute(sa.text(f'SELECT * FROM "{t}"')))
     leaked = [i for i in raw_ids if i in dump] + [n for n in names if len(n) > 6 and n in dump]
     assert leaked == []
@@ -83,14 +87,14 @@ def test_corrupted_copy_of_real_lines_reconciles_exactly(db, tmp_path):
     settings, engine = db
     good = real_lines(1000)
     injected = [
-        b'{"reviewerID": "AX", "asin": \n',                                   # bad JSON
+        b'{"reviewerID": "AX", "asin": \n',  # bad JSON
         json.dumps({"asin": "B1", "overall": 5, "unixReviewTime": 1393545600}).encode() + b"\n",  # missing field
-        good[0].replace(b'"overall": 5.0', b'"overall": 9.0'),                 # rating outside 1-5
-        good[1].replace(b'"unixReviewTime": ', b'"unixReviewTime": "x'),       # unparseable time (bad JSON too)
+        good[0].replace(b'"overall": 5.0', b'"overall": 9.0'),  # rating outside 1-5
+        good[1].replace(b'"unixReviewTime": ', b'"unixReviewTime": "x'),  # unparseable time (bad JSON too)
         json.dumps({**json.loads(good[2]), "unixReviewTime": "tomorrow"}).encode() + b"\n",
-        b'{"reviewerID": "AY", "asin": "B2", "reviewText": "caf\xe9"}\n',       # invalid UTF-8
+        b'{"reviewerID": "AY", "asin": "B2", "reviewText": "caf\xe9"}\n',  # invalid UTF-8
         json.dumps({**json.loads(good[3]), "reviewText": "x" * 60_000}).encode() + b"\n",  # oversize text
-        b"\n",                                                                  # empty line
+        b"\n",  # empty line
     ]
     # a duplicate: a real line repeated later in the file
     lines = good[:500] + injected[:4] + good[500:] + injected[4:] + [good[10]]
@@ -105,12 +109,21 @@ def test_corrupted_copy_of_real_lines_reconciles_exactly(db, tmp_path):
     assert counts.loaded == 1000
     assert _scalar(engine, "SELECT count(*) FROM reviews") == 1000
     with engine.connect() as conn:
-        rejects = conn.execute(sa.text(
-            "SELECT line_number, reason, raw FROM ingest_rejects WHERE run_id = :r ORDER BY line_number"), {"r": run_id}).all()
+        rejects = conn.execute(
+            sa.text("SELECT line_number, reason, raw FROM ingest_rejects WHERE run_id = :r ORDER BY line_number"),
+            {"r": run_id},
+        ).all()
     reasons = [r.reason for r in rejects]
     assert len(rejects) == len(injected)
-    for expected in ["bad JSON", "missing field reviewerID", "outside 1-5", "unparseable time in unixReviewTime",
-                     "invalid UTF-8", "over the 50,000 limit", "empty line"]:
+    for expected in [
+        "bad JSON",
+        "missing field reviewerID",
+        "outside 1-5",
+        "unparseable time in unixReviewTime",
+        "invalid UTF-8",
+        "over the 50,000 limit",
+        "empty line",
+    ]:
         assert any(expected in r for r in reasons), (expected, reasons)
     assert [r.line_number for r in rejects][:4] == [501, 502, 503, 504]
     # the recorded run adds up too
@@ -131,17 +144,20 @@ def test_cdnow_purchases_all_land_as_purchase_events_and_rerun_is_idempotent(db)
 def _cdnow_total() -> int:
     lines = CDNOW.read_text().splitlines()[1:]
     from decimal import Decimal
-    return round(sum(Decimal(l.split()[3]) for l in lines))
+
+    return round(sum(Decimal(line.split()[3]) for line in lines))
 
 
 def test_generic_events_csv(db, tmp_path):
     settings, engine = db
     path = tmp_path / "events.csv"
-    path.write_text("user_id,item_id,event_type,event_timestamp,quantity,amount\n"
-                    "shopper1,B01,view,2014-03-01T10:00:00Z,,\n"
-                    "shopper1,B01,cart,2014-03-01T10:05:00Z,1,\n"
-                    "shopper1,B01,purchase,2014-03-01T10:09:00Z,1,19.90\n"
-                    "shopper1,B01,like,2014-03-01T10:09:00Z,1,\n")
+    path.write_text(
+        "user_id,item_id,event_type,event_timestamp,quantity,amount\n"
+        "shopper1,B01,view,2014-03-01T10:00:00Z,,\n"
+        "shopper1,B01,cart,2014-03-01T10:05:00Z,1,\n"
+        "shopper1,B01,purchase,2014-03-01T10:09:00Z,1,19.90\n"
+        "shopper1,B01,like,2014-03-01T10:09:00Z,1,\n"
+    )
     _, counts = _ingest(db, "events", path)
     assert (counts.read, counts.loaded, counts.rejected) == (4, 3, 1)
     assert _scalar(engine, "SELECT count(*) FROM items WHERE item_id = 'B01'") == 1
@@ -156,8 +172,12 @@ def test_a_run_killed_mid_batch_leaves_no_half_batch_and_the_rerun_completes(db,
     env.pop("PORTRAIT_DATABASE_URL", None)
     if settings.database_url:
         env["PORTRAIT_DATABASE_URL"] = settings.database_url
-    proc = subprocess.run([sys.executable, "-m", "tests.integration.kill_mid_batch", str(path), "4", "100"],
-                          env=env, capture_output=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tests.integration.kill_mid_batch", str(path), "4", "100"],
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
     assert proc.returncode == -9, proc.stderr.decode()[-2000:]
     # three batches committed, the fourth was mid-transaction: nothing of it is visible
     assert _scalar(engine, "SELECT count(*) FROM reviews") == 300

@@ -1,6 +1,7 @@
 """Training and the registry against a real MLflow backend (PostgreSQL) and a
 real Feast store: tiny-BERT fine-tune, registration, promotion gate, rollback,
 loading by alias, and the point-in-time correctness of the rating training set."""
+
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -10,7 +11,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from tests.integration.test_feature_store import _store, built  # noqa: F401  (fixture)
+from tests.integration.test_feature_store import _store, built  # noqa: F401 - a fixture, used by name
 
 pytestmark = pytest.mark.integration
 # The first 400 Amazon reviews span 2004-2014; this split gives every part reviews.
@@ -18,7 +19,7 @@ SPLIT_DATES = (datetime(2012, 1, 1, tzinfo=timezone.utc), datetime(2013, 1, 1, t
 
 
 @pytest.fixture
-def tracked(built):
+def tracked(built):  # noqa: F811 - pytest passes the imported fixture by name
     from portrait import tracking
 
     settings, engine, _ = built
@@ -32,19 +33,28 @@ def test_sentiment_fine_tune_register_promote_gate_rollback_and_load(tracked, ti
 
     from registry import models
     from training.common import TimeSplit
-    from training.sentiment import FineTuneConfig, LABEL_IDS, predict_proba, run_sentiment_training
+    from training.sentiment import LABEL_IDS, FineTuneConfig, predict_proba, run_sentiment_training
 
     settings, engine = tracked
-    cfg = FineTuneConfig(model=str(tiny_bert), max_steps=12, batch_size=16, eval_every=4, max_length=64,
-                         precision="bfloat16")  # bf16 autocast, as on CPUs that have it; float32 is checked below
+    cfg = FineTuneConfig(
+        model=str(tiny_bert), max_steps=12, batch_size=16, eval_every=4, max_length=64, precision="bfloat16"
+    )  # bf16 autocast, as on CPUs that have it; float32 is checked below
     out = run_sentiment_training(engine, cfg, TimeSplit(*SPLIT_DATES), progress=False)
     client = MlflowClient()
     run = client.get_run(out.run_id)
     assert {"test_macro_f1", "val_macro_f1", "train_examples_per_s"} <= set(run.data.metrics)
-    assert run.data.params["precision_used"] == "bfloat16" and run.data.params["device"] == "cpu" and run.data.tags["data_window"].startswith("train<2012-01-01")
+    assert (
+        run.data.params["precision_used"] == "bfloat16"
+        and run.data.params["device"] == "cpu"
+        and run.data.tags["data_window"].startswith("train<2012-01-01")
+    )
     artifacts = {a.path for a in client.list_artifacts(out.run_id)}
-    assert {"test_confusion_matrix.png", "learning_curves.png", "test_calibration.png",
-            "test_classification_report.txt"} <= artifacts
+    assert {
+        "test_confusion_matrix.png",
+        "learning_curves.png",
+        "test_calibration.png",
+        "test_classification_report.txt",
+    } <= artifacts
     assert run.inputs.dataset_inputs and run.inputs.dataset_inputs[0].dataset.digest
     assert client.get_run(out.baseline_run_id).data.metrics["test_macro_f1"] == out.baseline_metrics["test_macro_f1"]
 
@@ -57,13 +67,13 @@ def test_sentiment_fine_tune_register_promote_gate_rollback_and_load(tracked, ti
     got = loaded.predict(pd.DataFrame({"text": texts}))
     tok = out.result.tokenizer(texts, truncation=True, max_length=cfg.max_length)["input_ids"]
     expected = predict_proba(out.result.model, tok, out.result.tokenizer.pad_token_id, "cpu", precision="float32")
-    np.testing.assert_allclose(got[["prob_negative", "prob_neutral", "prob_positive"]].to_numpy(), expected,
-                               atol=1e-5)
+    np.testing.assert_allclose(got[["prob_negative", "prob_neutral", "prob_positive"]].to_numpy(), expected, atol=1e-5)
     assert list(got["label"]) == [list(LABEL_IDS)[i] for i in expected.argmax(1)]
     monkeypatch.setenv("PORTRAIT_ENCODER_PRECISION", "bfloat16")  # as served where bf16 is native
     in_bf16 = models.load(models.SENTIMENT)[0].predict(pd.DataFrame({"text": texts}))
-    np.testing.assert_allclose(in_bf16[["prob_negative", "prob_neutral", "prob_positive"]].to_numpy(), expected,
-                               atol=0.02)
+    np.testing.assert_allclose(
+        in_bf16[["prob_negative", "prob_neutral", "prob_positive"]].to_numpy(), expected, atol=0.02
+    )
 
     # a worse version (same artifacts, a run whose headline metric is lower) is refused
     champion_f1 = out.metrics["test_macro_f1"]
@@ -101,29 +111,43 @@ def test_rating_training_set_is_point_in_time_correct(tracked):
     settings, store = _store(settings, "postgres")
     frame = training_frame(store, label_rows(engine))
     with engine.connect() as conn:
-        reviews = pd.DataFrame(conn.execute(sa.text("SELECT user_id, event_timestamp FROM reviews")).all(),
-                               columns=["user_id", "t"])
+        reviews = pd.DataFrame(
+            conn.execute(sa.text("SELECT user_id, event_timestamp FROM reviews")).all(), columns=["user_id", "t"]
+        )
     reviews["t"] = pd.to_datetime(reviews["t"], utc=True)
     label_time = pd.to_datetime(frame["event_timestamp"], utc=True) + pd.Timedelta(seconds=1)
     before = [int(((reviews.user_id == u) & (reviews.t < t)).sum()) for u, t in zip(frame.user_id, label_time)]
     # the user's review count as the model sees it: exactly the reviews before this one, never later ones
     assert frame["review_count_total"].fillna(0).astype(int).tolist() == before
-    assert (frame["review_count_total"].fillna(0) < frame.groupby("user_id")["review_count_total"]
-            .transform("max").fillna(0) + 1).all()
+    assert (
+        frame["review_count_total"].fillna(0)
+        < frame.groupby("user_id")["review_count_total"].transform("max").fillna(0) + 1
+    ).all()
 
 
 def test_rating_model_trains_registers_and_loads_by_alias(tracked):
     from registry import models
     from training.common import TimeSplit
     from training.rating import (
-        RatingConfig, feature_columns, label_rows, run_rating_training, service_features, training_frame,
+        RatingConfig,
+        feature_columns,
+        label_rows,
+        run_rating_training,
+        service_features,
+        training_frame,
     )
 
     settings, engine = tracked
     settings, store = _store(settings, "postgres")
     out = run_rating_training(engine, store, RatingConfig(epochs=5, mf_epochs=3), TimeSplit(*SPLIT_DATES))
-    for key in ("test_rmse", "test_mae", "test_ndcg_at_10", "test_popularity_ndcg_at_10", "test_recall_at_10",
-                "val_ndcg_at_10"):
+    for key in (
+        "test_rmse",
+        "test_mae",
+        "test_ndcg_at_10",
+        "test_popularity_ndcg_at_10",
+        "test_recall_at_10",
+        "val_ndcg_at_10",
+    ):
         assert np.isfinite(out.metrics[key]), key
     for key in ("user_item_bias_test_rmse", "matrix_factorization_test_rmse", "global_mean_test_rmse"):
         assert np.isfinite(out.baselines[key]), key

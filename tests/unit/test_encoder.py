@@ -1,5 +1,6 @@
 """The encoder (tiny random BERT): per-batch padding and bf16 give the same
 embeddings as float32 padded to a fixed length, and the precision setting."""
+
 import numpy as np
 import pytest
 

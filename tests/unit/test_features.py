@@ -1,11 +1,15 @@
 """The feature computations (pure functions): values, snapshots, and that a
 snapshot never depends on anything after its own time."""
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from portrait.features import (
-    compute_item_stats, compute_item_text_profile, compute_user_behavior, compute_user_text_profile,
+    compute_item_stats,
+    compute_item_text_profile,
+    compute_user_behavior,
+    compute_user_text_profile,
     fit_tag_vocabulary,
 )
 from portrait.labels import ratings_sentiment
@@ -16,20 +20,23 @@ def ts(day: str) -> pd.Timestamp:
 
 
 def reviews_frame(rows):
-    return pd.DataFrame(rows, columns=["user_id", "event_timestamp", "rating", "helpful_votes", "total_votes",
-                                       "text_length"])
+    return pd.DataFrame(
+        rows, columns=["user_id", "event_timestamp", "rating", "helpful_votes", "total_votes", "text_length"]
+    )
 
 
 EMPTY_EVENTS = pd.DataFrame(columns=["user_id", "event_timestamp", "event_type", "quantity", "amount"])
 
 
 def test_user_behavior_windows_ratings_and_snapshots():
-    r = reviews_frame([
-        ("u1", ts("2014-01-01"), 5, 1, 2, 100),
-        ("u1", ts("2014-01-20"), 1, 0, 0, 50),
-        ("u1", ts("2014-01-20"), 3, 3, 4, 30),   # same day: one snapshot
-        ("u1", ts("2014-06-01"), 4, 0, 0, 20),
-    ])
+    r = reviews_frame(
+        [
+            ("u1", ts("2014-01-01"), 5, 1, 2, 100),
+            ("u1", ts("2014-01-20"), 1, 0, 0, 50),
+            ("u1", ts("2014-01-20"), 3, 3, 4, 30),  # same day: one snapshot
+            ("u1", ts("2014-06-01"), 4, 0, 0, 20),
+        ]
+    )
     out = compute_user_behavior(r, EMPTY_EVENTS).set_index("event_timestamp")
     assert list(out.index) == [ts("2014-01-01"), ts("2014-01-20"), ts("2014-06-01")]
     jan20 = out.loc[ts("2014-01-20")]
@@ -46,12 +53,15 @@ def test_user_behavior_windows_ratings_and_snapshots():
 
 
 def test_user_behavior_purchases_views_and_carts():
-    e = pd.DataFrame([
-        ("c1", ts("1997-01-01"), "purchase", 2, 20.0),
-        ("c1", ts("1997-03-02"), "purchase", 1, 10.0),
-        ("c1", ts("1997-03-05"), "view", None, None),
-        ("c1", ts("1997-03-06"), "cart", 1, None),
-    ], columns=EMPTY_EVENTS.columns)
+    e = pd.DataFrame(
+        [
+            ("c1", ts("1997-01-01"), "purchase", 2, 20.0),
+            ("c1", ts("1997-03-02"), "purchase", 1, 10.0),
+            ("c1", ts("1997-03-05"), "view", None, None),
+            ("c1", ts("1997-03-06"), "cart", 1, None),
+        ],
+        columns=EMPTY_EVENTS.columns,
+    )
     out = compute_user_behavior(reviews_frame([]), e).set_index("event_timestamp")
     last = out.iloc[-1]
     assert (last.purchase_count, last.purchase_quantity_total, last.view_count, last.cart_count) == (2, 3, 1, 1)
@@ -64,17 +74,24 @@ def test_user_behavior_purchases_views_and_carts():
 
 
 def test_item_stats_rank_and_trend():
-    r = pd.DataFrame([
-        ("a", ts("2014-01-01"), 5), ("a", ts("2014-01-02"), 5), ("b", ts("2014-01-03"), 2),
-        ("b", ts("2014-01-04"), 2), ("b", ts("2014-01-05"), 2), ("a", ts("2014-06-01"), 1),
-    ], columns=["item_id", "event_timestamp", "rating"])
+    r = pd.DataFrame(
+        [
+            ("a", ts("2014-01-01"), 5),
+            ("a", ts("2014-01-02"), 5),
+            ("b", ts("2014-01-03"), 2),
+            ("b", ts("2014-01-04"), 2),
+            ("b", ts("2014-01-05"), 2),
+            ("a", ts("2014-06-01"), 1),
+        ],
+        columns=["item_id", "event_timestamp", "rating"],
+    )
     out = compute_item_stats(r)
     a = out[out.item_id == "a"].set_index("event_timestamp")
     b = out[out.item_id == "b"].set_index("event_timestamp")
-    assert b.loc[ts("2014-01-05")].item_popularity_rank == 1   # b has 3, a has 2
+    assert b.loc[ts("2014-01-05")].item_popularity_rank == 1  # b has 3, a has 2
     assert a.loc[ts("2014-01-02")].item_popularity_rank == 1
-    assert a.loc[ts("2014-06-01")].item_popularity_rank == 1   # 3 vs 3: ties share the rank
-    assert b.loc[ts("2014-01-04")].item_popularity_rank == 1   # 2 vs 2
+    assert a.loc[ts("2014-06-01")].item_popularity_rank == 1  # 3 vs 3: ties share the rank
+    assert b.loc[ts("2014-01-04")].item_popularity_rank == 1  # 2 vs 2
     assert a.loc[ts("2014-06-01")].item_rating_trend == pytest.approx(1 - 5)
     assert np.isnan(a.loc[ts("2014-01-02")].item_rating_trend)  # nothing before the last 90 days
     assert a.loc[ts("2014-06-01")].item_rating_mean == pytest.approx(11 / 3)
@@ -83,15 +100,19 @@ def test_item_stats_rank_and_trend():
 def embedded_frame():
     rng = np.random.default_rng(0)
     rows = []
-    for i, (u, it, day, rating, text) in enumerate([
-        ("u1", "a", "2014-01-01", 5, "warm tone tubes amp"),
-        ("u1", "b", "2014-02-01", 1, "string broke, tuning pegs slipped"),
-        ("u2", "a", "2014-02-03", 4, "tubes glow, warm amp"),
-        ("u1", "c", "2014-03-01", 3, "pedal noise hum"),
-    ]):
+    for i, (u, it, day, rating, text) in enumerate(
+        [
+            ("u1", "a", "2014-01-01", 5, "warm tone tubes amp"),
+            ("u1", "b", "2014-02-01", 1, "string broke, tuning pegs slipped"),
+            ("u2", "a", "2014-02-03", 4, "tubes glow, warm amp"),
+            ("u1", "c", "2014-03-01", 3, "pedal noise hum"),
+        ]
+    ):
         v = rng.normal(size=8).astype(np.float32)
         rows.append((i + 1, u, it, ts(day), rating, text, v / np.linalg.norm(v)))
-    e = pd.DataFrame(rows, columns=["review_id", "user_id", "item_id", "event_timestamp", "rating", "text", "embedding"])
+    e = pd.DataFrame(
+        rows, columns=["review_id", "user_id", "item_id", "event_timestamp", "rating", "text", "embedding"]
+    )
     e["sentiment"] = ratings_sentiment(e["rating"])
     return e
 
@@ -113,8 +134,9 @@ def test_item_text_profile_running_mean():
     e = embedded_frame()
     out = compute_item_text_profile(e)
     a = out[out.item_id == "a"].reset_index(drop=True)
-    np.testing.assert_allclose(a.item_embedding[1], np.stack(e[e.item_id == "a"]["embedding"].to_list()).mean(0),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        a.item_embedding[1], np.stack(e[e.item_id == "a"]["embedding"].to_list()).mean(0), rtol=1e-5
+    )
 
 
 def test_snapshots_never_depend_on_later_data():
@@ -122,8 +144,19 @@ def test_snapshots_never_depend_on_later_data():
     each snapshot's time gives that snapshot exactly."""
     rng = np.random.default_rng(1)
     days = pd.date_range("2013-01-01", periods=200, freq="D", tz="UTC")
-    r = reviews_frame([(f"u{rng.integers(3)}", days[rng.integers(200)], int(rng.integers(1, 6)),
-                        int(rng.integers(3)), 3, int(rng.integers(10, 300))) for _ in range(60)])
+    r = reviews_frame(
+        [
+            (
+                f"u{rng.integers(3)}",
+                days[rng.integers(200)],
+                int(rng.integers(1, 6)),
+                int(rng.integers(3)),
+                3,
+                int(rng.integers(10, 300)),
+            )
+            for _ in range(60)
+        ]
+    )
     full = compute_user_behavior(r, EMPTY_EVENTS)
     items = r.rename(columns={"user_id": "item_id"})[["item_id", "event_timestamp", "rating"]]
     full_items = compute_item_stats(items)
@@ -132,6 +165,8 @@ def test_snapshots_never_depend_on_later_data():
         expected = full[full.event_timestamp <= cut].reset_index(drop=True)
         pd.testing.assert_frame_equal(part.reset_index(drop=True), expected, check_dtype=False)
         part_items = compute_item_stats(items[items.event_timestamp <= cut])
-        pd.testing.assert_frame_equal(part_items.reset_index(drop=True),
-                                      full_items[full_items.event_timestamp <= cut].reset_index(drop=True),
-                                      check_dtype=False)
+        pd.testing.assert_frame_equal(
+            part_items.reset_index(drop=True),
+            full_items[full_items.event_timestamp <= cut].reset_index(drop=True),
+            check_dtype=False,
+        )

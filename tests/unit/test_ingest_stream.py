@@ -11,7 +11,7 @@ def test_gzip_is_detected_by_content(tmp_path):
     path = tmp_path / "reviews.json"  # no .gz suffix
     path.write_bytes(gzip.compress(b"a\nb\n"))
     raw, stream = open_source(path)
-    assert [l for _, l, _ in read_lines(stream)] == [b"a\n", b"b\n"]
+    assert [line for _, line, _ in read_lines(stream)] == [b"a\n", b"b\n"]
     raw.close()
 
 
@@ -26,7 +26,9 @@ def test_batches_split_rows_and_rejects_and_skip_the_header():
     batches = list(parse_batches("purchases", read_lines(io.BytesIO(data)), KEY, batch_size=2))
     assert [len(b) for b in batches] == [2, 1]
     rejects = [r for b in batches for r in b.rejects]
-    assert [(r.line_number, r.reason) for r in rejects] == [(3, "expected 4 fields (customer_id date number_of_cds dollar_value), got 1")]
+    assert [(r.line_number, r.reason) for r in rejects] == [
+        (3, "expected 4 fields (customer_id date number_of_cds dollar_value), got 1")
+    ]
     assert [n for b in batches for n, _ in b.rows] == [2, 4]
 
 

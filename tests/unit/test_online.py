@@ -10,11 +10,23 @@ from portrait.online import ItemSnapshot, OnlineReader, ServingContract, pushed_
 from portrait.rating_inputs import normalize
 
 CONTRACT = ServingContract(
-    user_refs=["user_behavior:rating_mean", "user_behavior:last_activity_unix",
-               "user_text_profile:user_embedding", "user_text_profile:share_positive"],
+    user_refs=[
+        "user_behavior:rating_mean",
+        "user_behavior:last_activity_unix",
+        "user_text_profile:user_embedding",
+        "user_text_profile:share_positive",
+    ],
     item_refs=["item_text_profile:item_embedding", "item_stats:item_review_count", "item_stats:item_rating_trend"],
-    rating_features=["rating_mean", "last_activity_unix", "item_review_count", "item_rating_trend", "share_positive",
-                     "affinity", "days_since_last_activity"])
+    rating_features=[
+        "rating_mean",
+        "last_activity_unix",
+        "item_review_count",
+        "item_rating_trend",
+        "share_positive",
+        "affinity",
+        "days_since_last_activity",
+    ],
+)
 
 
 def reader_with(items: ItemSnapshot) -> OnlineReader:
@@ -31,8 +43,11 @@ def test_affinity_is_the_cosine_and_nan_where_unknown():
 
 
 def test_rating_inputs_carry_user_item_and_on_demand_features_in_the_service_order():
-    snap = ItemSnapshot(["a"], normalize(np.array([[1.0, 0.0]], dtype=np.float32)),
-                        stats={"item_review_count": np.array([7.0]), "item_rating_trend": np.array([np.nan])})
+    snap = ItemSnapshot(
+        ["a"],
+        normalize(np.array([[1.0, 0.0]], dtype=np.float32)),
+        stats={"item_review_count": np.array([7.0]), "item_rating_trend": np.array([np.nan])},
+    )
     user = {"user_embedding": [1.0, 0.0], "rating_mean": 4.0, "last_activity_unix": 0, "share_positive": 1.0}
     frame = reader_with(snap).rating_inputs(user, ["a", "unknown"], now_unix=86400 * 2)
     assert list(frame.columns) == CONTRACT.rating_features
@@ -44,22 +59,32 @@ def test_rating_inputs_carry_user_item_and_on_demand_features_in_the_service_ord
     assert cold[["rating_mean", "share_positive", "affinity", "days_since_last_activity"]].isna().all(axis=None)
 
 
-@pytest.mark.parametrize("user, expected", [
-    ({}, "newcomer"),
-    ({"purchase_count": 3}, "buyer (purchases, no reviews)"),
-    ({"review_count_total": 4, "low_rating_share": 0.5}, "critical reviewer"),
-    ({"review_count_total": 12, "rating_mean": 4.6}, "enthusiast"),
-    ({"review_count_total": 12, "rating_mean": 3.1}, "frequent reviewer"),
-    ({"review_count_total": 2, "rating_mean": 4.0}, "occasional reviewer"),
-])
+@pytest.mark.parametrize(
+    "user, expected",
+    [
+        ({}, "newcomer"),
+        ({"purchase_count": 3}, "buyer (purchases, no reviews)"),
+        ({"review_count_total": 4, "low_rating_share": 0.5}, "critical reviewer"),
+        ({"review_count_total": 12, "rating_mean": 4.6}, "enthusiast"),
+        ({"review_count_total": 12, "rating_mean": 3.1}, "frequent reviewer"),
+        ({"review_count_total": 2, "rating_mean": 4.0}, "occasional reviewer"),
+    ],
+)
 def test_segments(user, expected):
     assert segment(user) == expected
 
 
 def test_a_pushed_review_moves_the_running_mean_and_shares_by_one():
     now = datetime(2026, 1, 1, tzinfo=timezone.utc)
-    user = {"embedded_review_count": 3, "user_embedding": [1.0, 1.0], "share_positive": 1.0, "share_neutral": 0.0,
-            "share_negative": 0.0, "interest_tags": "tone", "sentiment_source": "ratings"}
+    user = {
+        "embedded_review_count": 3,
+        "user_embedding": [1.0, 1.0],
+        "share_positive": 1.0,
+        "share_neutral": 0.0,
+        "share_negative": 0.0,
+        "interest_tags": "tone",
+        "sentiment_source": "ratings",
+    }
     row = pushed_text_profile(user, np.array([5.0, -3.0]), "negative", now)
     np.testing.assert_allclose(row["user_embedding"][0], [2.0, 0.0])
     assert row["embedded_review_count"] == [4] and row["share_negative"] == [0.25] and row["share_positive"] == [0.75]

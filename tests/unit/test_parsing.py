@@ -5,15 +5,31 @@ from decimal import Decimal
 import pytest
 
 from portrait.parsing import (
-    MAX_TEXT_CHARS, EventKeys, RowError, decode_line, is_cdnow_header, is_events_header,
-    parse_amazon_review, parse_cdnow_purchase, parse_event_csv, redact_raw,
+    MAX_TEXT_CHARS,
+    EventKeys,
+    RowError,
+    decode_line,
+    is_cdnow_header,
+    is_events_header,
+    parse_amazon_review,
+    parse_cdnow_purchase,
+    parse_event_csv,
+    redact_raw,
 )
 from portrait.privacy import pseudonymize
 
 KEY = b"k"
-GOOD = {"reviewerID": "A2IBPI20UZIR0U", "asin": "1384719342", "reviewerName": "cassandra tu",
-        "helpful": [1, 2], "reviewText": "Works. Mail me: a@b.com", "overall": 5.0, "summary": "good",
-        "unixReviewTime": 1393545600, "reviewTime": "02 28, 2014"}
+GOOD = {
+    "reviewerID": "A2IBPI20UZIR0U",
+    "asin": "1384719342",
+    "reviewerName": "cassandra tu",
+    "helpful": [1, 2],
+    "reviewText": "Works. Mail me: a@b.com",
+    "overall": 5.0,
+    "summary": "good",
+    "unixReviewTime": 1393545600,
+    "reviewTime": "02 28, 2014",
+}
 
 
 def line(**changes) -> str:
@@ -44,26 +60,29 @@ def test_review_time_is_a_fallback_for_unix_time():
     assert row.event_timestamp.date().isoformat() == "2014-02-28"
 
 
-@pytest.mark.parametrize("raw, reason", [
-    ('{"reviewerID": "A1", "asin": ', "bad JSON"),
-    ("[1, 2]", "not an object"),
-    ("", "empty line"),
-    (line(reviewerID=...), "missing field reviewerID"),
-    (line(asin=""), "missing field asin"),
-    (line(overall=...), "missing field overall"),
-    (line(overall=6), "outside 1-5"),
-    (line(overall=0), "outside 1-5"),
-    (line(overall=3.5), "outside 1-5"),
-    (line(overall="five"), "not a number"),
-    (line(unixReviewTime="soon"), "unparseable time"),
-    (line(unixReviewTime=99999999999999), "unparseable time"),
-    (line(unixReviewTime=100), "outside 1990-01-01"),
-    (line(unixReviewTime=..., reviewTime=...), "missing field unixReviewTime"),
-    (line(reviewText="x" * (MAX_TEXT_CHARS + 1)), "over the 50,000 limit"),
-    (line(reviewText="a\u0000b"), "NUL"),
-    (line(helpful=[3, 1]), "helpful is not"),
-    (line(reviewerID=123.5), "not a string"),
-])
+@pytest.mark.parametrize(
+    "raw, reason",
+    [
+        ('{"reviewerID": "A1", "asin": ', "bad JSON"),
+        ("[1, 2]", "not an object"),
+        ("", "empty line"),
+        (line(reviewerID=...), "missing field reviewerID"),
+        (line(asin=""), "missing field asin"),
+        (line(overall=...), "missing field overall"),
+        (line(overall=6), "outside 1-5"),
+        (line(overall=0), "outside 1-5"),
+        (line(overall=3.5), "outside 1-5"),
+        (line(overall="five"), "not a number"),
+        (line(unixReviewTime="soon"), "unparseable time"),
+        (line(unixReviewTime=99999999999999), "unparseable time"),
+        (line(unixReviewTime=100), "outside 1990-01-01"),
+        (line(unixReviewTime=..., reviewTime=...), "missing field unixReviewTime"),
+        (line(reviewText="x" * (MAX_TEXT_CHARS + 1)), "over the 50,000 limit"),
+        (line(reviewText="a\u0000b"), "NUL"),
+        (line(helpful=[3, 1]), "helpful is not"),
+        (line(reviewerID=123.5), "not a string"),
+    ],
+)
 def test_amazon_malformed_lines_name_their_problem(raw, reason):
     with pytest.raises(RowError, match=reason):
         parse_amazon_review(raw, KEY)
@@ -85,14 +104,17 @@ def test_cdnow_line_and_header():
     assert row.event_timestamp == datetime(1997, 3, 30, tzinfo=timezone.utc)
 
 
-@pytest.mark.parametrize("raw, reason", [
-    ("00003 19970330 2", "expected 4 fields"),
-    ("00003 19971330 2 20.76", "unparseable time"),
-    ("00003 19970330 two 20.76", "not an integer"),
-    ("00003 19970330 0 20.76", "below 1"),
-    ("00003 19970330 2 -1", "out of range"),
-    ("00003 19970330 2 NaN", "out of range"),
-])
+@pytest.mark.parametrize(
+    "raw, reason",
+    [
+        ("00003 19970330 2", "expected 4 fields"),
+        ("00003 19971330 2 20.76", "unparseable time"),
+        ("00003 19970330 two 20.76", "not an integer"),
+        ("00003 19970330 0 20.76", "below 1"),
+        ("00003 19970330 2 -1", "out of range"),
+        ("00003 19970330 2 NaN", "out of range"),
+    ],
+)
 def test_cdnow_malformed(raw, reason):
     with pytest.raises(RowError, match=reason):
         parse_cdnow_purchase(raw, KEY)
@@ -109,12 +131,15 @@ def test_events_csv():
     assert parse_event_csv("u1,,view,2014-03-01 10:00,,", KEY).event_timestamp.tzinfo is not None
 
 
-@pytest.mark.parametrize("raw, reason", [
-    ("u1,B000,like,2014-03-01,1,", "not one of"),
-    (",B000,view,2014-03-01,1,", "missing field user_id"),
-    ("u1,B000,view,yesterday,1,", "unparseable time"),
-    ("u1,B000,view,2014-03-01", "expected 6 fields"),
-])
+@pytest.mark.parametrize(
+    "raw, reason",
+    [
+        ("u1,B000,like,2014-03-01,1,", "not one of"),
+        (",B000,view,2014-03-01,1,", "missing field user_id"),
+        ("u1,B000,view,yesterday,1,", "unparseable time"),
+        ("u1,B000,view,2014-03-01", "expected 6 fields"),
+    ],
+)
 def test_events_malformed(raw, reason):
     with pytest.raises(RowError, match=reason):
         parse_event_csv(raw, KEY)

@@ -1,5 +1,6 @@
 """How /recommend ranks (registry.rating_model) and how training chooses the
 ranking weights on the validation period (training.rating)."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -19,8 +20,18 @@ def _period(relevant_of, seen: dict[str, set[str]] | None = None) -> tuple[Ranki
     seen = seen or {}
     allowed = np.array([[i not in seen.get(u, set()) for i in ITEMS] for u in USERS])
     relevant = {u: relevant_of(r, affinity, counts) for r, u in enumerate(USERS)}
-    period = RankingPeriod(users=USERS, relevant=relevant, seen=seen, popular=list(ITEMS), items=ITEMS, warm=USERS,
-                           features=pd.DataFrame(), affinity=affinity, item_review_count=counts, allowed=allowed)
+    period = RankingPeriod(
+        users=USERS,
+        relevant=relevant,
+        seen=seen,
+        popular=list(ITEMS),
+        items=ITEMS,
+        warm=USERS,
+        features=pd.DataFrame(),
+        affinity=affinity,
+        item_review_count=counts,
+        allowed=allowed,
+    )
     ratings = rng.uniform(1, 5, (len(USERS), len(ITEMS)))  # a rating model that knows nothing
     return period, ratings
 
@@ -70,7 +81,8 @@ def test_rank_for_user_takes_the_best_prior_candidates_and_reranks_them_by_ratin
         asked.append(list(cand))
         return np.array([1.0, 5.0])[: len(cand)]
 
-    top, scores, ratings = rank_for_user(affinity, counts, allowed, predict,
-                                         {"affinity": 1.0, "popularity": 0.0, "rating": 1.0}, candidates=2, k=1)
+    top, scores, ratings = rank_for_user(
+        affinity, counts, allowed, predict, {"affinity": 1.0, "popularity": 0.0, "rating": 1.0}, candidates=2, k=1
+    )
     assert asked == [[0, 2]]  # item 1 is not allowed; the two best priors are scored
     assert top.tolist() == [2] and ratings.tolist() == [5.0] and scores == pytest.approx([5.7])
