@@ -86,3 +86,10 @@ def run_tags(split: TimeSplit, feature_service: str | None = None) -> dict[str, 
     if feature_service:
         tags["feast_feature_service"] = feature_service
     return tags
+
+
+def with_float_integers(frame: pd.DataFrame) -> pd.DataFrame:
+    """Integer columns as float64 for the schema MLflow infers: a feature can be
+    missing at inference time, and an integer column cannot hold a missing value."""
+    ints = [c for c in frame.columns if pd.api.types.is_integer_dtype(frame[c])]
+    return frame.astype({c: "float64" for c in ints})

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from portrait.featurestore import service_features
 from portrait.rating_inputs import RATING_SERVICE
 from registry.models import RATING
-from training.common import TimeSplit, environment_params, run_tags, seed_everything
+from training.common import TimeSplit, environment_params, run_tags, seed_everything, with_float_integers
 from training.config import RatingConfig
 
 FEATURE_SERVICE = RATING_SERVICE
@@ -485,7 +485,7 @@ def run_rating_training(
     counts = {f"{n}_reviews": len(p) for n, p in (("train", train), ("val", val), ("test", test))}
     y_test = test["rating"].to_numpy().astype(float)
     dataset = mlflow.data.from_pandas(  # type: ignore[attr-defined]  # lazily bound by mlflow.data
-        frame.drop(columns=["user_id", "item_id"]), name="rating_v1-training-set", targets="rating"
+        with_float_integers(frame.drop(columns=["user_id", "item_id"])), name="rating_v1-training-set", targets="rating"
     )
 
     fit_frame = pd.concat(

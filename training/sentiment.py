@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from portrait.encoder import autocast, resolve_precision, review_text
 from portrait.labels import SENTIMENT_LABELS, ratings_sentiment
 from registry.models import SENTIMENT
-from training.common import TimeSplit, device, environment_params, run_tags, seed_everything
+from training.common import TimeSplit, device, environment_params, run_tags, seed_everything, with_float_integers
 from training.config import FineTuneConfig
 
 log = logging.getLogger(__name__)
@@ -330,7 +330,7 @@ def run_sentiment_training(
     # validate on an evenly spaced subset (time order kept) so validation stays cheap on CPU
     val_small = val.iloc[np.linspace(0, len(val) - 1, min(cfg.val_limit, len(val))).astype(int)]
     dataset = mlflow.data.from_pandas(  # type: ignore[attr-defined]  # lazily bound by mlflow.data
-        reviews.assign(part=parts)[["review_id", "event_timestamp", "input", "label", "part"]],
+        with_float_integers(reviews.assign(part=parts)[["review_id", "event_timestamp", "input", "label", "part"]]),
         name="amazon-reviews-sentiment",
         targets="label",
     )

@@ -58,6 +58,17 @@ def test_sentiment_fine_tune_register_promote_gate_rollback_and_load(tracked, ti
     assert run.inputs.dataset_inputs and run.inputs.dataset_inputs[0].dataset.digest
     assert client.get_run(out.baseline_run_id).data.metrics["test_macro_f1"] == out.baseline_metrics["test_macro_f1"]
 
+    assert run.data.tags["truncated"] == "false" and run.data.tags["stopped_by"] == "max steps"
+
+    # a version is promoted only if it beats the baseline of its own run (recorded on the version)
+    info = models.version_info(models.SENTIMENT, out.version)
+    assert models.baseline_value(info) == pytest.approx(out.baseline_metrics["test_macro_f1"], abs=1e-6)
+    f1 = out.metrics["test_macro_f1"]
+    models.tag_version(models.SENTIMENT, out.version, {"baseline_test_macro_f1": f"{f1 + 0.01:.6f}"})
+    with pytest.raises(models.PromotionRefused, match="baseline of its own run"):
+        models.promote(models.SENTIMENT, out.version)
+    assert models.champion(models.SENTIMENT) is None
+    models.tag_version(models.SENTIMENT, out.version, {"baseline_test_macro_f1": f"{f1 - 0.01:.6f}"})
     # promoted, then loaded back by alias: the same predictions as the trained model
     models.promote(models.SENTIMENT, out.version)
     monkeypatch.setenv("PORTRAIT_ENCODER_PRECISION", "float32")
@@ -129,6 +140,7 @@ def test_rating_model_trains_registers_and_loads_by_alias(tracked):
     from registry import models
     from training.common import TimeSplit
     from training.rating import (
+        FEATURE_SERVICE,
         RatingConfig,
         feature_columns,
         label_rows,
@@ -151,8 +163,10 @@ def test_rating_model_trains_registers_and_loads_by_alias(tracked):
         assert np.isfinite(out.metrics[key]), key
     for key in ("user_item_bias_test_rmse", "matrix_factorization_test_rmse", "global_mean_test_rmse"):
         assert np.isfinite(out.baselines[key]), key
-    models.promote(models.RATING, out.version)
+    models.promote(models.RATING, out.version, force=True)  # a model of a few hundred reviews: the gate is tested above
     loaded, info = models.load(models.RATING)
     frame = training_frame(store, label_rows(engine).head(20))
-    pred = loaded.predict(frame[feature_columns(frame, service_features(store))].astype(float))["rating"]
+    pred = loaded.predict(frame[feature_columns(frame, service_features(store, FEATURE_SERVICE))].astype(float))[
+        "rating"
+    ]
     assert pred.between(1, 5).all() and pred.nunique() > 1
