@@ -1,7 +1,7 @@
 """Model quality and training speed, each side by side with its baselines on
 the same time split (train < 2013-07-01 <= validation < 2014-01-01 <= test):
 
-- sentiment: fine-tuned encoder (CPU budget --minutes) against TF-IDF + logistic
+- sentiment: fine-tuned encoder (budget --epochs, as `portrait train sentiment`) against TF-IDF + logistic
   regression: test macro-F1, and training examples/s;
 - rating: the MLP on Feast features (rating_v1) against global mean, user +
   item bias and matrix factorization: test RMSE / MAE, NDCG@10 and Recall@10
@@ -10,7 +10,7 @@ the same time split (train < 2013-07-01 <= validation < 2014-01-01 <= test):
 Runs are tracked in the MLflow experiment `portrait-bench` (the registry gets
 the versions too; nothing is promoted). Needs ingested data and built features.
 
-    .venv/bin/python bench/models.py [--minutes 10] [--skip-sentiment] [--skip-rating]
+    .venv/bin/python bench/models.py [--epochs 3] [--skip-sentiment] [--skip-rating]
 """
 
 from __future__ import annotations
@@ -20,13 +20,14 @@ import argparse
 from portrait import database, tracking
 from portrait.featurestore import feature_store
 from portrait.settings import get_settings
+from training.config import FineTuneConfig
 from training.rating import RatingConfig, run_rating_training
-from training.sentiment import FineTuneConfig, run_sentiment_training
+from training.sentiment import run_sentiment_training
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--minutes", type=float, default=10.0, help="fine-tuning budget (CPU)")
+    parser.add_argument("--epochs", type=int, default=FineTuneConfig.epochs, help="fine-tuning budget")
     parser.add_argument("--skip-sentiment", action="store_true")
     parser.add_argument("--skip-rating", action="store_true")
     args = parser.parse_args()
@@ -34,9 +35,9 @@ def main() -> None:
     tracking.configure(settings, experiment="portrait-bench")
     engine = database.engine(settings)
     if not args.skip_sentiment:
-        out = run_sentiment_training(engine, FineTuneConfig(model=settings.encoder or "", max_minutes=args.minutes))
+        out = run_sentiment_training(engine, FineTuneConfig(model=settings.encoder or "", epochs=args.epochs))
         m, b = out.metrics, out.baseline_metrics
-        print(f"sentiment, test macro-F1 (accuracy), {args.minutes:.0f}-minute budget, stopped by {out.stopped_by}:")
+        print(f"sentiment, test macro-F1 (accuracy), {args.epochs} epochs, stopped by {out.stopped_by}:")
         print(
             f"  fine-tuned encoder   {m['test_macro_f1']:.4f} ({m['test_accuracy']:.4f})  "
             f"{out.examples_per_s:.1f} train examples/s"

@@ -2,8 +2,8 @@
 embeddings (mean pooling, as all-MiniLM-L6-v2 was trained). Batches are sorted
 by length and padded per batch: on CPU that is several times faster than
 padding every batch to a fixed length on short texts. Where the hardware has
-bf16 (CUDA; CPUs with AVX512-BF16 or AMX) the model runs with bf16 weights:
-~2x faster on CPU, embeddings within cosine 0.9999 of float32 (bench/features.py)."""
+bf16 (CUDA; CPUs with AVX512-BF16 or AMX) the model runs with bf16 weights
+(bench/features.py prints the speed and the cosine to float32)."""
 
 from __future__ import annotations
 
@@ -112,7 +112,7 @@ class Encoder:
 
     def _model(self):
         """The model in self.precision. bf16 is a cast copy of the float32 weights, not
-        autocast: autocast casts every weight again on each call, ~1.3x slower on CPU."""
+        autocast: autocast casts every weight again on each call."""
         import torch
 
         if self.precision == "float32":

@@ -1,7 +1,7 @@
 """Feast wiring: the environment feature_store.yaml reads, the FeatureStore
 object, apply / materialize, and reading a user's online portrait.
 
-`import feast` costs ~10 s: it happens only inside the functions that need it."""
+`import feast` takes seconds: it happens only inside the functions that need it."""
 
 from __future__ import annotations
 

@@ -5,6 +5,7 @@ carries its reason, which BentoML would hide; a 4xx is one {"error": ...} object
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from serving.errors import request_notes
 
@@ -16,7 +17,7 @@ class ApiKeyMiddleware:
         self.app = app
         self.keys: set[str] | None = None
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["path"] == "/" or scope["path"].startswith(self.OPEN):
             return await self.app(scope, receive, send)
         if self.keys is None:

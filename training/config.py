@@ -5,7 +5,7 @@ the same seed and data give the same model on a busy machine as on a quiet one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass
@@ -24,7 +24,6 @@ class FineTuneConfig:
     patience: int = 8  # validations without improvement before stopping early (2 epochs)
     seed: int = 13
     precision: str | None = None  # auto | float32 | bfloat16; None: the PORTRAIT_ENCODER_PRECISION setting
-    extra: dict = field(default_factory=dict)
 
     def model_path(self) -> str:
         from portrait.encoder import default_model_path

@@ -1,0 +1,42 @@
+"""How serving maps failures: outages by exception type (whatever the message),
+a missing champion is a 503 naming the model."""
+
+import httpx
+import psycopg
+import pytest
+import redis
+from bentoml.exceptions import InvalidArgument, ServiceUnavailable
+
+from serving.champions import ChampionModel
+from serving.errors import is_outage
+
+
+@pytest.mark.parametrize(
+    "err",
+    [
+        psycopg.OperationalError("server closed the connection"),
+        redis.exceptions.ConnectionError("Error 111"),
+        httpx.ConnectError("refused"),
+        ServiceUnavailable("sentiment model unavailable"),
+        ConnectionResetError(),
+    ],
+)
+def test_outages_are_recognised_by_type(err):
+    assert is_outage(err)
+
+
+def test_an_outage_behind_another_exception_is_found_and_words_alone_are_not_one():
+    try:
+        try:
+            raise redis.exceptions.TimeoutError("timed out")
+        except redis.exceptions.TimeoutError as inner:
+            raise RuntimeError("feast failed") from inner
+    except RuntimeError as outer:
+        assert is_outage(outer)
+    assert not is_outage(ValueError("connection refused"))  # a message that merely says so
+    assert not is_outage(InvalidArgument("bad"))
+
+
+def test_a_missing_champion_is_a_503_naming_the_model():
+    with pytest.raises(ServiceUnavailable, match="rating-predictor@champion is not available"):
+        ChampionModel("rating-predictor").get()
