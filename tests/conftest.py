@@ -67,6 +67,10 @@ def profile_settings(request, embedded_state, tmp_path_factory):
     from portrait import database, migrate
     from portrait.settings import Settings
 
+    # mlflow.set_tracking_uri / set_registry_uri export these for subprocesses; the
+    # other profile's values must not leak into this profile's Settings
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        os.environ.pop(name, None)
     if request.param == "local":
         settings = Settings(state_dir=embedded_state, database_url=None, id_key=TEST_KEY.decode())
         database.up(settings)
