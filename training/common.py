@@ -93,3 +93,14 @@ def with_float_integers(frame: pd.DataFrame) -> pd.DataFrame:
     missing at inference time, and an integer column cannot hold a missing value."""
     ints = [c for c in frame.columns if pd.api.types.is_integer_dtype(frame[c])]
     return frame.astype({c: "float64" for c in ints})
+
+
+def pinned_requirements(packages: list[str]) -> list[str]:
+    """package==installed version for a logged model's environment. A local
+    version label (torch 2.13.0+cpu) is dropped on purpose: PyPI has no such
+    build, and serving picks its own CPU or CUDA build of the same release."""
+    from importlib.metadata import version
+
+    from packaging.version import Version
+
+    return [f"{name}=={Version(version(name)).public}" for name in packages]

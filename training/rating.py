@@ -23,7 +23,14 @@ import sqlalchemy as sa
 from portrait.featurestore import service_features
 from portrait.rating_inputs import RATING_SERVICE
 from registry.models import RATING
-from training.common import TimeSplit, environment_params, run_tags, seed_everything, with_float_integers
+from training.common import (
+    TimeSplit,
+    environment_params,
+    pinned_requirements,
+    run_tags,
+    seed_everything,
+    with_float_integers,
+)
 from training.config import RatingConfig
 
 FEATURE_SERVICE = RATING_SERVICE
@@ -562,7 +569,7 @@ def run_rating_training(
                 artifacts={"weights": str(Path(tmp) / "weights.pt"), "spec": str(Path(tmp) / "spec.json")},
                 input_example=example,
                 registered_model_name=REGISTERED_NAME,
-                pip_requirements=["torch", "pandas", "numpy", "mlflow"],
+                pip_requirements=pinned_requirements(["torch", "pandas", "numpy", "mlflow"]),
             )
         version = int(info.registered_model_version)
         headline = HEADLINE[REGISTERED_NAME][0]

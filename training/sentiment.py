@@ -20,7 +20,15 @@ from portrait.encoder import autocast, resolve_precision, review_text
 from portrait.labels import SENTIMENT_LABELS, ratings_sentiment
 from registry.models import SENTIMENT
 from training.behaviour import behaviour_report
-from training.common import TimeSplit, device, environment_params, run_tags, seed_everything, with_float_integers
+from training.common import (
+    TimeSplit,
+    device,
+    environment_params,
+    pinned_requirements,
+    run_tags,
+    seed_everything,
+    with_float_integers,
+)
 from training.config import FineTuneConfig
 
 log = logging.getLogger(__name__)
@@ -354,12 +362,15 @@ def run_sentiment_training(
             classification_metrics(val["label"].map(LABEL_IDS).to_numpy(), pipeline.predict(val["input"]), "val")
         )
         baseline_metrics = evaluate_and_log("tfidf+logreg", pipeline.predict_proba(test["input"]), y_test)
-        from mlflow.models import infer_signature
+        from mlflow.models import ModelSignature
+        from mlflow.types import ColSpec, Schema
 
         mlflow.sklearn.log_model(
             pipeline,
             name="model",
-            signature=infer_signature(test["input"].head(3), pipeline.predict(test["input"].head(3))),
+            # declared, not inferred: review text in, class id (0..2, SENTIMENT_LABELS order) out
+            signature=ModelSignature(inputs=Schema([ColSpec("string")]), outputs=Schema([ColSpec("long")])),
+            pip_requirements=pinned_requirements(["scikit-learn", "cloudpickle", "numpy", "scipy"]),
         )
 
     with mlflow.start_run(run_name="fine-tune-sentiment", tags={**tags, "model_kind": "fine-tuned"}) as run:
@@ -416,7 +427,7 @@ def run_sentiment_training(
                 model_config={"max_length": cfg.max_length},
                 input_example=example,
                 registered_model_name=REGISTERED_NAME,
-                pip_requirements=["torch", "transformers", "pandas", "mlflow"],
+                pip_requirements=pinned_requirements(["torch", "transformers", "pandas", "mlflow"]),
             )
         version = int(info.registered_model_version)
         headline = HEADLINE[REGISTERED_NAME][0]
