@@ -26,6 +26,13 @@ LOCAL_APP_DATABASE = "portrait"
 ROLES = ("app", "feast", "mlflow")
 
 
+# A total order of the reviews (alias r) that depends only on their content: not on
+# review_id (load order) nor on user_id (the pseudonymization key, different in every
+# deployment). Training sets and the embedding job read reviews in this order, so the
+# same data gives the same models in any deployment.
+REVIEW_ORDER = "r.event_timestamp, r.item_id, r.rating, md5(coalesce(r.summary, '') || chr(31) || coalesce(r.text, ''))"
+
+
 def database_name(settings: Settings, role: str = "app") -> str:
     if role not in ROLES:
         raise ValueError(f"unknown database role {role!r}; expected one of {', '.join(ROLES)}")

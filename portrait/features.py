@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from portrait.database import REVIEW_ORDER
 from portrait.labels import SENTIMENT_LABELS, is_low_rating, ratings_sentiment
 
 log = logging.getLogger(__name__)
@@ -536,7 +537,8 @@ def _embed_new_reviews(conn, model_path: str, revision: str, as_of: datetime, pr
             """
         SELECT r.review_id, r.user_id, r.item_id, r.event_timestamp, r.summary, r.text
         FROM reviews r LEFT JOIN review_embeddings e ON e.review_id = r.review_id AND e.encoder_revision = :rev
-        WHERE e.review_id IS NULL AND r.event_timestamp <= :as_of ORDER BY r.review_id""",
+        WHERE e.review_id IS NULL AND r.event_timestamp <= :as_of ORDER BY """
+            + REVIEW_ORDER,
             rev=revision,
             as_of=as_of,
         )

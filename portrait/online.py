@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -144,13 +145,13 @@ class OnlineReader:
                 self._items = load_item_snapshot(self.store, self.item_refs, offline_item_ids(self.store), version)
         return self._items
 
-    def user(self, user_id: str) -> dict[str, object]:
+    def user(self, user_id: str) -> dict[str, Any]:
         """The user's online features ({} when the store knows nothing of the user)."""
         got = self.store.get_online_features(features=self.user_refs, entity_rows=[{"user_id": user_id}]).to_dict()
         values = {k: v[0] for k, v in got.items() if k != "user_id"}
         return values if any(v is not None for v in values.values()) else {}
 
-    def affinity(self, user: dict[str, object], item_ids: list[str]) -> np.ndarray:
+    def affinity(self, user: dict[str, Any], item_ids: list[str]) -> np.ndarray:
         """Cosine of the user's and each item's embedding; NaN where either is missing."""
         items = self.items()
         rows = items.rows(item_ids)
@@ -158,7 +159,7 @@ class OnlineReader:
         vectors[rows >= 0] = items.embeddings[rows[rows >= 0]]
         return affinity(user_vector(user, items.embeddings.shape[1]), vectors)[0]
 
-    def rating_inputs(self, user: dict[str, object], item_ids: list[str], now_unix: float) -> pd.DataFrame:
+    def rating_inputs(self, user: dict[str, Any], item_ids: list[str], now_unix: float) -> pd.DataFrame:
         """The rating model's inputs for one user and many items (portrait.rating_inputs)."""
         items = self.items()
         n = len(item_ids)
@@ -169,15 +170,15 @@ class OnlineReader:
         )
 
 
-def user_vector(user: dict[str, object], dim: int) -> np.ndarray:
+def user_vector(user: dict[str, Any], dim: int) -> np.ndarray:
     """The user's normalized embedding as a (1, dim) row; a zero row when missing."""
     vector = user.get("user_embedding")
-    if vector is None or not len(vector):  # type: ignore[arg-type]  # a list or array from Feast
+    if vector is None or not len(vector):
         return np.zeros((1, dim), dtype=np.float32)
     return normalize(np.asarray(vector, dtype=np.float32)[None, :])
 
 
-def segment(user: dict[str, object]) -> str:
+def segment(user: dict[str, Any]) -> str:
     """A readable segment from behaviour: who this user is, in one phrase."""
     reviews = user.get("review_count_total") or 0
     purchases = user.get("purchase_count") or 0
@@ -187,26 +188,25 @@ def segment(user: dict[str, object]) -> str:
         return "buyer (purchases, no reviews)"
     if not reviews:
         return "newcomer"
-    if low >= 0.3:  # type: ignore[operator]  # a float from Feast
+    if low >= 0.3:
         return "critical reviewer"
-    if reviews >= 10 and mean is not None and mean >= 4.0:  # type: ignore[operator]  # numbers from Feast
+    if reviews >= 10 and mean is not None and mean >= 4.0:
         return "enthusiast"
-    if reviews >= 10:  # type: ignore[operator]  # an int from Feast
+    if reviews >= 10:
         return "frequent reviewer"
     return "occasional reviewer"
 
 
-def pushed_text_profile(user: dict[str, object], embedding: np.ndarray, label: str, now) -> dict[str, list]:
+def pushed_text_profile(user: dict[str, Any], embedding: np.ndarray, label: str, now) -> dict[str, list]:
     """The user's text profile after one more review: the running mean embedding
     and sentiment shares move by one review; interest tags stay until the next build."""
     from portrait.labels import SENTIMENT_LABELS
 
-    n = int(user.get("embedded_review_count") or 0)  # type: ignore[call-overload]  # an int from Feast
+    n = int(user.get("embedded_review_count") or 0)
     old = np.asarray(user.get("user_embedding") or np.zeros_like(embedding), dtype=np.float64)
     mean = (old * n + embedding) / (n + 1)
     shares = {
-        f"share_{k}": (float(user.get(f"share_{k}") or 0.0) * n + (k == label)) / (n + 1)  # type: ignore[arg-type]
-        for k in SENTIMENT_LABELS
+        f"share_{k}": (float(user.get(f"share_{k}") or 0.0) * n + (k == label)) / (n + 1) for k in SENTIMENT_LABELS
     }
     return {
         "embedded_review_count": [n + 1],

@@ -10,6 +10,7 @@ point-in-time frame equal to it."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,12 +27,12 @@ def normalize(v: np.ndarray) -> np.ndarray:
     return np.divide(v, norm, out=np.zeros_like(v), where=norm > 0)
 
 
-def embedding_matrix(vectors: Sequence[object]) -> np.ndarray:
+def embedding_matrix(vectors: Sequence[Any]) -> np.ndarray:
     """Embeddings as Feast returns them (lists, arrays or None) -> normalized rows; zero rows where missing."""
-    dim = next((len(v) for v in vectors if v is not None and len(v)), 0)  # type: ignore[arg-type]  # sized values
+    dim = next((len(v) for v in vectors if v is not None and len(v)), 0)
     out = np.zeros((len(vectors), dim), dtype=np.float32)
     for i, v in enumerate(vectors):
-        if v is not None and len(v):  # type: ignore[arg-type]  # sized values
+        if v is not None and len(v):
             out[i] = np.asarray(v, dtype=np.float32)
     return normalize(out)
 

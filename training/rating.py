@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from portrait.database import REVIEW_ORDER
 from portrait.featurestore import service_features
 from portrait.rating_inputs import RATING_SERVICE
 from registry.models import RATING
@@ -36,6 +37,7 @@ from training.config import RatingConfig
 FEATURE_SERVICE = RATING_SERVICE
 REGISTERED_NAME = RATING
 NON_FEATURES = {
+    "label_order",
     "user_id",
     "item_id",
     "event_timestamp",
@@ -58,7 +60,8 @@ def label_rows(engine: sa.Engine) -> pd.DataFrame:
         rows = (
             conn.execute(
                 sa.text(
-                    "SELECT review_id, user_id, item_id, event_timestamp, rating FROM reviews ORDER BY event_timestamp"
+                    "SELECT review_id, user_id, item_id, event_timestamp, rating FROM reviews r ORDER BY "
+                    + REVIEW_ORDER
                 )
             )
             .mappings()
@@ -75,9 +78,12 @@ def training_frame(store, labels: pd.DataFrame) -> pd.DataFrame:
     """Feast's point-in-time join of rating_v1 onto the label rows."""
     from portrait.featurestore import historical_features
 
-    entity_df = labels[["user_id", "item_id", "event_timestamp", "request_unix", "review_id", "rating"]]
+    entity_df = labels[["user_id", "item_id", "event_timestamp", "request_unix", "review_id", "rating"]].assign(
+        label_order=np.arange(len(labels))
+    )
     df = historical_features(store, entity_df, store.get_feature_service(FEATURE_SERVICE), progress=True)
-    return df.sort_values(["event_timestamp", "review_id"]).reset_index(drop=True)
+    # back in the labels' order (portrait.database.REVIEW_ORDER): Feast returns its own
+    return df.sort_values("label_order").drop(columns="label_order").reset_index(drop=True)
 
 
 def feature_columns(frame: pd.DataFrame, declared: list[str] | None = None) -> list[str]:

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from portrait.database import REVIEW_ORDER
 from portrait.encoder import autocast, resolve_precision, review_text
 from portrait.labels import SENTIMENT_LABELS, ratings_sentiment
 from registry.models import SENTIMENT
@@ -43,7 +44,7 @@ def load_reviews(engine: sa.Engine) -> pd.DataFrame:
         rows = (
             conn.execute(
                 sa.text(
-                    "SELECT review_id, event_timestamp, rating, summary, text FROM reviews ORDER BY event_timestamp, review_id"
+                    "SELECT review_id, event_timestamp, rating, summary, text FROM reviews r ORDER BY " + REVIEW_ORDER
                 )
             )
             .mappings()

@@ -81,3 +81,43 @@ def test_the_same_seed_gives_the_same_model_on_a_busy_machine(tiny_bert, reviews
 def test_a_run_cut_by_the_time_cap_is_marked_truncated(tiny_bert, reviews):
     result, _, _ = _train_and_score(tiny_bert, reviews, max_minutes=1e-5)
     assert result.truncated and result.stopped_by == "time cap" and result.steps < 2 * 15
+
+
+def test_training_sets_do_not_depend_on_the_pseudonymization_key(tmp_path):
+    """Two deployments of the same data (each with its own key, so other user ids
+    and another load order) read the same training rows in the same order."""
+    import sqlalchemy as sa
+
+    from portrait import migrate
+    from portrait.ingest import ingest_file
+    from portrait.settings import Settings
+    from tests.conftest import _drop_external_database, _fresh_external_database, require_external
+    from tests.integration.test_ingest import real_lines
+    from training.rating import label_rows
+    from training.sentiment import load_reviews
+
+    base = require_external("PORTRAIT_TEST_DATABASE_URL")
+    path = tmp_path / "reviews.json"
+    lines = real_lines(400)
+    path.write_bytes(b"".join(lines[200:] + lines[:200]))  # a different line order as well, for the second
+    frames = []
+    for key, source in ((b"k" * 32, path), (b"another-key-for-another-shop-000", None)):
+        url, name = _fresh_external_database(base)
+        settings = Settings(state_dir=tmp_path / name, database_url=url, id_key=key.decode())
+        migrate.upgrade(settings)
+        engine = sa.create_engine(url)
+        try:
+            if source is None:
+                source = tmp_path / "in-file-order.json"
+                source.write_bytes(b"".join(lines))
+            ingest_file(engine, "amazon-reviews", source, key, progress=False)
+            frames.append((load_reviews(engine), label_rows(engine)))
+        finally:
+            engine.dispose()
+            _drop_external_database(base, name)
+    (reviews_a, labels_a), (reviews_b, labels_b) = frames
+    assert not set(labels_a["user_id"]) & set(labels_b["user_id"])  # different pseudonyms
+    columns = ["event_timestamp", "rating", "input", "label"]
+    pd.testing.assert_frame_equal(reviews_a[columns], reviews_b[columns])
+    columns = ["item_id", "event_timestamp", "rating", "request_unix"]
+    pd.testing.assert_frame_equal(labels_a[columns], labels_b[columns])
