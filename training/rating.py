@@ -556,8 +556,6 @@ def run_rating_training(
         metrics["best_epoch"] = best_epoch
         for name in ("user_item_bias", "matrix_factorization", "global_mean"):
             metrics[f"test_rmse_minus_{name}"] = metrics["test_rmse"] - baselines[f"{name}_test_rmse"]
-        mlflow.log_metrics(metrics)
-        mlflow.log_metrics({f"baseline_{k}": v for k, v in baselines.items()})
         mlflow.log_figure(
             plots.learning_curves(history, ["train_loss", "val_rmse"], "rating MLP"), "learning_curves.png"
         )
@@ -577,6 +575,9 @@ def run_rating_training(
                 registered_model_name=REGISTERED_NAME,
                 pip_requirements=pinned_requirements(["torch", "pandas", "numpy", "mlflow"]),
             )
+        # after the model, linked to it: metrics logged before log_model are copied to the
+        # model by MLflow, which inserts each one twice and recovers from the duplicate key
+        mlflow.log_metrics({**metrics, **{f"baseline_{k}": v for k, v in baselines.items()}}, model_id=info.model_id)
         version = int(info.registered_model_version)
         headline = HEADLINE[REGISTERED_NAME][0]
         tag_version(

@@ -278,8 +278,9 @@ def train_baseline(train: pd.DataFrame):
     return pipeline, fit_seconds
 
 
-def evaluate_and_log(name: str, proba: np.ndarray, y_true: np.ndarray, prefix: str = "test") -> dict[str, float]:
-    """Metrics, confusion matrix, classification report and calibration plot into the active run."""
+def evaluate_and_plot(name: str, proba: np.ndarray, y_true: np.ndarray, prefix: str = "test") -> dict[str, float]:
+    """The metrics; confusion matrix, classification report and calibration plot into the
+    active run (the caller logs the metrics, linked to the model it logs)."""
     import mlflow
     from sklearn.metrics import classification_report, confusion_matrix
 
@@ -287,7 +288,6 @@ def evaluate_and_log(name: str, proba: np.ndarray, y_true: np.ndarray, prefix: s
 
     y_pred = proba.argmax(1)
     metrics = classification_metrics(y_true, y_pred, prefix)
-    mlflow.log_metrics(metrics)
     cm = confusion_matrix(y_true, y_pred, labels=range(3))
     mlflow.log_figure(
         plots.confusion_matrix(cm, list(SENTIMENT_LABELS), f"{name}: {prefix} confusion"),
@@ -359,20 +359,22 @@ def run_sentiment_training(
         mlflow.log_input(dataset, context="training")
         pipeline, fit_seconds = train_baseline(train)
         mlflow.log_params({"model": "tfidf(1-2gram)+logreg(balanced)", **counts, "fit_seconds": round(fit_seconds, 2)})
-        mlflow.log_metrics(
-            classification_metrics(val["label"].map(LABEL_IDS).to_numpy(), pipeline.predict(val["input"]), "val")
+        val_metrics = classification_metrics(
+            val["label"].map(LABEL_IDS).to_numpy(), pipeline.predict(val["input"]), "val"
         )
-        baseline_metrics = evaluate_and_log("tfidf+logreg", pipeline.predict_proba(test["input"]), y_test)
+        baseline_metrics = evaluate_and_plot("tfidf+logreg", pipeline.predict_proba(test["input"]), y_test)
         from mlflow.models import ModelSignature
         from mlflow.types import ColSpec, Schema
 
-        mlflow.sklearn.log_model(
+        baseline_info = mlflow.sklearn.log_model(
             pipeline,
             name="model",
             # declared, not inferred: review text in, class id (0..2, SENTIMENT_LABELS order) out
             signature=ModelSignature(inputs=Schema([ColSpec("string")]), outputs=Schema([ColSpec("long")])),
             pip_requirements=pinned_requirements(["scikit-learn", "cloudpickle", "numpy", "scipy"]),
         )
+        # after the model, linked to it (see run_rating_training: no duplicate inserts)
+        mlflow.log_metrics({**val_metrics, **baseline_metrics}, model_id=baseline_info.model_id)
 
     with mlflow.start_run(run_name="fine-tune-sentiment", tags={**tags, "model_kind": "fine-tuned"}) as run:
         mlflow.log_input(dataset, context="training")
@@ -401,21 +403,12 @@ def run_sentiment_training(
         )
         ids = result.tokenizer(list(test["input"]), truncation=True, max_length=cfg.max_length)["input_ids"]
         proba = predict_proba(result.model, ids, result.tokenizer.pad_token_id, device(), precision=result.precision)
-        metrics = evaluate_and_log("fine-tuned", proba, y_test)
+        metrics = evaluate_and_plot("fine-tuned", proba, y_test)
         metrics["test_macro_f1_gain_over_baseline"] = metrics["test_macro_f1"] - baseline_metrics["test_macro_f1"]
         mlflow.log_param("precision_used", result.precision)
-        mlflow.log_metrics(
-            {
-                "test_macro_f1_gain_over_baseline": metrics["test_macro_f1_gain_over_baseline"],
-                "train_examples_per_s": result.examples_per_s,
-                "best_step": result.best_step,
-                "steps": result.steps,
-            }
-        )
         mlflow.set_tags({"stopped_by": result.stopped_by, "truncated": str(result.truncated).lower()})
         behaviour = behaviour_report(lambda texts: _labels_and_positive(result, texts, cfg.max_length))
         metrics.update(behaviour.metrics())
-        mlflow.log_metrics(behaviour.metrics())
         mlflow.log_text("\n".join(behaviour.failures) or "all behavioural checks passed", "behaviour_failures.txt")
         with tempfile.TemporaryDirectory() as tmp:
             result.model.save_pretrained(tmp)
@@ -430,6 +423,13 @@ def run_sentiment_training(
                 registered_model_name=REGISTERED_NAME,
                 pip_requirements=pinned_requirements(["torch", "transformers", "pandas", "mlflow"]),
             )
+        # after the model, linked to it (see run_rating_training: no duplicate inserts)
+        run_metrics = {
+            "train_examples_per_s": result.examples_per_s,
+            "best_step": result.best_step,
+            "steps": result.steps,
+        }
+        mlflow.log_metrics({**metrics, **run_metrics}, model_id=info.model_id)
         version = int(info.registered_model_version)
         headline = HEADLINE[REGISTERED_NAME][0]
         tag_version(
