@@ -122,6 +122,20 @@ PROFILE_SERVICE = "profile_v1"
 RECOMMEND_SERVICE = "recommend_v1"
 
 
+def pg_connect(cfg):
+    """A psycopg connection from a Feast PostgreSQL store config (offline or online)."""
+    import psycopg
+
+    return psycopg.connect(
+        host=cfg.host,
+        port=cfg.port,
+        dbname=cfg.database,
+        user=cfg.user,
+        password=cfg.password or None,
+        sslmode=cfg.sslmode or "prefer",
+    )
+
+
 def service_features(store, service: str) -> list[str]:
     """The feature names a feature service declares, in its order (on-demand outputs included)."""
     found = store.get_feature_service(service)

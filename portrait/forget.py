@@ -66,21 +66,13 @@ def erase_online(store, pseudonym: str) -> str:
         )
         n = client.delete(redis_key(config.project, key, version))
         return f"redis: {n} key deleted"
-    import psycopg
-
     from portrait.feast_private import postgres_online_table
+    from portrait.featurestore import pg_connect
 
     cfg = config.online_store
     entity_key = serialize_entity_key(key, entity_key_serialization_version=version)
     total = 0
-    with psycopg.connect(
-        host=cfg.host,
-        port=cfg.port,
-        dbname=cfg.database,
-        user=cfg.user,
-        password=cfg.password or None,
-        sslmode=cfg.sslmode or "prefer",
-    ) as conn:
+    with pg_connect(cfg) as conn:
         for view in USER_VIEWS:
             table = postgres_online_table(config.project, store.get_feature_view(view))
             total += conn.execute(f'DELETE FROM "{table}" WHERE entity_key = %s', (entity_key,)).rowcount

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from portrait.featurestore import PROFILE_SERVICE, RECOMMEND_SERVICE, service_features, service_refs
+from portrait.featurestore import PROFILE_SERVICE, RECOMMEND_SERVICE, pg_connect, service_features, service_refs
 from portrait.rating_inputs import LAST_ACTIVITY, RATING_SERVICE, affinity, embedding_matrix, normalize, rating_inputs
 
 EMBEDDING = "item_embedding"  # the item feature candidates are retrieved by
@@ -78,17 +78,8 @@ def load_item_snapshot(
 
 def offline_item_ids(store) -> list[str]:
     """The item ids, from the offline store's item table (the online store cannot list keys)."""
-    import psycopg
-
     cfg = store.config.offline_store
-    with psycopg.connect(
-        host=cfg.host,
-        port=cfg.port,
-        dbname=cfg.database,
-        user=cfg.user,
-        password=cfg.password or None,
-        sslmode=cfg.sslmode or "prefer",
-    ) as conn:
+    with pg_connect(cfg) as conn:
         return [r[0] for r in conn.execute("SELECT DISTINCT item_id FROM item_stats ORDER BY item_id")]
 
 
