@@ -23,7 +23,7 @@ def scratch_database() -> Iterator[Settings]:
     name = f"portrait_bench_{uuid.uuid4().hex[:8]}"
     database.create_database(admin, name)
     url = admin.set(database=name).render_as_string(hide_password=False)
-    settings = Settings(state_dir=base.state_dir, database_url=url, id_key="bench-key")
+    settings = Settings(state_dir=base.state_dir, database_url=url, id_key="bench-pseudonymization-key-32-bytes-long")
     try:
         migrate.upgrade(settings)
         yield settings

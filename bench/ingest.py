@@ -30,10 +30,11 @@ class NaiveLoader(Loader):
 
     def load(self, batch: Batch):
         from portrait.ingest import IngestCounts
+        from portrait.privacy import seal
 
         counts = IngestCounts(read=len(batch), rejected=len(batch.rejects))
         with self.conn.transaction(), self.conn.cursor() as cur:
-            for _, r in batch.rows:
+            for _, r, _ in batch.rows:
                 assert isinstance(r, ReviewRow)  # the baseline loads reviews only
                 cur.execute("INSERT INTO users VALUES (%s, %s) ON CONFLICT DO NOTHING", (r.user_id, r.event_timestamp))
                 cur.execute("INSERT INTO items VALUES (%s, %s) ON CONFLICT DO NOTHING", (r.item_id, r.event_timestamp))
@@ -62,9 +63,17 @@ class NaiveLoader(Loader):
                     )
             for rej in batch.rejects:
                 cur.execute(
-                    "INSERT INTO ingest_rejects (run_id, source, path, line_number, raw, reason) "
-                    "VALUES (%s, %s, %s, %s, %s, %s)",
-                    (self.run_id, self.source, self.path, rej.line_number, rej.raw, rej.reason),
+                    "INSERT INTO ingest_rejects (run_id, source, path, line_number, user_id, raw_sealed, reason) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                    (
+                        self.run_id,
+                        self.source,
+                        self.path,
+                        rej.line_number,
+                        rej.user_id,
+                        seal(rej.raw, self.key),
+                        rej.reason,
+                    ),
                 )
             counts.duplicates = len(batch.rows) - counts.loaded
         return counts

@@ -121,23 +121,54 @@ def ingest() -> None:
 
 def _ingest(source: str, path: Path, batch_size: int | None) -> None:
     from portrait import database
+    from portrait.idkey import verified_id_key
     from portrait.ingest import ingest_file
-    from portrait.settings import id_key
 
     settings = get_settings()
-    key = id_key(settings)
     engine = database.engine(settings)
     try:
+        key = verified_id_key(settings, engine)
         run_id, counts = ingest_file(engine, source, path, key, batch_size=batch_size or settings.ingest_batch_size)
     finally:
         engine.dispose()
     click.echo(f"ingest run {run_id} ({source}, {path.name}): {counts.summary()}")
     if counts.rejected:
-        click.echo(
-            f"  rejected lines and reasons: SELECT line_number, reason FROM ingest_rejects WHERE run_id = {run_id}"
-        )
+        click.echo(f"  rejected lines and reasons: portrait ingest rejects {run_id}")
     if not counts.reconciles:
         raise click.ClickException("counts do not reconcile")
+
+
+@ingest.command("rejects")
+@click.argument("run_id", type=int)
+@click.option("--limit", type=int, default=50, show_default=True)
+def ingest_rejects(run_id: int, limit: int) -> None:
+    """Show a run's rejected lines: line number, reason and the line itself
+    (stored sealed under the id key; shown here to whoever holds that key)."""
+    import sqlalchemy as sa
+
+    from portrait import database
+    from portrait.idkey import verified_id_key
+    from portrait.privacy import unseal
+
+    settings = get_settings()
+    engine = database.engine(settings)
+    try:
+        key = verified_id_key(settings, engine)
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.text(
+                    "SELECT line_number, reason, raw_sealed FROM ingest_rejects WHERE run_id = :r "
+                    "ORDER BY line_number LIMIT :n"
+                ),
+                {"r": run_id, "n": limit},
+            ).all()
+    finally:
+        engine.dispose()
+    if not rows:
+        click.echo(f"run {run_id} rejected no lines")
+    for line_number, reason, sealed in rows:
+        text = unseal(sealed, key) if sealed is not None else "(not kept: rejected before lines were sealed)"
+        click.echo(f"line {line_number}: {reason}\n  {text[:300]}{'...' if len(text) > 300 else ''}")
 
 
 _path = click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -225,6 +256,7 @@ def features_build(as_of: str | None, encoder: str | None, sentiment_from: str) 
     """Compute the feature tables, incrementally."""
     from portrait import database
     from portrait.features import RatingsSentiment, build_features
+    from portrait.idkey import verified_id_key
     from registry.models import champion_labeler
 
     settings = get_settings()
@@ -232,6 +264,7 @@ def features_build(as_of: str | None, encoder: str | None, sentiment_from: str) 
     click.echo(f"review sentiment for the text profiles: {sentiment.source}")
     engine = database.engine(settings)
     try:
+        verified_id_key(settings, engine)  # a build over another key's pseudonyms would mix two populations
         result = build_features(
             engine, as_of=_parse_time(as_of), encoder_path=encoder or settings.encoder, sentiment=sentiment
         )
@@ -262,12 +295,17 @@ def features_materialize(end: str | None, full: bool) -> None:
 @click.option("--user", "user_id", required=True, help="The shop's own user id (pseudonymized here).")
 def features_get(user_id: str) -> None:
     """Print a user's online portrait."""
+    from portrait import database
     from portrait.featurestore import feature_store, online_portrait
+    from portrait.idkey import verified_id_key
     from portrait.privacy import pseudonymize
-    from portrait.settings import id_key
 
     settings = get_settings()
-    pseudonym = pseudonymize(user_id, id_key(settings))
+    engine = database.engine(settings)
+    try:
+        pseudonym = pseudonymize(user_id, verified_id_key(settings, engine))
+    finally:
+        engine.dispose()
     portrait = online_portrait(feature_store(settings), pseudonym)
     if not portrait:
         raise click.ClickException(
@@ -546,13 +584,12 @@ def forget(user_id: str) -> None:
     from portrait import database
     from portrait.featurestore import feature_store
     from portrait.forget import forget as erase
-    from portrait.privacy import pseudonymize
-    from portrait.settings import id_key
+    from portrait.idkey import verified_id_key
 
     settings = get_settings()
     engine = database.engine(settings)
     try:
-        report = erase(engine, feature_store(settings), pseudonymize(user_id, id_key(settings)))
+        report = erase(engine, feature_store(settings), user_id, verified_id_key(settings, engine))
     finally:
         engine.dispose()
     if not report.found:
@@ -572,12 +609,17 @@ def serve(port: int, host: str) -> None:
     """Serve the HTTP API with BentoML (bentoml serve serving.service:Portrait)."""
     import os
 
-    from portrait.settings import REPO_ROOT, api_keys
+    from portrait.settings import REPO_ROOT, admin_keys, api_keys
 
     settings = get_settings()
-    keys = api_keys(settings)
-    if settings.profile == "local":
-        click.echo(f"API key (X-API-Key header): {sorted(keys)[0]}  (kept in {settings.state_dir / 'api_key'})")
+    api_keys(settings), admin_keys(settings)  # fail now, not at the first request, if a key is missing
+    if settings.profile == "local" and not settings.api_keys:
+        click.echo(
+            f"API key (X-API-Key header): in {settings.state_dir / 'api_key'}; "
+            f"admin key (for /admin/*): in {settings.state_dir / 'admin_key'}"
+        )
+    else:
+        click.echo("API keys: PORTRAIT_API_KEYS (storefront), PORTRAIT_ADMIN_KEYS (admin)")
     bentoml = str(Path(sys.executable).with_name("bentoml"))
     os.chdir(REPO_ROOT)
     os.execv(bentoml, [bentoml, "serve", "serving.service:Portrait", "--host", host, "--port", str(port)])

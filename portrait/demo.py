@@ -61,7 +61,9 @@ def start_service(port: int, state: Path) -> subprocess.Popen:
             time.sleep(2)
         except (ProcessLookupError, ValueError, PermissionError):
             pass
-    log = open(state / "serve.log", "w")  # noqa: SIM115 - the server process writes it after we return
+    # owner-only: the log holds no ids, but it is the service's and nobody else's
+    log = os.fdopen(os.open(state / "serve.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w")
+    os.chmod(state / "serve.log", 0o600)  # an older log may have been created readable
     proc = subprocess.Popen(
         [BENTOML, "serve", "serving.service:Portrait", "--host", "127.0.0.1", "--port", str(port)],
         cwd=REPO_ROOT,
@@ -109,7 +111,7 @@ def call_every_endpoint(url: str, key: str) -> None:
         ("POST", "/rating", {"user_id": DEMO_USER, "item_ids": ["B0002E1G5C", "B003VWJ2K8", "B000068NW5"]}),
         ("POST", "/recommend", {"user_id": DEMO_USER, "k": 5, "exclude_seen": True}),
         ("POST", "/recommend", {"user_id": "a-shopper-we-have-never-seen", "k": 3}),
-        ("GET", f"/profile/{DEMO_USER}", None),
+        ("POST", "/profile", {"user_id": DEMO_USER}),
         (
             "POST",
             "/reviews",
@@ -120,7 +122,7 @@ def call_every_endpoint(url: str, key: str) -> None:
                 "text": "Great cable, no hum at all. Write me at demo@example.com",
             },
         ),
-        ("GET", "/profile/demo-shopper-1", None),
+        ("POST", "/profile", {"user_id": "demo-shopper-1"}),
     ]
     for method, path, body in calls:
         r = httpx.request(method, f"{url}{path}", json=body, headers=headers, timeout=60)

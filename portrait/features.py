@@ -372,6 +372,34 @@ def _sql_value(value):
     return value
 
 
+EMBEDDED_SQL = """
+    SELECT r.review_id, r.user_id, r.item_id, r.event_timestamp, r.rating, r.summary, r.text, e.embedding
+    FROM reviews r JOIN review_embeddings e USING (review_id)
+    WHERE r.event_timestamp <= :as_of AND {cond}"""
+
+
+def rebuild_items(conn, items: Sequence[str], as_of: datetime) -> dict[str, int]:
+    """Recompute the items' snapshots (item_stats, item_text_profile) up to as_of
+    from the reviews there are now: after new reviews, and after `portrait forget`
+    took a user's reviews out. Returns rows written per table."""
+    all_reviews = _utc(
+        _frame(
+            conn, "SELECT item_id, event_timestamp, rating FROM reviews WHERE event_timestamp <= :as_of", as_of=as_of
+        )
+    )
+    rows = {
+        "item_stats": _replace_snapshots(
+            conn, "item_stats", "item_id", items, compute_item_stats(all_reviews, set(items)), as_of
+        )
+    }
+    by_item = _utc(_frame(conn, EMBEDDED_SQL.format(cond="r.item_id = ANY(:i)"), as_of=as_of, i=list(items)))
+    by_item["embedding"] = by_item["embedding"].map(np.asarray)
+    rows["item_text_profile"] = _replace_snapshots(
+        conn, "item_text_profile", "item_id", items, compute_item_text_profile(by_item), as_of
+    )
+    return rows
+
+
 def build_features(
     engine: sa.Engine,
     *,
@@ -473,43 +501,23 @@ def build_features(
                 conn, "user_behavior", "user_id", users, compute_user_behavior(reviews, events), as_of
             )
         if items:
-            all_reviews = _utc(
-                _frame(
-                    conn,
-                    "SELECT item_id, event_timestamp, rating FROM reviews WHERE event_timestamp <= :as_of",
-                    as_of=as_of,
-                )
-            )
-            rows["item_stats"] = _replace_snapshots(
-                conn, "item_stats", "item_id", items, compute_item_stats(all_reviews, set(items)), as_of
-            )
+            rows.update(rebuild_items(conn, items, as_of))
 
-        if users or items:
-            embedded_sql = """
-                SELECT r.review_id, r.user_id, r.item_id, r.event_timestamp, r.rating, r.summary, r.text, e.embedding
-                FROM reviews r JOIN review_embeddings e USING (review_id)
-                WHERE r.event_timestamp <= :as_of AND {cond}"""
-            if users:
-                texts = _frame(conn, "SELECT summary, text FROM reviews WHERE event_timestamp <= :as_of", as_of=as_of)
-                vectorizer = fit_tag_vocabulary([review_text(s, t) for s, t in zip(texts["summary"], texts["text"])])
-                by_user = _utc(_frame(conn, embedded_sql.format(cond="r.user_id = ANY(:u)"), as_of=as_of, u=users))
-                by_user["embedding"] = by_user["embedding"].map(np.asarray)
-                by_user["text"] = [review_text(s, t) for s, t in zip(by_user["summary"], by_user["text"])]
-                by_user["sentiment"] = np.asarray(sentiment(by_user)) if len(by_user) else []
-                rows["user_text_profile"] = _replace_snapshots(
-                    conn,
-                    "user_text_profile",
-                    "user_id",
-                    users,
-                    compute_user_text_profile(by_user, vectorizer, sentiment.source),
-                    as_of,
-                )
-            if items:
-                by_item = _utc(_frame(conn, embedded_sql.format(cond="r.item_id = ANY(:i)"), as_of=as_of, i=items))
-                by_item["embedding"] = by_item["embedding"].map(np.asarray)
-                rows["item_text_profile"] = _replace_snapshots(
-                    conn, "item_text_profile", "item_id", items, compute_item_text_profile(by_item), as_of
-                )
+        if users:
+            texts = _frame(conn, "SELECT summary, text FROM reviews WHERE event_timestamp <= :as_of", as_of=as_of)
+            vectorizer = fit_tag_vocabulary([review_text(s, t) for s, t in zip(texts["summary"], texts["text"])])
+            by_user = _utc(_frame(conn, EMBEDDED_SQL.format(cond="r.user_id = ANY(:u)"), as_of=as_of, u=users))
+            by_user["embedding"] = by_user["embedding"].map(np.asarray)
+            by_user["text"] = [review_text(s, t) for s, t in zip(by_user["summary"], by_user["text"])]
+            by_user["sentiment"] = np.asarray(sentiment(by_user)) if len(by_user) else []
+            rows["user_text_profile"] = _replace_snapshots(
+                conn,
+                "user_text_profile",
+                "user_id",
+                users,
+                compute_user_text_profile(by_user, vectorizer, sentiment.source),
+                as_of,
+            )
 
         conn.execute(
             sa.text("""

@@ -1,19 +1,21 @@
-"""The right to be forgotten: erase one user from raw tables, feature tables and
-the online store, and keep an audit row that holds no id.
+"""The right to be forgotten: erase one user from raw tables, feature tables,
+rejected lines and the online store; recompute the aggregates of the items they
+reviewed without them; leave a tombstone (the pseudonym) so that no later ingest
+or POST /reviews brings them back; and keep an audit row that holds no id.
 
-Left in place, by design: item-level aggregates (item_stats, item_text_profile)
-are statistics over many users' reviews and carry no user id; they lose the
-user's contribution at the next rebuild of those items. MLflow datasets hold
-review texts and labels without user ids (see README)."""
+MLflow datasets of past training runs hold review texts and labels without user
+ids (see README)."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 
+import pandas as pd
 import sqlalchemy as sa
 
 USER_VIEWS = ("user_behavior", "user_text_profile")
+ITEM_VIEWS = ("item_stats", "item_text_profile")
 
 
 @dataclass
@@ -26,20 +28,48 @@ class ForgetReport:
         return any(self.rows_deleted.values())
 
 
-def erase_offline(conn, pseudonym: str) -> dict[str, int]:
-    """Delete every row of the user; reviews cascade to their embeddings."""
+def erase_offline(conn, pseudonym: str, raw_id: str, key: bytes) -> tuple[dict[str, int], list[str]]:
+    """Delete every row of the user (reviews cascade to their embeddings), leave the
+    tombstone and recompute the user's items without them. Returns (rows deleted
+    per table, the items recomputed)."""
+    from portrait.features import rebuild_items
+
+    items = list(
+        conn.execute(sa.text("SELECT DISTINCT item_id FROM reviews WHERE user_id = :u"), {"u": pseudonym}).scalars()
+    )
     deleted: dict[str, int] = {}
-    for table, where in (
-        ("review_embeddings", "user_id = :u"),
-        ("user_behavior", "user_id = :u"),
-        ("user_text_profile", "user_id = :u"),
-        ("events", "user_id = :u"),
-        ("reviews", "user_id = :u"),
-        ("ingest_rejects", "raw LIKE '%' || :u || '%'"),  # a rejected line keeps the pseudonym
-        ("users", "user_id = :u"),
-    ):
-        deleted[table] = conn.execute(sa.text(f"DELETE FROM {table} WHERE {where}"), {"u": pseudonym}).rowcount
-    return deleted
+    for table in ("review_embeddings", "user_behavior", "user_text_profile", "events", "reviews"):
+        deleted[table] = conn.execute(sa.text(f"DELETE FROM {table} WHERE user_id = :u"), {"u": pseudonym}).rowcount
+    deleted["ingest_rejects"] = erase_rejects(conn, pseudonym, raw_id, key)
+    deleted["users"] = conn.execute(sa.text("DELETE FROM users WHERE user_id = :u"), {"u": pseudonym}).rowcount
+    conn.execute(
+        sa.text("INSERT INTO forgotten_users (user_id) VALUES (:u) ON CONFLICT (user_id) DO NOTHING"), {"u": pseudonym}
+    )
+    last_build = conn.execute(sa.text("SELECT max(as_of) FROM feature_builds")).scalar()
+    if items and last_build is not None:  # the items as the last build saw them, less this user
+        rebuild_items(conn, items, last_build)
+    return deleted, items
+
+
+def erase_rejects(conn, pseudonym: str, raw_id: str, key: bytes) -> int:
+    """Rejected lines of the user: those whose user was located (by pseudonym) and
+    any other whose sealed text holds the raw id (unsealed here, one by one)."""
+    from portrait.privacy import unseal
+
+    n = conn.execute(sa.text("DELETE FROM ingest_rejects WHERE user_id = :u"), {"u": pseudonym}).rowcount
+    holding = []
+    result = conn.execution_options(yield_per=1000).execute(
+        sa.text("SELECT reject_id, raw_sealed FROM ingest_rejects WHERE user_id IS NULL AND raw_sealed IS NOT NULL")
+    )
+    for reject_id, sealed in result:
+        try:
+            if raw_id in unseal(sealed, key):
+                holding.append(reject_id)
+        except ValueError:
+            continue  # sealed under another key: not readable, so it cannot be searched (the README says)
+    if holding:
+        n += conn.execute(sa.text("DELETE FROM ingest_rejects WHERE reject_id = ANY(:ids)"), {"ids": holding}).rowcount
+    return n
 
 
 def erase_online(store, pseudonym: str) -> str:
@@ -79,11 +109,36 @@ def erase_online(store, pseudonym: str) -> str:
     return f"postgres: {total} rows deleted"
 
 
-def forget(engine: sa.Engine, store, pseudonym: str) -> ForgetReport:
+def refresh_online_items(store, engine: sa.Engine, items: list[str]) -> str:
+    """Write the recomputed items' latest snapshots to the online store: an
+    incremental materialize would not (their timestamps are old)."""
+    with engine.connect() as conn:
+        for view in ITEM_VIEWS:
+            frame = pd.read_sql_query(
+                sa.text(
+                    f"SELECT DISTINCT ON (item_id) * FROM {view} WHERE item_id = ANY(:i) ORDER BY item_id, event_timestamp DESC"
+                ),
+                conn,
+                params={"i": items},
+            )
+            if not frame.empty:
+                store.write_to_online_store(view, frame)
+    return f"{len(items)} items refreshed"
+
+
+def forget(engine: sa.Engine, store, raw_id: str, key: bytes) -> ForgetReport:
     """Erase offline (one transaction), then online; write the audit row."""
+    from portrait.privacy import pseudonymize
+
+    pseudonym = pseudonymize(raw_id, key)
     with engine.begin() as conn:
-        deleted = erase_offline(conn, pseudonym)
-    online = erase_online(store, pseudonym) if store is not None else "no online store configured"
+        deleted, items = erase_offline(conn, pseudonym, raw_id.strip(), key)
+    if store is None:
+        online = "no online store configured"
+    else:
+        online = erase_online(store, pseudonym)
+        if items:
+            online += "; " + refresh_online_items(store, engine, items)
     with engine.begin() as conn:
         conn.execute(
             sa.text("INSERT INTO forget_audit (rows_deleted, online_store) VALUES (CAST(:d AS jsonb), :o)"),

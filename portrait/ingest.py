@@ -10,6 +10,7 @@ import queue
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
@@ -27,35 +28,41 @@ class IngestCounts:
     loaded: int = 0
     rejected: int = 0
     duplicates: int = 0
+    forgotten: int = 0  # rows of users erased by `portrait forget` (tombstoned), skipped
 
     def add(self, other: IngestCounts) -> None:
         self.read += other.read
         self.loaded += other.loaded
         self.rejected += other.rejected
         self.duplicates += other.duplicates
+        self.forgotten += other.forgotten
 
     @property
     def reconciles(self) -> bool:
-        return self.read == self.loaded + self.rejected + self.duplicates
+        return self.read == self.loaded + self.rejected + self.duplicates + self.forgotten
 
     def summary(self) -> str:
         mark = "ok" if self.reconciles else "MISMATCH"
         return (
             f"read {self.read:,} = loaded {self.loaded:,} + rejected {self.rejected:,} "
-            f"+ duplicates {self.duplicates:,} ({mark})"
+            f"+ duplicates {self.duplicates:,} + forgotten {self.forgotten:,} ({mark})"
         )
 
 
 @dataclass(frozen=True)
 class Reject:
     line_number: int
-    raw: str
+    raw: str  # in memory only: stored sealed (portrait.privacy.seal)
     reason: str
+    user_id: str | None = None  # the pseudonym, where the line's user could be located
+
+
+Row = tuple[int, ReviewRow | EventRow, str]  # (line number, row, the line as read)
 
 
 @dataclass
 class Batch:
-    rows: list[tuple[int, ReviewRow | EventRow]]
+    rows: list[Row]
     rejects: list[Reject]
 
     def __len__(self) -> int:
@@ -105,16 +112,20 @@ def parse_batches(
     parse, is_header = PARSERS[source], HEADERS.get(source)
     batch = Batch([], [])
     for number, raw, oversize in lines:
+        text = raw.decode("utf-8", errors="backslashreplace").rstrip("\r\n")
         try:
             if oversize:
                 raise RowError(f"line is over {parsing.MAX_LINE_BYTES:,} bytes")
             line = parsing.decode_line(raw)
             if number == 1 and is_header is not None and is_header(line):
                 continue  # the header is not a row
-            batch.rows.append((number, parse(line, key)))
+            batch.rows.append((number, parse(line, key), text))
         except RowError as err:
-            text = raw.decode("utf-8", errors="backslashreplace").rstrip("\r\n").replace("\x00", "\\x00")
-            batch.rejects.append(Reject(number, parsing.redact_raw(source, text, key), str(err)))
+            batch.rejects.append(Reject(number, text, str(err), err.user_id))
+        except RecursionError:
+            batch.rejects.append(Reject(number, text, "nested too deep to parse"))
+        except Exception as err:  # noqa: BLE001 - whatever one line does, it is that line's reject, not the run's end
+            batch.rejects.append(Reject(number, text, f"cannot parse the line ({type(err).__name__})"))
         if len(batch) >= batch_size:
             yield batch
             batch = Batch([], [])
@@ -193,6 +204,8 @@ WITH new AS (
 )
 SELECT count(*), max(review_id) FROM new
 """
+# Rows of users erased by `portrait forget` never come back (their tombstones).
+SKIP_FORGOTTEN = "DELETE FROM {stage} s USING forgotten_users f WHERE s.user_id = f.user_id"
 LOAD_EVENTS = """
 INSERT INTO users (user_id, first_seen_at)
     SELECT user_id, min(event_timestamp) FROM stage_events GROUP BY user_id
@@ -216,41 +229,117 @@ SELECT count(*), NULL FROM new
 """
 
 
+# Bounds of the integer and numeric column types (PostgreSQL's own ranges).
+_INTEGER_BOUNDS = {"smallint": 2**15 - 1, "integer": 2**31 - 1, "bigint": 2**63 - 1}
+
+
+def column_bounds(conn, table: str) -> dict[str, tuple[Decimal, str]]:
+    """{column: (largest magnitude allowed, type name)} for the table's integer and
+    numeric columns, read from the live schema: the one definition of what fits."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT column_name, data_type, numeric_precision, numeric_scale FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name = %s",
+            (table,),
+        )
+        bounds: dict[str, tuple[Decimal, str]] = {}
+        for column, data_type, precision, scale in cur.fetchall():
+            if data_type in _INTEGER_BOUNDS:
+                bounds[column] = (Decimal(_INTEGER_BOUNDS[data_type]), data_type)
+            elif data_type == "numeric" and precision is not None:
+                largest = Decimal(10) ** (precision - (scale or 0)) - Decimal(10) ** -(scale or 0)
+                bounds[column] = (largest, f"numeric({precision},{scale or 0})")
+        return bounds
+
+
+def out_of_range(row: ReviewRow | EventRow, bounds: dict[str, tuple[Decimal, str]], table: str) -> str | None:
+    """The reason a row's value does not fit its column, or None."""
+    for field in row.__slots__:
+        value = getattr(row, field)
+        if field in bounds and isinstance(value, (int, Decimal)) and not isinstance(value, bool):
+            largest, type_name = bounds[field]
+            if Decimal(value).copy_abs() > largest:
+                return f"{field} {parsing.shown(value)} is out of range for {table}.{field} ({type_name})"
+    return None
+
+
 class Loader:
     """Loads batches over one psycopg connection: one transaction per batch, so a
-    killed run leaves no half batch visible."""
+    killed run leaves no half batch visible. A row the database refuses (a range
+    or constraint error) is found by splitting the batch and set aside with the
+    database's reason; only failures of the run itself (connection, disk) raise."""
 
-    def __init__(self, conn, source: str, path: str, run_id: int) -> None:
-        self.conn, self.source, self.path, self.run_id = conn, source, path, run_id
+    def __init__(self, conn, source: str, path: str, run_id: int, key: bytes) -> None:
+        from portrait.idkey import check_key
+
+        self.conn, self.source, self.path, self.run_id, self.key = conn, source, path, run_id, key
+        check_key(conn, key)
         self.event_keys = EventKeys()
+        self.batch_event_keys: dict[int, str] = {}
         self.last_review_id: int | None = None  # of the last batch's new reviews
         with conn.cursor() as cur:
             cur.execute(STAGING_DDL)
+        self.bounds = {table: column_bounds(conn, table) for table in ("reviews", "events")}
         conn.commit()
 
     def load(self, batch: Batch) -> IngestCounts:
-        counts = IngestCounts(read=len(batch), rejected=len(batch.rejects))
+        rows, rejects = [], list(batch.rejects)
+        for n, row, raw in batch.rows:
+            table = "reviews" if isinstance(row, ReviewRow) else "events"
+            reason = out_of_range(row, self.bounds[table], table)
+            if reason:
+                rejects.append(Reject(n, raw, reason, row.user_id))
+            else:
+                rows.append((n, row, raw))
+        # keys now, in line order: a batch split after a database error must not renumber them
+        self.batch_event_keys = {n: self.event_keys.key(row) for n, row, _ in rows if isinstance(row, EventRow)}
+        return self._load(rows, rejects)
+
+    def _load(self, rows: list[Row], rejects: list[Reject]) -> IngestCounts:
+        import psycopg
+
+        try:
+            return self._commit(rows, rejects)
+        except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as err:
+            if len(rows) <= 1:  # the row the database refuses: set aside with its reason
+                reason = f"database refused the row: {err.diag.message_primary or type(err).__name__}"
+                rejects += [Reject(n, raw, reason, row.user_id) for n, row, raw in rows]
+                return self._commit([], rejects)
+            half = len(rows) // 2
+            counts = self._load(rows[:half], rejects)
+            counts.add(self._load(rows[half:], []))
+            return counts
+
+    def _commit(self, rows: list[Row], rejects: list[Reject]) -> IngestCounts:
+        from portrait.privacy import seal
+
+        counts = IngestCounts(read=len(rows) + len(rejects), rejected=len(rejects))
         with self.conn.transaction(), self.conn.cursor() as cur:
-            if batch.rows:
-                counts.loaded = self._copy_rows(cur, batch.rows)
-            counts.duplicates = len(batch.rows) - counts.loaded
-            if batch.rejects:
+            if rows:
+                counts.loaded, counts.forgotten = self._copy_rows(cur, rows)
+            counts.duplicates = len(rows) - counts.loaded - counts.forgotten
+            if rejects:
                 with cur.copy(
-                    "COPY ingest_rejects (run_id, source, path, line_number, raw, reason) FROM STDIN"
+                    "COPY ingest_rejects (run_id, source, path, line_number, user_id, raw_sealed, reason) FROM STDIN"
                 ) as copy:
-                    for r in batch.rejects:
-                        copy.write_row((self.run_id, self.source, self.path, r.line_number, r.raw, r.reason))
+                    for r in rejects:
+                        sealed = seal(r.raw, self.key)
+                        copy.write_row(
+                            (self.run_id, self.source, self.path, r.line_number, r.user_id, sealed, r.reason)
+                        )
             cur.execute(
                 "UPDATE ingest_runs SET rows_read = rows_read + %s, rows_loaded = rows_loaded + %s, "
-                "rows_rejected = rows_rejected + %s, rows_duplicate = rows_duplicate + %s WHERE run_id = %s",
-                (counts.read, counts.loaded, counts.rejected, counts.duplicates, self.run_id),
+                "rows_rejected = rows_rejected + %s, rows_duplicate = rows_duplicate + %s, "
+                "rows_forgotten = rows_forgotten + %s WHERE run_id = %s",
+                (counts.read, counts.loaded, counts.rejected, counts.duplicates, counts.forgotten, self.run_id),
             )
         return counts
 
-    def _copy_rows(self, cur, rows: list[tuple[int, ReviewRow | EventRow]]) -> int:
+    def _copy_rows(self, cur, rows: list[Row]) -> tuple[int, int]:
+        """(rows loaded, rows skipped because their user was forgotten)."""
         if isinstance(rows[0][1], ReviewRow):
             with cur.copy("COPY stage_reviews FROM STDIN") as copy:
-                for n, r in rows:
+                for n, r, _ in rows:
                     assert isinstance(r, ReviewRow)  # one batch holds one kind of row
                     copy.write_row(
                         (
@@ -265,16 +354,17 @@ class Loader:
                             r.event_timestamp,
                         )
                     )
+            forgotten = cur.execute(SKIP_FORGOTTEN.format(stage="stage_reviews")).rowcount
             cur.execute(LOAD_REVIEWS)
             cur.execute(LOAD_REVIEWS_ROWS, {"run_id": self.run_id})
         else:
             with cur.copy("COPY stage_events FROM STDIN") as copy:
-                for n, r in rows:
+                for n, r, _ in rows:
                     assert isinstance(r, EventRow)  # one batch holds one kind of row
                     copy.write_row(
                         (
                             n,
-                            self.event_keys.key(r),
+                            self.batch_event_keys[n],
                             r.user_id,
                             r.item_id,
                             r.event_type,
@@ -283,10 +373,11 @@ class Loader:
                             r.event_timestamp,
                         )
                     )
+            forgotten = cur.execute(SKIP_FORGOTTEN.format(stage="stage_events")).rowcount
             cur.execute(LOAD_EVENTS)
             cur.execute(LOAD_EVENTS_ROWS, {"run_id": self.run_id})
         loaded, self.last_review_id = cur.fetchone()
-        return loaded
+        return loaded, forgotten
 
 
 def start_run(conn, source: str, path: str) -> int:
@@ -319,19 +410,38 @@ def items_seen(engine: sa.Engine, user_id: str) -> set[str]:
         )
 
 
-def add_review(engine: sa.Engine, row: ReviewRow, run_id: int | None) -> tuple[int, int | None]:
+def item_known(engine: sa.Engine, item_id: str) -> bool:
+    with engine.connect() as conn:
+        return conn.execute(sa.text("SELECT 1 FROM items WHERE item_id = :i"), {"i": item_id}).first() is not None
+
+
+def close_api_runs(engine: sa.Engine, run_id: int | None) -> None:
+    """End the API's ingest run: this process's (run_id) at shutdown, or, with None
+    at start-up, any left `running` by a server that died without closing its own."""
+    where = "run_id = :r" if run_id is not None else "source = :s AND status = 'running'"
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(f"UPDATE ingest_runs SET status = 'done', finished_at = now() WHERE {where}"),
+            {"r": run_id, "s": API_SOURCE},
+        )
+
+
+def add_review(
+    engine: sa.Engine, row: ReviewRow, run_id: int | None, key: bytes
+) -> tuple[int, IngestCounts, int | None]:
     """One review from the HTTP API, through the same load path (and SQL) as a
     file's rows, counted in the API's own ingest run (started when run_id is None).
-    Returns (run id, the new review_id or None when the user already reviewed the item)."""
+    Returns (run id, the counts, the new review_id or None when nothing was loaded:
+    the user already reviewed the item, or was forgotten)."""
     raw_conn = engine.raw_connection()
     conn: Any = raw_conn.driver_connection  # a psycopg connection (SQLAlchemy types it loosely)
     try:
         conn.autocommit = True  # transactions are explicit, as in ingest_file
         if run_id is None:
             run_id = start_run(conn, API_SOURCE, API_PATH)
-        loader = Loader(conn, API_SOURCE, API_PATH, run_id)
-        counts = loader.load(Batch(rows=[(1, row)], rejects=[]))
-        return run_id, loader.last_review_id if counts.loaded else None
+        loader = Loader(conn, API_SOURCE, API_PATH, run_id, key)
+        counts = loader.load(Batch(rows=[(1, row, "")], rejects=[]))
+        return run_id, counts, loader.last_review_id if counts.loaded else None
     finally:
         if not conn.closed:
             conn.autocommit = False
@@ -365,7 +475,7 @@ def ingest_file(
     try:
         conn.autocommit = True  # transactions are explicit, one per batch
         run_id = start_run(conn, source, stored_path)
-        loader = loader_factory(conn, source, stored_path, run_id)
+        loader = loader_factory(conn, source, stored_path, run_id, key)
         with tqdm(
             total=path.stat().st_size,
             unit="B",

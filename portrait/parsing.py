@@ -9,6 +9,8 @@ from __future__ import annotations
 import csv
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
@@ -17,15 +19,47 @@ from portrait.privacy import mask_contacts, pseudonymize
 
 MAX_LINE_BYTES = 1_000_000
 MAX_TEXT_CHARS = 50_000
-MAX_RAW_CHARS = 65_536  # a rejected line is kept up to this length
+MAX_ID_CHARS = 256
 EARLIEST = datetime(1990, 1, 1, tzinfo=timezone.utc)
 EVENT_TYPES = ("view", "cart", "purchase", "review")
+# csv's default 131,072-character field limit is below a line's: let a long field
+# parse, so that its length check (MAX_TEXT_CHARS) rejects it with a reason.
+csv.field_size_limit(MAX_LINE_BYTES)
 EVENTS_CSV_HEADER = ("user_id", "item_id", "event_type", "event_timestamp", "quantity", "amount")
 CDNOW_HEADER = ("customer_id", "date", "number_of_cds", "dollar_value")
 
 
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+
+
 class RowError(ValueError):
-    """A malformed row; the message is the reason stored in ingest_rejects."""
+    """A malformed row; the message is the reason stored in ingest_rejects, and
+    user_id the pseudonym of the row's user where the parser located it."""
+
+    def __init__(self, reason: str, user_id: str | None = None) -> None:
+        super().__init__(reason)
+        self.user_id = user_id
+
+
+@contextmanager
+def located_user(raw_id: object, key: bytes) -> Iterator[str | None]:
+    """Within the block, a RowError names the row's user by pseudonym, and the raw
+    id never survives into its reason (a reason may quote a field's value)."""
+    raw = str(raw_id).strip() if isinstance(raw_id, (str, int)) and not isinstance(raw_id, bool) else ""
+    pseudonym = pseudonymize(raw, key) if raw else None
+    try:
+        yield pseudonym
+    except RowError as err:
+        reason = str(err)
+        if raw and pseudonym:
+            reason = reason.replace(raw, pseudonym)
+        raise RowError(reason, err.user_id or pseudonym) from None
+
+
+def shown(value: object, limit: int = 60) -> str:
+    """A value quoted in a reason, cut short: reasons are for people, not copies of data."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,9 +109,20 @@ def _clean_text(value: object, field: str) -> str:
         raise RowError(f"{field} is not a string")
     if "\x00" in value:
         raise RowError(f"{field} contains a NUL character")
+    if _SURROGATE_RE.search(value):
+        raise RowError(f"{field} contains an invalid code point (a lone UTF-16 surrogate)")
     if len(value) > MAX_TEXT_CHARS:
         raise RowError(f"{field} is {len(value):,} characters, over the {MAX_TEXT_CHARS:,} limit")
     return mask_contacts(value.strip())
+
+
+def _text_id(value: str, field: str) -> str:
+    """An id as stored: bounded, and free of control characters (they break logs and CSV)."""
+    if len(value) > MAX_ID_CHARS:
+        raise RowError(f"{field} is {len(value):,} characters, over the {MAX_ID_CHARS} limit")
+    if any(ord(c) < 32 or 0xD800 <= ord(c) <= 0xDFFF for c in value):
+        raise RowError(f"{field} contains a control character or an invalid code point")
+    return value
 
 
 def _required_id(record: dict, field: str) -> str:
@@ -86,17 +131,17 @@ def _required_id(record: dict, field: str) -> str:
         raise RowError(f"missing field {field}")
     if not isinstance(value, (str, int)) or isinstance(value, bool):
         raise RowError(f"{field} is not a string")
-    return str(value).strip()
+    return _text_id(str(value).strip(), field)
 
 
 def _unix_time(value: object, field: str) -> datetime:
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise RowError(f"unparseable time in {field}: {value!r}")
+        raise RowError(f"unparseable time in {field}: {shown(value)}")
     try:
         seconds = float(value)
         ts = datetime.fromtimestamp(seconds, tz=timezone.utc)
     except (ValueError, OverflowError, OSError):
-        raise RowError(f"unparseable time in {field}: {value!r}") from None
+        raise RowError(f"unparseable time in {field}: {shown(value)}") from None
     return _plausible(ts, field)
 
 
@@ -108,13 +153,13 @@ def _plausible(ts: datetime, field: str) -> datetime:
 
 def _rating(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise RowError(f"rating is not a number: {value!r}")
+        raise RowError(f"rating is not a number: {shown(value)}")
     try:
         number = float(value)
     except ValueError:
-        raise RowError(f"rating is not a number: {value!r}") from None
+        raise RowError(f"rating is not a number: {shown(value)}") from None
     if not number.is_integer() or not 1 <= number <= 5:
-        raise RowError(f"rating {value!r} is outside 1-5")
+        raise RowError(f"rating {shown(value)} is outside 1-5")
     return int(number)
 
 
@@ -128,7 +173,7 @@ def _votes(record: dict) -> tuple[int, int | None]:
             or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in helpful)
             or helpful[0] > helpful[1]
         ):
-            raise RowError(f"helpful is not [helpful, total] votes: {helpful!r}")
+            raise RowError(f"helpful is not [helpful, total] votes: {shown(helpful)}")
         return helpful[0], helpful[1]
     vote = record.get("vote")
     if vote is None:
@@ -136,9 +181,9 @@ def _votes(record: dict) -> tuple[int, int | None]:
     try:
         count = int(str(vote).replace(",", ""))
     except ValueError:
-        raise RowError(f"vote is not a count: {vote!r}") from None
+        raise RowError(f"vote is not a count: {shown(vote)}") from None
     if count < 0:
-        raise RowError(f"vote is negative: {vote!r}")
+        raise RowError(f"vote is negative: {shown(vote)}")
     return count, None
 
 
@@ -152,40 +197,42 @@ def parse_amazon_review(line: str, key: bytes) -> ReviewRow:
         raise RowError(f"bad JSON: {err.msg} at column {err.colno}") from None
     if not isinstance(record, dict):
         raise RowError("bad JSON: not an object")
-    user = _required_id(record, "reviewerID")
-    item = _required_id(record, "asin")
-    if "overall" not in record:
-        raise RowError("missing field overall")
-    rating = _rating(record["overall"])
-    if "unixReviewTime" in record:
-        ts = _unix_time(record["unixReviewTime"], "unixReviewTime")
-    elif "reviewTime" in record:
-        try:
-            ts = _plausible(
-                datetime.strptime(str(record["reviewTime"]), "%m %d, %Y").replace(tzinfo=timezone.utc), "reviewTime"
-            )
-        except ValueError:
-            raise RowError(f"unparseable time in reviewTime: {record['reviewTime']!r}") from None
-    else:
-        raise RowError("missing field unixReviewTime")
-    helpful, total = _votes(record)
-    return ReviewRow(
-        user_id=pseudonymize(user, key),
-        item_id=item,
-        rating=rating,
-        summary=_clean_text(record.get("summary"), "summary"),
-        text=_clean_text(record.get("reviewText"), "reviewText"),
-        helpful_votes=helpful,
-        total_votes=total,
-        event_timestamp=ts,
-    )
+    with located_user(record.get("reviewerID"), key) as pseudonym:
+        user = _required_id(record, "reviewerID")
+        item = _required_id(record, "asin")
+        if "overall" not in record:
+            raise RowError("missing field overall")
+        rating = _rating(record["overall"])
+        if "unixReviewTime" in record:
+            ts = _unix_time(record["unixReviewTime"], "unixReviewTime")
+        elif "reviewTime" in record:
+            try:
+                ts = _plausible(
+                    datetime.strptime(str(record["reviewTime"]), "%m %d, %Y").replace(tzinfo=timezone.utc),
+                    "reviewTime",
+                )
+            except ValueError:
+                raise RowError(f"unparseable time in reviewTime: {shown(record['reviewTime'])}") from None
+        else:
+            raise RowError("missing field unixReviewTime")
+        helpful, total = _votes(record)
+        return ReviewRow(
+            user_id=pseudonym or pseudonymize(user, key),
+            item_id=item,
+            rating=rating,
+            summary=_clean_text(record.get("summary"), "summary"),
+            text=_clean_text(record.get("reviewText"), "reviewText"),
+            helpful_votes=helpful,
+            total_votes=total,
+            event_timestamp=ts,
+        )
 
 
 def _int_field(value: str, field: str, *, minimum: int = 0) -> int:
     try:
         number = int(value)
     except ValueError:
-        raise RowError(f"{field} is not an integer: {value!r}") from None
+        raise RowError(f"{field} is not an integer: {shown(value)}") from None
     if number < minimum:
         raise RowError(f"{field} {number} is below {minimum}")
     return number
@@ -195,9 +242,9 @@ def _amount(value: str) -> Decimal:
     try:
         amount = Decimal(value)
     except InvalidOperation:
-        raise RowError(f"amount is not a number: {value!r}") from None
+        raise RowError(f"amount is not a number: {shown(value)}") from None
     if not amount.is_finite() or amount < 0 or amount >= Decimal("1e10"):
-        raise RowError(f"amount {value!r} is out of range")
+        raise RowError(f"amount {shown(value)} is out of range")
     return amount.quantize(Decimal("0.01"))
 
 
@@ -213,18 +260,20 @@ def parse_cdnow_purchase(line: str, key: bytes) -> EventRow:
     if len(fields) != 4:
         raise RowError(f"expected 4 fields (customer_id date number_of_cds dollar_value), got {len(fields)}")
     customer, date, cds, dollars = fields
-    try:
-        ts = _plausible(datetime.strptime(date, "%Y%m%d").replace(tzinfo=timezone.utc), "date")
-    except ValueError:
-        raise RowError(f"unparseable time in date: {date!r}") from None
-    return EventRow(
-        user_id=pseudonymize(customer, key),
-        item_id=None,
-        event_type="purchase",
-        quantity=_int_field(cds, "number_of_cds", minimum=1),
-        amount=_amount(dollars),
-        event_timestamp=ts,
-    )
+    with located_user(customer, key) as pseudonym:
+        _text_id(customer, "customer_id")
+        try:
+            ts = _plausible(datetime.strptime(date, "%Y%m%d").replace(tzinfo=timezone.utc), "date")
+        except ValueError:
+            raise RowError(f"unparseable time in date: {shown(date)}") from None
+        return EventRow(
+            user_id=pseudonym or pseudonymize(customer, key),
+            item_id=None,
+            event_type="purchase",
+            quantity=_int_field(cds, "number_of_cds", minimum=1),
+            amount=_amount(dollars),
+            event_timestamp=ts,
+        )
 
 
 def _iso_or_unix(value: str, field: str) -> datetime:
@@ -234,7 +283,7 @@ def _iso_or_unix(value: str, field: str) -> datetime:
     try:
         ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise RowError(f"unparseable time in {field}: {value!r}") from None
+        raise RowError(f"unparseable time in {field}: {shown(value)}") from None
     if ts.tzinfo is None:
         ts = ts.replace(tzinfo=timezone.utc)  # documented: naive times are UTC
     return _plausible(ts.astimezone(timezone.utc), field)
@@ -258,20 +307,22 @@ def parse_event_csv(line: str, key: bytes) -> EventRow:
     if len(fields) != len(EVENTS_CSV_HEADER):
         raise RowError(f"expected {len(EVENTS_CSV_HEADER)} fields ({','.join(EVENTS_CSV_HEADER)}), got {len(fields)}")
     user, item, event_type, ts, quantity, amount = fields
-    if not user:
-        raise RowError("missing field user_id")
-    if event_type not in EVENT_TYPES:
-        raise RowError(f"event_type {event_type!r} is not one of {', '.join(EVENT_TYPES)}")
-    if not ts:
-        raise RowError("missing field event_timestamp")
-    return EventRow(
-        user_id=pseudonymize(user, key),
-        item_id=item or None,
-        event_type=event_type,
-        quantity=_int_field(quantity, "quantity") if quantity else 1,
-        amount=_amount(amount) if amount else None,
-        event_timestamp=_iso_or_unix(ts, "event_timestamp"),
-    )
+    with located_user(user, key) as pseudonym:
+        if not user:
+            raise RowError("missing field user_id")
+        _text_id(user, "user_id")
+        if event_type not in EVENT_TYPES:
+            raise RowError(f"event_type {shown(event_type)} is not one of {', '.join(EVENT_TYPES)}")
+        if not ts:
+            raise RowError("missing field event_timestamp")
+        return EventRow(
+            user_id=pseudonym or pseudonymize(user, key),
+            item_id=_text_id(item, "item_id") or None,
+            event_type=event_type,
+            quantity=_int_field(quantity, "quantity") if quantity else 1,
+            amount=_amount(amount) if amount else None,
+            event_timestamp=_iso_or_unix(ts, "event_timestamp"),
+        )
 
 
 class EventKeys:
@@ -294,30 +345,3 @@ class EventKeys:
         n = self._seen.get(content, 0)
         self._seen[content] = n + 1
         return f"{content}#{n}"
-
-
-_JSON_USER_RE = re.compile(r'("reviewerID"\s*:\s*")((?:[^"\\]|\\.)*)(")')
-_JSON_NAME_RE = re.compile(r'"reviewerName"\s*:\s*"(?:[^"\\]|\\.)*"\s*,?\s*')
-
-
-def redact_raw(source: str, raw: str, key: bytes) -> str:
-    """A rejected line as it will be stored: user id pseudonymized, reviewer name
-    dropped, contacts masked, length capped. Rejects are as private as the rest."""
-    if source == "amazon-reviews":
-        raw = _JSON_USER_RE.sub(lambda m: m.group(1) + _safe_pseudonym(m.group(2), key) + m.group(3), raw)
-        raw = _JSON_NAME_RE.sub("", raw)
-    elif source == "purchases":
-        fields = raw.split(None, 1)
-        if fields:
-            raw = _safe_pseudonym(fields[0], key) + (" " + fields[1] if len(fields) > 1 else "")
-    elif source == "events":
-        first, sep, rest = raw.partition(",")
-        raw = _safe_pseudonym(first, key) + sep + rest
-    raw = mask_contacts(raw)
-    if len(raw) > MAX_RAW_CHARS:
-        raw = raw[:MAX_RAW_CHARS] + f" ...[truncated, {len(raw):,} characters]"
-    return raw
-
-
-def _safe_pseudonym(value: str, key: bytes) -> str:
-    return pseudonymize(value, key) if value.strip() else value

@@ -1,9 +1,11 @@
-"""Pseudonymization of user ids and masking of contact details in review text."""
+"""Pseudonymization of user ids, sealing of rejected lines, the id key's
+fingerprint and masking of contact details in review text."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import re
 
 USER_PREFIX = "u_"
@@ -39,3 +41,42 @@ def mask_contacts(text: str) -> str:
     if _MAYBE_PHONE_RE.search(text):
         text = PHONE_RE.sub("[phone]", text)
     return text
+
+
+# --- rejected lines: kept, but never in the clear ------------------------------------
+# A malformed line cannot be parsed, so the user id in it cannot be located reliably
+# (a numeric id, a Python-literal line, an escaped key, a truncated line, a quoted
+# CSV field with a comma...). It is sealed with AES-GCM under a key derived from the
+# id key: an operator who holds the id key can read it (`portrait rejects`), a
+# database dump cannot.
+_SEAL_VERSION = b"\x01"
+
+
+def _derived(key: bytes, label: bytes) -> bytes:
+    return hmac.new(key, b"portrait/" + label, hashlib.sha256).digest()
+
+
+def seal(text: str, key: bytes) -> bytes:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    nonce = os.urandom(12)
+    return _SEAL_VERSION + nonce + AESGCM(_derived(key, b"rejects")).encrypt(nonce, text.encode("utf-8"), None)
+
+
+def unseal(blob: bytes, key: bytes) -> str:
+    """The sealed text; ValueError if it was sealed under another key or altered."""
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    blob = bytes(blob)
+    if blob[:1] != _SEAL_VERSION:
+        raise ValueError("not a sealed line (unknown format)")
+    try:
+        return AESGCM(_derived(key, b"rejects")).decrypt(blob[1:13], blob[13:], None).decode("utf-8")
+    except InvalidTag:
+        raise ValueError("sealed under another id key, or altered") from None
+
+
+def key_fingerprint(key: bytes) -> str:
+    """Identifies the id key without revealing it (stored with the database)."""
+    return "sha256:" + _derived(key, b"fingerprint").hex()[:32]

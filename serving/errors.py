@@ -19,6 +19,12 @@ class Conflict(BentoMLException):
     error_code = HTTPStatus.CONFLICT
 
 
+class Gone(BentoMLException):
+    """The user was erased (`portrait forget`): nothing of theirs is stored again."""
+
+    error_code = HTTPStatus.GONE
+
+
 def outage_types() -> tuple[type[BaseException], ...]:
     """The exceptions that mean a dependency (database, online store, a model
     service) cannot be reached, whatever their message says."""

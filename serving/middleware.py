@@ -1,38 +1,246 @@
-"""ASGI middleware of the Portrait service: the API key on every route but
-health checks and the docs, and error bodies that say what went wrong (a 503
-carries its reason, which BentoML would hide; a 4xx is one {"error": ...} object)."""
+"""The gate in front of every Portrait route (ASGI middleware), one mechanism per
+promise:
+
+- who: the API key (X-API-Key) and its role: storefront keys call the API,
+  admin keys (PORTRAIT_ADMIN_KEYS) also /admin/*; health checks and docs are open;
+- how much: per-key rate (token bucket) and requests in flight, 429 beyond; a body
+  over PORTRAIT_MAX_BODY_BYTES gets 413 before it is read (Content-Length) or as
+  soon as it passes the limit (chunked);
+- what: a body must be JSON whose every string is free of NUL and lone surrogates,
+  else 400 naming the field; the body is never logged;
+- isolation: the model-bound routes (/sentiment, /reviews) queue here for a few
+  slots, holding no worker thread, so they cannot starve the feature routes;
+- what is recorded: one access line and Prometheus series per request, labelled by
+  route (a fixed set), never by path, id or body;
+- error bodies that say what went wrong (a 503 carries its reason, which BentoML
+  would hide; a 4xx is one {"error": ...} object)."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import hashlib
 import json
+import logging
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from serving.errors import request_notes
 
+access_log = logging.getLogger("portrait.access")
 
-class ApiKeyMiddleware:
-    OPEN = ("/livez", "/readyz", "/healthz", "/docs.json", "/docs", "/static_content")
+STOREFRONT, ADMIN = "storefront", "admin"
+ROUTES = {
+    "/sentiment": STOREFRONT,
+    "/rating": STOREFRONT,
+    "/recommend": STOREFRONT,
+    "/profile": STOREFRONT,
+    "/reviews": STOREFRONT,
+    "/metrics": STOREFRONT,
+    "/admin/reload": ADMIN,
+}
+HEAVY = ("/sentiment", "/reviews")
+OPEN = ("/", "/livez", "/readyz", "/healthz", "/docs.json", "/docs")
+OPEN_PREFIX = "/static_content/"
 
-    def __init__(self, app) -> None:
+
+def route_of(path: str) -> str:
+    """The route a path belongs to: the label of logs and metrics (a fixed set)."""
+    if path in ROUTES or path in OPEN:
+        return path
+    return "/static_content" if path.startswith(OPEN_PREFIX) else "unmatched"
+
+
+class Rejected(Exception):
+    def __init__(self, status: int, reason: str, headers: list | None = None) -> None:
+        super().__init__(reason)
+        self.status, self.reason, self.headers = status, reason, headers or []
+
+
+def invalid_text(value: Any, where: str = "body") -> str | None:
+    """The first string (or key) holding NUL or a lone surrogate, named by its path."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return f"{where} contains a NUL character"
+        if any(0xD800 <= ord(c) <= 0xDFFF for c in value):
+            return f"{where} contains an invalid code point (a lone UTF-16 surrogate)"
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            problem = invalid_text(k, f"{where} key") or invalid_text(v, k if where == "body" else f"{where}.{k}")
+            if problem:
+                return problem
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            problem = invalid_text(v, f"{where}[{i}]")
+            if problem:
+                return problem
+    return None
+
+
+@dataclass
+class KeyBudget:
+    """Token bucket and in-flight count of one key."""
+
+    tokens: float
+    stamp: float = field(default_factory=time.monotonic)
+    in_flight: int = 0
+
+
+class Limits:
+    def __init__(self, settings) -> None:
+        from portrait.settings import admin_keys, api_keys
+
+        self.admin = admin_keys(settings)
+        self.storefront = api_keys(settings) - self.admin
+        self.rate, self.burst = settings.rate_limit, settings.rate_burst
+        self.key_concurrency = settings.key_concurrency
+        self.max_body = settings.max_body_bytes
+        self.heavy = asyncio.Semaphore(settings.heavy_concurrency)
+        self.budgets: dict[str, KeyBudget] = {}
+
+    def role(self, key: str) -> str | None:
+        return ADMIN if key in self.admin else STOREFRONT if key in self.storefront else None
+
+    def admit(self, key: str) -> KeyBudget:
+        budget = self.budgets.setdefault(key, KeyBudget(tokens=float(self.burst)))
+        now = time.monotonic()
+        budget.tokens = min(float(self.burst), budget.tokens + (now - budget.stamp) * self.rate)
+        budget.stamp = now
+        if budget.tokens < 1:
+            wait = max(1, round((1 - budget.tokens) / self.rate))
+            raise Rejected(
+                429, f"rate limit of {self.rate:g} requests/s per key exceeded", [(b"retry-after", str(wait).encode())]
+            )
+        if budget.in_flight >= self.key_concurrency:
+            raise Rejected(429, f"more than {self.key_concurrency} requests in flight for this key")
+        budget.tokens -= 1
+        return budget
+
+
+class Gate:
+    def __init__(self, app, limits: Limits | None = None) -> None:
         self.app = app
-        self.keys: set[str] | None = None
+        self.limits = limits  # from the settings at the first request, unless given
+
+    def _setup(self) -> Limits:
+        if self.limits is None:
+            from portrait.settings import get_settings
+
+            self.limits = Limits(get_settings())
+        return self.limits
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["path"] == "/" or scope["path"].startswith(self.OPEN):
+        if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        if self.keys is None:
-            from portrait.settings import api_keys, get_settings
+        started, route = time.perf_counter(), route_of(scope["path"])
+        status = {"code": 0}
 
-            self.keys = api_keys(get_settings())
-        key = dict(scope.get("headers") or []).get(b"x-api-key", b"").decode("latin-1")
-        if key not in self.keys:
-            return await send_json(send, 401, {"error": "missing or wrong API key: send it in the X-API-Key header"})
-        notes: dict = {}
-        token = request_notes.set(notes)
+        async def counted_send(message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        key_id = "-"
         try:
-            await self.app(scope, receive, ErrorBodies(send, notes))
+            if route in OPEN or route == "/static_content":
+                return await self.app(scope, receive, counted_send)
+            limits = self._setup()
+            if route == "unmatched":
+                raise Rejected(404, "no such route; see / for the API")
+            key = dict(scope.get("headers") or []).get(b"x-api-key", b"").decode("latin-1")
+            role = limits.role(key)
+            if role is None:
+                raise Rejected(401, "missing or wrong API key: send it in the X-API-Key header")
+            key_id = hashlib.sha256(key.encode()).hexdigest()[:8]  # names the key in logs, reveals nothing
+            if ROUTES[route] == ADMIN and role != ADMIN:
+                raise Rejected(403, f"{route} needs an admin key (PORTRAIT_ADMIN_KEYS)")
+            budget = limits.admit(key)
+            budget.in_flight += 1
+            try:
+                body = await self._body(scope, receive, limits.max_body)
+                replay = _replay(body, receive)
+                notes: dict = {}
+                token = request_notes.set(notes)
+                try:
+                    if route in HEAVY:
+                        async with limits.heavy:
+                            await self.app(scope, replay, ErrorBodies(counted_send, notes))
+                    else:
+                        await self.app(scope, replay, ErrorBodies(counted_send, notes))
+                finally:
+                    request_notes.reset(token)
+            finally:
+                budget.in_flight -= 1
+        except Rejected as err:
+            status["code"] = err.status
+            await send_json(send, err.status, {"error": err.reason}, err.headers)
         finally:
-            request_notes.reset(token)
+            self._record(scope["method"], route, status["code"], time.perf_counter() - started, key_id)
+
+    async def _body(self, scope, receive, limit: int) -> bytes:
+        """The whole body, bounded; for POST, checked to be clean JSON."""
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            raise Rejected(413, f"request body over the {limit:,}-byte limit (PORTRAIT_MAX_BODY_BYTES)")
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise Rejected(400, "client disconnected")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise Rejected(413, f"request body over the {limit:,}-byte limit (PORTRAIT_MAX_BODY_BYTES)")
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                break
+        body = b"".join(chunks)
+        if scope["method"] == "POST":
+            try:
+                parsed = json.loads(body) if body.strip() else {}
+            except (ValueError, RecursionError) as err:
+                where = f" at position {err.pos}" if isinstance(err, json.JSONDecodeError) else ""
+                raise Rejected(400, f"request body is not valid JSON{where}") from None
+            problem = invalid_text(parsed)
+            if problem:
+                raise Rejected(400, problem)
+        return body
+
+    def _record(self, method: str, route: str, status: int, seconds: float, key_id: str) -> None:
+        access_log.info("%s %s %s %.1fms key=%s", method, route, status, seconds * 1000, key_id)
+        try:
+            request_seconds().labels(route=route, method=method, status=str(status)).observe(seconds)
+        except Exception:  # noqa: BLE001 - metrics must never fail a request
+            access_log.debug("cannot record metrics", exc_info=True)
+
+
+@functools.cache
+def request_seconds():
+    """The request histogram (prometheus_client: BentoML's multiprocess directory
+    collects it from every worker for /metrics)."""
+    from prometheus_client import Histogram
+
+    return Histogram(
+        "portrait_request_duration_seconds",
+        "Portrait API requests by route (never by path or id), method and status",
+        ["route", "method", "status"],
+        buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    )
+
+
+def _replay(body: bytes, receive):
+    sent = False
+
+    async def replayed() -> dict:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed
 
 
 class ErrorBodies:
@@ -65,13 +273,17 @@ class ErrorBodies:
         await self.send({"type": "http.response.body", "body": body})
 
 
-async def send_json(send, status: int, payload: dict) -> None:
+async def send_json(send, status: int, payload: dict, headers: list | None = None) -> None:
     body = json.dumps(payload).encode()
     await send(
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *(headers or []),
+            ],
         }
     )
     await send({"type": "http.response.body", "body": body})

@@ -2,12 +2,14 @@
 models and Feast.
 
 `SentimentModel` serves models:/review-sentiment@champion with adaptive
-batching; `Portrait` is the public API (sentiment, rating, recommend, profile,
-reviews): it reads the user's features from Feast per request (items from an
-in-process snapshot, portrait/online.py) and scores with
-models:/rating-predictor@champion. Champions are polled (serving/champions.py)
-and POST /admin/reload forces it; the API key and error bodies are
-serving/middleware.py; failures map to HTTP in serving/errors.py.
+batching, in its own worker process; `Portrait` is the public API (sentiment,
+rating, recommend, profile, reviews): it reads the user's features from Feast
+per request (items from an in-process snapshot, portrait/online.py) and scores
+with models:/rating-predictor@champion. Champions are polled
+(serving/champions.py) and POST /admin/reload (admin keys) forces it. Keys,
+roles, limits, body checks, access log and metrics are the gate in
+serving/middleware.py; failures map to HTTP in serving/errors.py. User ids travel
+in JSON bodies only: never in a path, a log line or a metric label.
 
     bentoml serve serving.service:Portrait      (or: portrait serve)
 """
@@ -23,14 +25,12 @@ from typing import TYPE_CHECKING, Annotated
 import bentoml
 import numpy as np
 from bentoml.exceptions import InvalidArgument, NotFound, ServiceUnavailable
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from registry.models import RATING, SENTIMENT
 from serving.champions import ChampionModel, configure_tracking, poll_forever, settle
-from serving.errors import Conflict, describe, down, is_outage
-from serving.middleware import ApiKeyMiddleware
+from serving.errors import Conflict, Gone, describe, down, is_outage
+from serving.middleware import Gate
 from serving.schemas import (
     MAX_ITEMS,
     MAX_TEXTS,
@@ -62,6 +62,12 @@ class SentimentModel:
     texts are classified in one forward pass."""
 
     def __init__(self) -> None:
+        import os
+
+        import torch
+
+        # leave a core to the API process: its feature routes must not wait behind a forward pass
+        torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
         configure_tracking()
         self.champion = ChampionModel(SENTIMENT)
         self.champion.refresh()
@@ -100,32 +106,44 @@ class SentimentModel:
         return True  # ready without a champion: /sentiment then answers 503 with the reason
 
 
-profile_app = FastAPI(title="Portrait profile", description="GET /profile/{user_id}: the user's portrait")
+async def metrics_app(scope, receive, send) -> None:
+    """Prometheus exposition at /metrics (BentoML's own HTTP metrics are off: they
+    label series by raw path, which carried user ids and grew without bound)."""
+    from bentoml._internal.configuration.containers import BentoMLContainer
+
+    client = BentoMLContainer.metrics_client.get()
+    body = client.generate_latest()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", client.CONTENT_TYPE_LATEST.encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
-@profile_app.get("/{user_id}", response_model=Profile)
-def get_profile(user_id: str):
-    service = bentoml.get_current_service()
-    try:
-        return service.profile_of(user_id)
-    except (NotFound, ServiceUnavailable, InvalidArgument) as err:
-        return JSONResponse({"error": str(err)}, status_code=err.error_code.value)
-
-
-@bentoml.service(name="portrait", traffic={"timeout": 30})
-@bentoml.asgi_app(profile_app, path="/profile")
+@bentoml.service(
+    name="portrait",
+    traffic={"timeout": 30},
+    threads=16,  # sync endpoints run in this pool; model-bound ones are capped by the gate, so the rest always find a thread
+    metrics={"enabled": False},
+    logging={"access": {"enabled": False}},  # the gate writes an access line without ids or bodies
+)
+@bentoml.asgi_app(metrics_app, path="/metrics")
 class Portrait:
     sentiment_model = bentoml.depends(SentimentModel)
 
     def __init__(self) -> None:
         from portrait import database
-        from portrait.settings import get_settings, id_key
+        from portrait.idkey import verified_id_key
+        from portrait.settings import get_settings
 
         self.settings = get_settings()
-        self.key = id_key(self.settings)
         configure_tracking()
         self.rating = ChampionModel(RATING)
-        self.engine = database.engine(self.settings, pool_size=4)
+        self.engine = database.engine(self.settings, pool_size=8)
+        self.key = verified_id_key(self.settings, self.engine)
         self._store_lock = threading.Lock()
         self._reader = None
         self._store_error: str | None = None
@@ -133,6 +151,9 @@ class Portrait:
         self._encoder_lock = threading.Lock()
         self._api_run_id: int | None = None
         self._sentiment_version: str | None = None
+        from portrait.ingest import close_api_runs
+
+        close_api_runs(self.engine, None)
         self._refresh()
         poll_forever(self._refresh)
         settle()
@@ -325,7 +346,9 @@ class Portrait:
 
         return self._online(answer)
 
-    def profile_of(self, user_id: str) -> Profile:
+    @bentoml.api(route="/profile")
+    def profile(self, user_id: UserId) -> Profile:
+        """The user's portrait: behaviour, sentiment tendency, interests, segment."""
         from portrait.labels import SENTIMENT_LABELS
         from portrait.online import segment
 
@@ -355,17 +378,21 @@ class Portrait:
         summary: Annotated[str, Field(max_length=500)] = "",
     ) -> ReviewResponse:
         """Store a new review (raw tables, through ingest's load path), classify its
-        sentiment and update the user's online text profile through the Feast push source."""
+        sentiment and update the user's online text profile through the Feast push source.
+        The item must be in the catalog (404 otherwise: reviews do not create items);
+        a user erased by `portrait forget` gets 410 and nothing is stored."""
         import pandas as pd
 
         from portrait.encoder import review_text
-        from portrait.ingest import add_review
+        from portrait.ingest import add_review, item_known
         from portrait.labels import rating_sentiment
         from portrait.online import pushed_text_profile
         from portrait.parsing import ReviewRow
         from portrait.privacy import mask_contacts
 
         pseudonym = self._pseudonym(user_id)
+        if not self._db(lambda: item_known(self.engine, item_id)):
+            raise NotFound(f"unknown item {item_id}: reviews are taken for catalog items only")
         text, summary = mask_contacts(text.strip()), mask_contacts(summary.strip())
         sentiment = self._classify([review_text(summary, text)])[0]
         now = datetime.now(timezone.utc)
@@ -379,7 +406,9 @@ class Portrait:
             total_votes=0,
             event_timestamp=now,
         )
-        self._api_run_id, review_id = self._db(lambda: add_review(self.engine, row, self._api_run_id))
+        self._api_run_id, counts, review_id = self._db(lambda: add_review(self.engine, row, self._api_run_id, self.key))
+        if counts.forgotten:
+            raise Gone("this user was erased (right to be forgotten); their reviews are not stored")
         if review_id is None:
             raise Conflict(f"user {user_id} has already reviewed item {item_id}")
 
@@ -424,6 +453,13 @@ class Portrait:
             changed.append(SENTIMENT)
         return ReloadResponse(models=self.versions(sentiment.get("version")), changed=changed)
 
+    @bentoml.on_shutdown
+    def close_api_run(self) -> None:
+        """The API's ingest run ends with the process that counted it."""
+        from portrait.ingest import close_api_runs
+
+        close_api_runs(self.engine, self._api_run_id)
+
     def __is_ready__(self) -> bool:
         # the routes that need a missing champion answer 503 with the reason; the store is needed by all
         return self._reader is not None
@@ -442,4 +478,4 @@ def _why(rating: float, affinity: float, reviews: float) -> str:
     return "; ".join(parts)
 
 
-Portrait.add_asgi_middleware(ApiKeyMiddleware)  # type: ignore[attr-defined]  # added by @bentoml.service
+Portrait.add_asgi_middleware(Gate)  # type: ignore[attr-defined]  # added by @bentoml.service

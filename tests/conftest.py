@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 AMAZON = SHARED_DATA / "amazon_musical_instruments_5core" / "reviews_Musical_Instruments_5.json.gz"
 CDNOW = SHARED_DATA / "cdnow_purchases" / "CDNOW_master.txt"
-TEST_KEY = b"test-pseudonymization-key"
+TEST_KEY = b"test-pseudonymization-key-of-32-bytes-or-more"
 
 
 def require_external(name: str) -> str:
@@ -97,6 +97,8 @@ RAW_TABLES = (
     "ingest_runs",
     "feature_builds",
     "forget_audit",
+    "forgotten_users",
+    "id_key_fingerprint",
     "user_behavior",
     "item_stats",
     "review_embeddings",

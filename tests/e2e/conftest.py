@@ -21,6 +21,7 @@ from tests.integration.test_ingest import real_lines
 
 BIN = Path(sys.executable).parent
 API_KEY = "e2e-test-key"
+ADMIN_KEY = "e2e-admin-key"
 
 
 def free_port() -> int:
@@ -82,8 +83,8 @@ class Deployment:
     def __init__(self, env: dict, url: str, redis: PrivateRedis, proc: subprocess.Popen, log: Path) -> None:
         self.env, self.url, self.redis, self.proc, self.log = env, url, redis, proc, log
 
-    def headers(self) -> dict:
-        return {"X-API-Key": API_KEY}
+    def headers(self, admin: bool = False) -> dict:
+        return {"X-API-Key": ADMIN_KEY if admin else API_KEY}
 
 
 @pytest.fixture(scope="session")
@@ -100,6 +101,7 @@ def deployment(tmp_path_factory, tiny_bert):
         PORTRAIT_STATE_DIR=str(root / "state"),
         PORTRAIT_ENCODER=str(tiny_bert),
         PORTRAIT_API_KEYS=API_KEY,
+        PORTRAIT_ADMIN_KEYS=ADMIN_KEY,
         PORTRAIT_REDIS_URL=redis.url,
         PATH=f"{BIN}:{env['PATH']}",
         BENTOML_HOME=str(root / "bentoml"),

@@ -15,8 +15,8 @@ USER = "A2IBPI20UZIR0U"  # a real reviewer of the first 400 lines
 ITEM = "1384719342"
 
 
-def post(d, path, body, **kw):
-    return httpx.post(f"{d.url}{path}", json=body, headers=d.headers(), timeout=60, **kw)
+def post(d, path, body, admin=False, **kw):
+    return httpx.post(f"{d.url}{path}", json=body, headers=d.headers(admin), timeout=60, **kw)
 
 
 def test_health_is_open_and_everything_else_needs_the_key(deployment):
@@ -26,14 +26,14 @@ def test_health_is_open_and_everything_else_needs_the_key(deployment):
     for method, path in (
         ("POST", "/sentiment"),
         ("POST", "/recommend"),
-        ("GET", f"/profile/{USER}"),
+        ("POST", "/profile"),
         ("GET", "/metrics"),
         ("POST", "/admin/reload"),
     ):
         r = httpx.request(method, f"{d.url}{path}", json={}, headers={"X-API-Key": "wrong"})
         assert r.status_code == 401 and "API key" in r.json()["error"], path
     metrics = httpx.get(f"{d.url}/metrics", headers=d.headers())
-    assert metrics.status_code == 200 and "bentoml_service_request" in metrics.text
+    assert metrics.status_code == 200 and "portrait_request_duration_seconds" in metrics.text
 
 
 def test_every_endpoint_answers_and_names_its_models(deployment):
@@ -59,7 +59,7 @@ def test_every_endpoint_answers_and_names_its_models(deployment):
     assert cold.status_code == 200 and cold.json()["cold_start"] is True
     assert [i["why"].startswith("popular") for i in cold.json()["items"]] == [True] * 3
 
-    p = httpx.get(f"{d.url}/profile/{USER}", headers=d.headers())
+    p = post(d, "/profile", {"user_id": USER})
     assert p.status_code == 200, p.text
     profile = p.json()
     assert profile["segment"] and profile["behavior"]["review_count_total"] >= 1
@@ -67,33 +67,47 @@ def test_every_endpoint_answers_and_names_its_models(deployment):
     assert profile["models"]["rating_predictor"] == "1"
 
 
+def unreviewed_item(user: str) -> str:
+    """A catalog item (of the deployment's data) the user has not reviewed."""
+    import json
+
+    from tests.integration.test_ingest import real_lines
+
+    records = [json.loads(line) for line in real_lines(400)]
+    reviewed = {r["asin"] for r in records if r["reviewerID"] == user}
+    return sorted({r["asin"] for r in records} - reviewed)[-1]
+
+
 def test_a_new_review_is_stored_and_reaches_the_next_profile(deployment):
     d = deployment
-    before = httpx.get(f"{d.url}/profile/{USER}", headers=d.headers()).json()
+    new_item = unreviewed_item(USER)
+    unknown = post(d, "/reviews", {"user_id": USER, "item_id": "B000NEWITEM", "rating": 1, "text": "x"})
+    assert unknown.status_code == 404 and "unknown item" in unknown.text  # reviews create no catalog items
+    before = post(d, "/profile", {"user_id": USER}).json()
     n = before["behavior"]["review_count_total"]
     r = post(
         d,
         "/reviews",
         {
             "user_id": USER,
-            "item_id": "B000NEWITEM",
+            "item_id": new_item,
             "rating": 1,
             "text": "Snapped on day one. Mail me at bob@example.com",
         },
     )
     assert r.status_code == 200, r.text
     assert r.json()["online_profile_updated"] is True and r.json()["review_id"] > 0
-    after = httpx.get(f"{d.url}/profile/{USER}", headers=d.headers()).json()
+    after = post(d, "/profile", {"user_id": USER}).json()
     assert after["sentiment_tendency"]["negative"] > before["sentiment_tendency"]["negative"]
     assert after["behavior"]["review_count_total"] == n  # behaviour changes at the next feature build
-    again = post(d, "/reviews", {"user_id": USER, "item_id": "B000NEWITEM", "rating": 5, "text": "again"})
+    again = post(d, "/reviews", {"user_id": USER, "item_id": new_item, "rating": 5, "text": "again"})
     assert again.status_code == 409
     out = subprocess.run(
         [
             "bash",
             "-c",
             "psql \"$(portrait db url | sed 's/+psycopg//')\" -Atc "
-            "\"SELECT text FROM reviews WHERE item_id = 'B000NEWITEM'\"",
+            f"\"SELECT text FROM reviews WHERE item_id = '{new_item}' AND text LIKE 'Snapped%'\"",
         ],
         env=d.env,
         capture_output=True,
@@ -131,7 +145,7 @@ def test_malformed_json_and_unknown_profile(deployment):
         f"{d.url}/sentiment", content=b'{"texts": [', headers={**d.headers(), "content-type": "application/json"}
     )
     assert r.status_code == 400 and "JSON" in r.text
-    assert httpx.get(f"{d.url}/profile/nobody-at-all", headers=d.headers()).status_code == 404
+    assert post(d, "/profile", {"user_id": "nobody-at-all"}).status_code == 404
 
 
 def test_a_newly_promoted_champion_is_served_after_reload(deployment):
@@ -152,7 +166,8 @@ def test_a_newly_promoted_champion_is_served_after_reload(deployment):
         capture_output=True,
         timeout=120,
     )
-    r = post(d, "/admin/reload", {})
+    assert post(d, "/admin/reload", {}).status_code == 403  # a storefront key
+    r = post(d, "/admin/reload", {}, admin=True)
     assert r.status_code == 200, r.text
     assert r.json()["models"]["review_sentiment"] == version and "review-sentiment" in r.json()["changed"]
     s = post(d, "/sentiment", {"texts": ["fine"]})
@@ -201,7 +216,7 @@ def test_online_store_down_gives_503_with_reason_then_recovers(deployment):
     try:
         r = post(d, "/recommend", {"user_id": USER, "k": 3})
         assert r.status_code == 503 and "online store unavailable" in r.text, r.text
-        p = httpx.get(f"{d.url}/profile/{USER}", headers=d.headers(), timeout=30)
+        p = post(d, "/profile", {"user_id": USER})
         assert p.status_code == 503 and "unavailable" in p.text
         assert post(d, "/sentiment", {"texts": ["still fine"]}).status_code == 200  # needs no store
     finally:
@@ -213,7 +228,7 @@ def test_online_store_down_gives_503_with_reason_then_recovers(deployment):
             break
         time.sleep(1)
     assert r.status_code == 200, r.text
-    assert httpx.get(f"{d.url}/profile/{USER}", headers=d.headers()).status_code == 200
+    assert post(d, "/profile", {"user_id": USER}).status_code == 200
 
 
 def test_fuzzing_the_openapi_schema_finds_no_5xx(deployment):

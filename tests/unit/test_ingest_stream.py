@@ -1,6 +1,9 @@
 import gzip
 import io
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from portrait import parsing
 from portrait.ingest import IngestCounts, open_source, parse_batches, read_lines
 
@@ -29,10 +32,41 @@ def test_batches_split_rows_and_rejects_and_skip_the_header():
     assert [(r.line_number, r.reason) for r in rejects] == [
         (3, "expected 4 fields (customer_id date number_of_cds dollar_value), got 1")
     ]
-    assert [n for b in batches for n, _ in b.rows] == [2, 4]
+    assert [n for b in batches for n, _, _ in b.rows] == [2, 4]
 
 
 def test_counts_reconcile():
     c = IngestCounts(read=10, loaded=6, rejected=3, duplicates=1)
     assert c.reconciles and "ok" in c.summary()
     assert not IngestCounts(read=10, loaded=6).reconciles
+
+
+# --- property: no mutation of a real line can end a run -----------------------------
+
+_REAL = [
+    b'{"reviewerID": "A2IBPI20UZIR0U", "asin": "1384719342", "reviewerName": "cassandra tu", "helpful": [0, 0], '
+    b'"reviewText": "Not much to write about here", "overall": 5.0, "summary": "good", "unixReviewTime": 1393545600}\n',
+    b"00001 19970101 1 11.77\n",
+    b"shopper1,B01,purchase,2014-03-01T10:09:00Z,1,19.90\n",
+]
+_SOURCES = ("amazon-reviews", "purchases", "events")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    which=st.integers(0, 2),
+    cut=st.integers(0, 300),
+    insert=st.binary(max_size=12)
+    | st.sampled_from([b"[" * 5000, b'"', b"\\", b"\x00", b"\xff", b",", b" ", b"9" * 30]),
+    drop=st.integers(0, 20),
+)
+def test_any_mutation_of_a_real_line_is_a_row_or_a_reject(which, cut, insert, drop):
+    line = _REAL[which]
+    cut = min(cut, len(line) - 1)
+    mutated = line[:cut] + insert + line[cut + drop :]
+    batches = list(parse_batches(_SOURCES[which], read_lines(io.BytesIO(mutated)), KEY, batch_size=10))
+    parsed = sum(len(b) for b in batches)
+    lines = mutated.count(b"\n") + (0 if mutated.endswith(b"\n") else 1)
+    assert parsed == lines  # each line is exactly one row or one reject: never lost, never an exception
+    for reject in (r for b in batches for r in b.rejects):
+        assert reject.reason and "A2IBPI20UZIR0U" not in reject.reason

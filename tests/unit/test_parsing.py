@@ -11,14 +11,14 @@ from portrait.parsing import (
     decode_line,
     is_cdnow_header,
     is_events_header,
+    located_user,
     parse_amazon_review,
     parse_cdnow_purchase,
     parse_event_csv,
-    redact_raw,
 )
 from portrait.privacy import pseudonymize
 
-KEY = b"k"
+KEY = b"k" * 32
 GOOD = {
     "reviewerID": "A2IBPI20UZIR0U",
     "asin": "1384719342",
@@ -156,11 +156,12 @@ def test_event_keys_count_identical_purchases_of_a_day():
     assert [again.key(r) for r in (a, a, b, a)] == k
 
 
-def test_redacted_rejects_hold_no_raw_id_or_name():
-    raw = '{"reviewerID": "A2IBPI20UZIR0U", "reviewerName": "cassandra tu", "asin": "1", "overall": 9, "reviewText": "call 555-123-4567"'
-    out = redact_raw("amazon-reviews", raw, KEY)
-    assert "A2IBPI20UZIR0U" not in out and "cassandra" not in out and "555-123" not in out
-    assert pseudonymize("A2IBPI20UZIR0U", KEY) in out
-    assert "00042" not in redact_raw("purchases", "00042 1997 x", KEY)
-    assert "shopper7" not in redact_raw("events", "shopper7,B1,like,2014,1,", KEY)
-    assert "truncated" in redact_raw("events", "u," + "x" * 70_000, KEY)
+def test_a_reason_never_quotes_the_raw_id_and_names_the_pseudonym():
+    line = json.dumps({**GOOD, "reviewerID": "SECRET42", "overall": "SECRET42"})
+    with pytest.raises(RowError) as caught:
+        parse_amazon_review(line, KEY)
+    assert "SECRET42" not in str(caught.value)
+    assert caught.value.user_id == pseudonymize("SECRET42", KEY)
+    with pytest.raises(RowError) as caught, located_user(12345, KEY):
+        raise RowError("bad value 12345")
+    assert str(caught.value) == f"bad value {pseudonymize('12345', KEY)}"

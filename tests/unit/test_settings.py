@@ -16,7 +16,13 @@ def test_external_profile_requires_the_key(tmp_path):
     assert s.profile == "external"
     with pytest.raises(SettingsError, match="PORTRAIT_ID_KEY"):
         id_key(s)
-    assert id_key(Settings(state_dir=tmp_path, database_url="postgresql://x@h/db", id_key="abc")) == b"abc"
+    key = "k" * 32
+    assert id_key(Settings(state_dir=tmp_path, database_url="postgresql://x@h/db", id_key=key)) == key.encode()
+
+
+def test_a_short_key_is_refused(tmp_path):
+    with pytest.raises(SettingsError, match="at least 32"):
+        id_key(Settings(state_dir=tmp_path, database_url="postgresql://x@h/db", id_key="k"))
 
 
 def test_environment_selects_the_profile(monkeypatch, tmp_path):

@@ -1,0 +1,136 @@
+"""The serving gate (keys, roles, limits, body checks, labels) as a plain ASGI app
+in front of an echo app: no server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+import pytest
+
+from portrait.settings import Settings
+from serving.middleware import Gate, Limits, invalid_text, route_of
+
+STORE, ADMIN = "store-key", "admin-key"
+
+
+async def echo(scope, receive, send):
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    await asyncio.sleep(float(scope.get("query_string", b"0") or 0))
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": body})
+
+
+def gate(tmp_path, **overrides) -> Gate:
+    settings = Settings(state_dir=tmp_path, database_url=None, api_keys=STORE, admin_keys=ADMIN, **overrides)
+    return Gate(echo, Limits(settings))
+
+
+def client(g: Gate) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=g), base_url="http://t")
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_keys_and_roles(tmp_path):
+    async def go():
+        async with client(gate(tmp_path)) as c:
+            assert (await c.post("/rating", json={})).status_code == 401
+            assert (await c.post("/rating", json={}, headers={"X-API-Key": STORE})).status_code == 200
+            r = await c.post("/admin/reload", json={}, headers={"X-API-Key": STORE})
+            assert r.status_code == 403 and "admin key" in r.json()["error"]
+            assert (await c.post("/admin/reload", json={}, headers={"X-API-Key": ADMIN})).status_code == 200
+            assert (await c.get("/livez")).status_code == 200  # open
+            assert (await c.get("/profile/docs", headers={"X-API-Key": STORE})).status_code == 404
+
+    run(go())
+
+
+def test_bodies_over_the_limit_get_413_before_they_are_read(tmp_path):
+    async def go():
+        async with client(gate(tmp_path, max_body_bytes=1000)) as c:
+            big = {"texts": ["x" * 2000]}
+            r = await c.post("/sentiment", json=big, headers={"X-API-Key": STORE})
+            assert r.status_code == 413 and "1,000-byte limit" in r.json()["error"]
+
+            async def chunks():  # no Content-Length: counted while streaming
+                for _ in range(10):
+                    yield b"x" * 500
+
+            r = await c.post("/sentiment", content=chunks(), headers={"X-API-Key": STORE})
+            assert r.status_code == 413
+
+    run(go())
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'{"texts": [', "not valid JSON at position"),
+        (b"[" * 100_000, "not valid JSON"),
+        (json.dumps({"user_id": "u", "item_id": "a\x00b"}).encode(), "item_id contains a NUL character"),
+        (json.dumps({"texts": ["ok", "bad\x00"]}).encode(), "texts[1] contains a NUL character"),
+        (b'{"text": "\\ud800 zzqq"}', "text contains an invalid code point"),
+        (b'{"summary": {"deep": ["\\udfff"]}}', "summary.deep[0] contains an invalid code point"),
+    ],
+)
+def test_bad_bodies_get_400_naming_the_field(tmp_path, body, message):
+    async def go():
+        async with client(gate(tmp_path)) as c:
+            r = await c.post("/reviews", content=body, headers={"X-API-Key": STORE, "content-type": "application/json"})
+            assert r.status_code == 400 and message in r.json()["error"], r.text
+            assert "bad\x00" not in r.text and "zzqq" not in r.text  # the body is never echoed
+
+    run(go())
+
+
+def test_rate_and_concurrency_limits_answer_429(tmp_path):
+    async def go():
+        async with client(gate(tmp_path, rate_limit=1.0, rate_burst=3)) as c:
+            codes = [(await c.post("/rating", json={}, headers={"X-API-Key": STORE})).status_code for _ in range(5)]
+            assert codes == [200, 200, 200, 429, 429]
+            r = await c.post("/rating", json={}, headers={"X-API-Key": STORE})
+            assert r.headers["retry-after"] == "1"
+            assert (await c.post("/rating", json={}, headers={"X-API-Key": ADMIN})).status_code == 200  # per key
+        async with client(gate(tmp_path, key_concurrency=2)) as c:
+            slow = [c.post("/rating?0.3", json={}, headers={"X-API-Key": STORE}) for _ in range(4)]
+            codes = sorted(r.status_code for r in await asyncio.gather(*slow))
+            assert codes == [200, 200, 429, 429]
+
+    run(go())
+
+
+def test_heavy_routes_queue_without_blocking_the_feature_routes(tmp_path):
+    """Two slow /sentiment slots taken, more queued: /recommend still answers at once."""
+
+    async def go():
+        async with client(gate(tmp_path, heavy_concurrency=2)) as c:
+            heavy = [
+                asyncio.create_task(c.post("/sentiment?0.5", json={}, headers={"X-API-Key": STORE})) for _ in range(6)
+            ]
+            await asyncio.sleep(0.05)
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            r = await c.post("/recommend", json={}, headers={"X-API-Key": STORE})
+            fast = loop.time() - start
+            done = await asyncio.gather(*heavy)
+            total = loop.time() - start
+            assert r.status_code == 200 and fast < 0.2
+            assert all(h.status_code == 200 for h in done) and total >= 1.0  # 6 x 0.5 s through 2 slots
+
+    run(go())
+
+
+def test_labels_are_routes_never_paths():
+    assert route_of("/profile") == "/profile"
+    assert route_of("/profile/A2IBPI20UZIR0U") == "unmatched"
+    assert route_of("/static_content/x.js") == "/static_content"
+    assert invalid_text({"a": ["ok", {"b": "fine"}]}) is None
