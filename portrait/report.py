@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
@@ -91,10 +92,23 @@ def monthly_trends(reviews: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def period_end(times: pd.Series, straggler_share: float = 0.01, gap_days: int = 90) -> pd.Timestamp:
+    """The end of the data's own period: the latest time, unless the last few rows
+    (at most `straggler_share` of them) come after a gap of over `gap_days` — a handful
+    of fresh rows (reviews posted today through the API onto a 2014 history) must not
+    redefine "recent" for everything else."""
+    t = times.sort_values().to_numpy()
+    k = max(1, int(len(t) * straggler_share))
+    tail = t[-(k + 1) :]
+    gaps = np.flatnonzero(np.diff(tail) > np.timedelta64(gap_days, "D"))
+    return pd.Timestamp(tail[gaps[0]] if gaps.size else t[-1])
+
+
 def demand_movers(reviews: pd.DataFrame, days: int = 180, top: int = 8) -> pd.DataFrame:
-    """Reviews per item in the last `days` against the `days` before (demand trend)."""
-    end = reviews["event_timestamp"].max()
-    recent = reviews[reviews["event_timestamp"] > end - pd.Timedelta(days=days)]["item_id"].value_counts()
+    """Reviews per item in the last `days` of the data's period against the `days` before (demand trend)."""
+    end = period_end(reviews["event_timestamp"])
+    t = reviews["event_timestamp"]
+    recent = reviews[(t > end - pd.Timedelta(days=days)) & (t <= end)]["item_id"].value_counts()
     before = reviews[
         (reviews["event_timestamp"] <= end - pd.Timedelta(days=days))
         & (reviews["event_timestamp"] > end - pd.Timedelta(days=2 * days))
@@ -140,7 +154,16 @@ def render(reviews: pd.DataFrame, users: pd.DataFrame, out_dir: Path) -> Path:
     import matplotlib.pyplot as plt
 
     out_dir.mkdir(parents=True, exist_ok=True)
+    # user-supplied strings (item ids) are text, never mathtext ("$...$") or markup
+    with matplotlib.rc_context({"text.parse_math": False, "text.usetex": False}):
+        return _render(plt, reviews, users, out_dir)
+
+
+def _render(plt, reviews: pd.DataFrame, users: pd.DataFrame, out_dir: Path) -> Path:
     sections: list[str] = []
+    end = period_end(reviews["event_timestamp"])
+    stragglers = int((reviews["event_timestamp"] > end).sum())
+    reviews = reviews[reviews["event_timestamp"] <= end]
 
     seg = segment_users(users) if len(users) >= 4 else None
     if seg is not None:
@@ -206,6 +229,9 @@ def render(reviews: pd.DataFrame, users: pd.DataFrame, out_dir: Path) -> Path:
         sections.append(f"<h2>Cohort activity</h2><img src='{img}' alt='cohorts'>")
 
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    late = (
+        f" ({stragglers:,} later reviews, isolated after a long gap, are left out of the windows)" if stragglers else ""
+    )
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>Portrait operations report</title>
 <style>body{{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}} img{{max-width:100%;display:block;margin:1em 0}}
 table.t{{border-collapse:collapse;font-size:12px}} table.t td,table.t th{{border:1px solid #ccc;padding:3px 6px}}</style>
@@ -219,7 +245,7 @@ window.addEventListener("load", () => {{
 </script>
 </head><body><h1>Portrait operations report</h1>
 <p>{len(reviews):,} reviews of {reviews["item_id"].nunique():,} items by {reviews["user_id"].nunique():,} users,
-{reviews["event_timestamp"].min():%Y-%m-%d} to {reviews["event_timestamp"].max():%Y-%m-%d}. Generated {html.escape(stamp)}.</p>
+{reviews["event_timestamp"].min():%Y-%m-%d} to {end:%Y-%m-%d}{late}. Generated {html.escape(stamp)}.</p>
 {"".join(sections)}</body></html>"""
     path = out_dir / "index.html"
     path.write_text(page)

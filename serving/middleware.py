@@ -155,6 +155,8 @@ class Gate:
             key_id = hashlib.sha256(key.encode()).hexdigest()[:8]  # names the key in logs, reveals nothing
             if ROUTES[route] == ADMIN and role != ADMIN:
                 raise Rejected(403, f"{route} needs an admin key (PORTRAIT_ADMIN_KEYS)")
+            if route == "/metrics":
+                return await _metrics(counted_send)
             budget = limits.admit(key)
             budget.in_flight += 1
             try:
@@ -228,6 +230,24 @@ def request_seconds():
         ["route", "method", "status"],
         buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
     )
+
+
+async def _metrics(send) -> None:
+    """Prometheus exposition: under `bentoml serve` every worker's series (the
+    multiprocess directory BentoML sets up), else this process's registry."""
+    import os
+
+    import prometheus_client
+    from prometheus_client import multiprocess
+
+    registry = prometheus_client.REGISTRY
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = prometheus_client.CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    body = prometheus_client.generate_latest(registry)
+    headers = [(b"content-type", prometheus_client.CONTENT_TYPE_LATEST.encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _replay(body: bytes, receive):

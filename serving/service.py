@@ -106,31 +106,15 @@ class SentimentModel:
         return True  # ready without a champion: /sentiment then answers 503 with the reason
 
 
-async def metrics_app(scope, receive, send) -> None:
-    """Prometheus exposition at /metrics (BentoML's own HTTP metrics are off: they
-    label series by raw path, which carried user ids and grew without bound)."""
-    from bentoml._internal.configuration.containers import BentoMLContainer
-
-    client = BentoMLContainer.metrics_client.get()
-    body = client.generate_latest()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [(b"content-type", client.CONTENT_TYPE_LATEST.encode())],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
-
-
 @bentoml.service(
     name="portrait",
     traffic={"timeout": 30},
     threads=16,  # sync endpoints run in this pool; model-bound ones are capped by the gate, so the rest always find a thread
+    # BentoML's HTTP metrics label series by raw path (which carried user ids, without
+    # bound); the gate serves /metrics with series labelled by route
     metrics={"enabled": False},
     logging={"access": {"enabled": False}},  # the gate writes an access line without ids or bodies
 )
-@bentoml.asgi_app(metrics_app, path="/metrics")
 class Portrait:
     sentiment_model = bentoml.depends(SentimentModel)
 

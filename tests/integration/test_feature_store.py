@@ -308,31 +308,99 @@ def test_reader_matches_feasts_affinity_and_follows_materialization(built, tiny_
 
 
 @pytest.mark.parametrize("online", ["postgres", "redis"])
-def test_forget_erases_the_user_everywhere_and_keeps_an_anonymous_audit(built, online):
+def test_forget_is_complete_and_durable(built, online, tiny_bert):
+    """Erased everywhere (rows, rejected lines in any shape, online rows), the user's
+    items recomputed without them (offline and online), and a re-ingest of the same
+    files, a rebuild and a materialize bring nothing of them back."""
+    import json
+
     from portrait import featurestore
+    from portrait.features import build_features
     from portrait.forget import forget
     from portrait.privacy import pseudonymize
 
     settings, engine, _ = built
     settings, store = _store(settings, online)
+    raw_id = "A2IBPI20UZIR0U"
+    user = pseudonymize(raw_id, TEST_KEY)
+    lines = real_lines(400)
+    theirs = [json.loads(line) for line in lines if json.loads(line)["reviewerID"] == raw_id]
+    item = theirs[0]["asin"]
+    # rejected lines of the user: one where the id is located, one where it cannot be
+    bad = [
+        json.dumps({**theirs[0], "overall": 9}).encode() + b"\n",
+        repr({**theirs[0], "asin": "B-PY"}).encode() + b"\n",
+    ]
+    _ingest_lines(settings, engine, bad, "bad.json")
     featurestore.materialize(settings, full=True)
-    user = pseudonymize("A2IBPI20UZIR0U", TEST_KEY)
+    count_sql = "SELECT item_review_count FROM item_stats WHERE item_id = :i ORDER BY event_timestamp DESC LIMIT 1"
+    before = _count(engine, count_sql, i=item)
+    online_before = store.get_online_features(
+        features=["item_stats:item_review_count"], entity_rows=[{"item_id": item}]
+    )
+    assert online_before.to_dict()["item_review_count"] == [before]
     assert featurestore.online_portrait(store, user)
-    report = forget(engine, store, user)
-    assert report.rows_deleted["reviews"] >= 1 and report.rows_deleted["users"] == 1
+
+    report = forget(engine, store, raw_id, TEST_KEY)
+    assert report.rows_deleted["reviews"] == len(theirs) and report.rows_deleted["ingest_rejects"] == 2
+    assert _count(engine, count_sql, i=item) == before - 1  # the item without the user's review
+    embedded = "SELECT item_embedded_review_count FROM item_text_profile WHERE item_id = :i ORDER BY event_timestamp DESC LIMIT 1"
+    assert _count(engine, embedded, i=item) == before - 1
+    online_after = store.get_online_features(features=["item_stats:item_review_count"], entity_rows=[{"item_id": item}])
+    assert online_after.to_dict()["item_review_count"] == [before - 1]
+
+    # the shop's next export still holds the user: nothing comes back
+    counts = _ingest_lines(settings, engine, lines, "first.json")
+    assert counts.forgotten == len(theirs) and counts.reconciles and counts.loaded == 0
+    events = _events(
+        settings,
+        engine,
+        f"user_id,item_id,event_type,event_timestamp,quantity,amount\n{raw_id},{item},view,2014-03-02T10:00:00Z,,\n",
+    )
+    assert (events.forgotten, events.loaded) == (1, 0)
+    build_features(engine, encoder_path=str(tiny_bert), progress=False)
+    featurestore.materialize(settings)
+    assert featurestore.online_portrait(store, user) == {}
     with engine.connect() as conn:
         tables = (
-            conn.execute(sa.text("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"))
+            conn.execute(
+                sa.text("SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()")
+            )
             .scalars()
             .all()
         )
         leftovers = {
             t: conn.execute(
-                sa.text(f'SELECT count(*) FROM "{t}" WHERE CAST("{t}".* AS text) LIKE :p'), {"p": f"%{user}%"}
+                sa.text(
+                    f'SELECT count(*) FROM "{t}" WHERE CAST("{t}".* AS text) LIKE :p OR CAST("{t}".* AS text) LIKE :r'
+                ),
+                {"p": f"%{user}%", "r": f"%{raw_id}%"},
             ).scalar()
             for t in tables
         }
+    assert {t: n for t, n in leftovers.items() if n} == {"forgotten_users": 1}  # the tombstone only
+    with engine.connect() as conn:
         audit = conn.execute(sa.text("SELECT CAST(rows_deleted AS text) || online_store FROM forget_audit")).scalar()
-    assert {t: n for t, n in leftovers.items() if n} == {}
-    assert user not in audit and "A2IBPI20UZIR0U" not in audit
-    assert featurestore.online_portrait(store, user) == {}
+    assert user not in audit and raw_id not in audit
+    assert _count(engine, "SELECT rows_forgotten FROM ingest_runs ORDER BY run_id DESC LIMIT 1") == 1
+
+
+def test_a_different_key_or_a_lost_key_file_is_refused(db, tmp_path):
+    from portrait.idkey import KeyMismatch, verified_id_key
+    from portrait.ingest import ingest_file
+    from portrait.settings import Settings
+
+    settings, engine = db
+    _ingest_lines(settings, engine, real_lines(5), "five.json")  # the fingerprint of TEST_KEY is stored
+    path = tmp_path / "again.json"
+    path.write_bytes(b"".join(real_lines(5)))
+    with pytest.raises(KeyMismatch, match="not the one this database was built with"):
+        ingest_file(engine, "amazon-reviews", path, b"another-key-of-at-least-32-bytes!", progress=False)
+    other = Settings(state_dir=settings.state_dir, database_url=settings.database_url, id_key="z" * 32)
+    with pytest.raises(KeyMismatch):
+        verified_id_key(other, engine)
+    if settings.profile == "local":  # a key file deleted while pseudonyms exist: an error, not a new key
+        lost = Settings(state_dir=tmp_path / "fresh-state", database_url=None, id_key=None)
+        with pytest.raises(KeyMismatch, match="is missing"):
+            verified_id_key(lost, engine)
+        assert not (tmp_path / "fresh-state" / "id_key").exists()

@@ -134,3 +134,17 @@ def test_labels_are_routes_never_paths():
     assert route_of("/profile/A2IBPI20UZIR0U") == "unmatched"
     assert route_of("/static_content/x.js") == "/static_content"
     assert invalid_text({"a": ["ok", {"b": "fine"}]}) is None
+
+
+def test_metrics_are_served_by_the_gate_labelled_by_route(tmp_path):
+    async def go():
+        async with client(gate(tmp_path)) as c:
+            for i in range(20):
+                await c.post(f"/profile/user-{i}", json={}, headers={"X-API-Key": STORE})
+            await c.post("/profile", json={"user_id": "user-x"}, headers={"X-API-Key": STORE})
+            assert (await c.get("/metrics")).status_code == 401
+            text = (await c.get("/metrics", headers={"X-API-Key": STORE})).text
+        assert 'route="unmatched"' in text and 'route="/profile"' in text
+        assert "user-" not in text
+
+    run(go())

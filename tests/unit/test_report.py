@@ -1,0 +1,64 @@
+"""The operations report under hostile strings and a few fresh rows (no database:
+frames built here, rendered with matplotlib's Agg backend)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from portrait.report import demand_movers, period_end, render
+
+
+def history(n: int = 2000, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    times = pd.Timestamp("2004-01-01", tz="UTC") + pd.to_timedelta(np.sort(rng.uniform(0, 3650, n)), unit="D")
+    return pd.DataFrame(
+        {
+            "user_id": [f"u_{i % 300}" for i in range(n)],
+            "item_id": [f"I{rng.integers(0, 40)}" for _ in range(n)],
+            "rating": rng.integers(1, 6, n),
+            "event_timestamp": times,
+        }
+    )
+
+
+def test_a_handful_of_fresh_rows_does_not_move_the_window():
+    old = history()
+    fresh = pd.DataFrame(
+        {
+            "user_id": ["u_api"] * 3,
+            "item_id": ["I1"] * 3,
+            "rating": [5] * 3,
+            "event_timestamp": [pd.Timestamp("2026-11-29", tz="UTC")] * 3,
+        }
+    )
+    both = pd.concat([old, fresh], ignore_index=True)
+    assert period_end(both["event_timestamp"]) == old["event_timestamp"].max()
+    assert demand_movers(both).equals(demand_movers(old))
+    assert len(demand_movers(both)) > 2  # many movers, not the one item the fresh rows name
+    # data that simply continues is its own period
+    assert period_end(old["event_timestamp"]) == old["event_timestamp"].max()
+
+
+def test_user_supplied_strings_are_escaped_in_charts_and_html(tmp_path):
+    reviews = history()
+    hostile = ["$\\frac{1}{0}$", "<script>alert(1)</script>", "$x^{$", "a_b^c\\n"]
+    for i, item in enumerate(hostile):
+        extra = reviews.sample(60, random_state=i).assign(item_id=item)
+        extra["user_id"] = [f"u_h{i}_{j}" for j in range(60)]
+        reviews = pd.concat([reviews, extra], ignore_index=True)
+    users = pd.DataFrame(
+        {
+            "user_id": [f"u_{i}" for i in range(50)],
+            "review_count_total": np.arange(50) % 7 + 1,
+            "rating_mean": 3 + (np.arange(50) % 5) / 4,
+            "low_rating_share": (np.arange(50) % 3) / 3,
+            "helpful_ratio": 0.5,
+            "review_length_mean": 100 + np.arange(50),
+            "share_positive": 0.6,
+            "share_negative": 0.2,
+        }
+    )
+    page = render(reviews, users, tmp_path).read_text()
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
+    assert all((tmp_path / f).stat().st_size > 1000 for f in ("trends.png", "item_trends.png", "movers.png"))
