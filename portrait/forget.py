@@ -58,8 +58,10 @@ def erase_rejects(conn, pseudonym: str, raw_id: str, key: bytes) -> int:
 
     n = conn.execute(sa.text("DELETE FROM ingest_rejects WHERE user_id = :u"), {"u": pseudonym}).rowcount
     holding = []
-    result = conn.execution_options(yield_per=1000).execute(
-        sa.text("SELECT reject_id, raw_sealed FROM ingest_rejects WHERE user_id IS NULL AND raw_sealed IS NOT NULL")
+    result = conn.execute(
+        sa.text(
+            "SELECT reject_id, raw_sealed FROM ingest_rejects WHERE user_id IS NULL AND raw_sealed IS NOT NULL"
+        ).execution_options(yield_per=1000)  # this statement only: a server-side cursor, constant memory
     )
     for reject_id, sealed in result:
         try:
@@ -72,13 +74,14 @@ def erase_rejects(conn, pseudonym: str, raw_id: str, key: bytes) -> int:
     return n
 
 
-def erase_online(store, pseudonym: str) -> str:
-    """Delete the user's rows from the online store (PostgreSQL or Redis)."""
+def delete_online(store, join_key: str, values: list[str], views: tuple[str, ...]) -> str:
+    """Delete the entities' rows of these views from the online store (PostgreSQL or
+    Redis; in Redis an entity's views share one key, so the key goes)."""
     from feast.infra.key_encoding_utils import serialize_entity_key
     from feast.protos.feast.types.EntityKey_pb2 import EntityKey
     from feast.protos.feast.types.Value_pb2 import Value
 
-    key = EntityKey(join_keys=["user_id"], entity_values=[Value(string_val=pseudonym)])
+    keys = [EntityKey(join_keys=[join_key], entity_values=[Value(string_val=v)]) for v in values]
     config = store.config
     version = config.entity_key_serialization_version
     if config.online_store.type == "redis":
@@ -94,24 +97,30 @@ def erase_online(store, pseudonym: str) -> str:
             db=int(options.get("db", 0)),
             password=options.get("password"),
         )
-        n = client.delete(redis_key(config.project, key, version))
-        return f"redis: {n} key deleted"
+        n = client.delete(*(redis_key(config.project, k, version) for k in keys)) if keys else 0
+        return f"redis: {n} keys deleted"
     from portrait.feast_private import postgres_online_table
     from portrait.featurestore import pg_connect
 
-    cfg = config.online_store
-    entity_key = serialize_entity_key(key, entity_key_serialization_version=version)
+    serialized = [serialize_entity_key(k, entity_key_serialization_version=version) for k in keys]
     total = 0
-    with pg_connect(cfg) as conn:
-        for view in USER_VIEWS:
+    with pg_connect(config.online_store) as conn:
+        for view in views:
             table = postgres_online_table(config.project, store.get_feature_view(view))
-            total += conn.execute(f'DELETE FROM "{table}" WHERE entity_key = %s', (entity_key,)).rowcount
+            total += conn.execute(f'DELETE FROM "{table}" WHERE entity_key = ANY(%s)', (serialized,)).rowcount
     return f"postgres: {total} rows deleted"
+
+
+def erase_online(store, pseudonym: str) -> str:
+    """Delete the user's rows from the online store."""
+    return delete_online(store, "user_id", [pseudonym], USER_VIEWS)
 
 
 def refresh_online_items(store, engine: sa.Engine, items: list[str]) -> str:
     """Write the recomputed items' latest snapshots to the online store: an
-    incremental materialize would not (their timestamps are old)."""
+    incremental materialize would not (their timestamps are old), and Redis keeps a
+    newer value over an older one, so the items' rows go first."""
+    delete_online(store, "item_id", items, ITEM_VIEWS)
     with engine.connect() as conn:
         for view in ITEM_VIEWS:
             frame = pd.read_sql_query(

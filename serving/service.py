@@ -339,7 +339,9 @@ class Portrait:
         pseudonym = self._pseudonym(user_id)
         reader, user = self._online(lambda reader: (reader, reader.user(pseudonym)))
         if not user:
-            raise NotFound(f"unknown user {user_id}")
+            raise NotFound(
+                "unknown user: no features for this user_id (never seen, not yet materialized, or forgotten)"
+            )
         last = user.get("last_activity_unix")
         return Profile(
             user_id=user_id,
@@ -394,7 +396,7 @@ class Portrait:
         if counts.forgotten:
             raise Gone("this user was erased (right to be forgotten); their reviews are not stored")
         if review_id is None:
-            raise Conflict(f"user {user_id} has already reviewed item {item_id}")
+            raise Conflict(f"this user has already reviewed item {item_id}")
 
         def push(reader) -> bool:
             user = reader.user(pseudonym)
