@@ -74,4 +74,7 @@ def down(reason: str) -> ServiceUnavailable:
 
 
 def describe(err: BaseException) -> str:
-    return f"{type(err).__name__}: {str(err).strip()}"[:300]
+    """The error in one short line: the driver's own error where SQLAlchemy wraps
+    one (SQLAlchemy's text adds the statement and its parameters)."""
+    inner = getattr(err, "orig", None) or err
+    return f"{type(inner).__name__}: {str(inner).strip()}"[:300]

@@ -128,6 +128,10 @@ class Gate:
             from portrait.settings import get_settings
 
             self.limits = Limits(get_settings())
+        # INFO lines reach BentoML's root handler (the service log); its logging set-up
+        # disables loggers that existed before it ran
+        access_log.disabled = False
+        access_log.setLevel(logging.INFO)
         return self.limits
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -143,9 +147,9 @@ class Gate:
 
         key_id = "-"
         try:
+            limits = self._setup()
             if route in OPEN or route == "/static_content":
                 return await self.app(scope, receive, counted_send)
-            limits = self._setup()
             if route == "unmatched":
                 raise Rejected(404, "no such route; see / for the API")
             key = dict(scope.get("headers") or []).get(b"x-api-key", b"").decode("latin-1")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 
 import httpx
@@ -141,3 +142,12 @@ def test_no_raw_id_survives_anywhere(deployment, tmp_path):
             found[where] = hits
     assert found == {}
     assert len(sources) > 50  # the scan saw the databases and the files
+
+
+def test_the_access_log_names_routes_and_statuses_only(deployment):
+    d = deployment
+    httpx.post(f"{d.url}/profile", json={"user_id": "ACCESSLOGPROBE"}, headers=d.headers(), timeout=30)
+    time.sleep(1)
+    lines = [line for line in d.log.read_text().splitlines() if "portrait.access" in line or " key=" in line]
+    assert any("POST /profile 404" in line for line in lines), lines[-5:]
+    assert not any("ACCESSLOGPROBE" in line for line in d.log.read_text().splitlines())

@@ -100,6 +100,8 @@ def test_migrations_downgrade_to_base_and_back(profile_settings):
             "user_text_profile",
             "item_text_profile",
             "feature_builds",
+            "forgotten_users",
+            "id_key_fingerprint",
         } <= tables
     finally:
         engine.dispose()
