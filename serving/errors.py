@@ -28,6 +28,7 @@ class Gone(BentoMLException):
 def outage_types() -> tuple[type[BaseException], ...]:
     """The exceptions that mean a dependency (database, online store, a model
     service) cannot be reached, whatever their message says."""
+    import aiohttp
     import httpx
     import psycopg
     import psycopg2
@@ -44,6 +45,7 @@ def outage_types() -> tuple[type[BaseException], ...]:
         sqlalchemy.exc.OperationalError,
         sqlalchemy.exc.InterfaceError,
         httpx.TransportError,
+        aiohttp.ClientConnectionError,  # BentoML's client to a dependency service (the sentiment worker)
         ConnectionError,
         TimeoutError,
     )
@@ -60,6 +62,23 @@ def is_outage(err: BaseException) -> bool:
         ):
             return True
         seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def is_stale_connection(err: BaseException) -> bool:
+    """A connection to a dependency lost under the request (typically a pooled
+    keep-alive connection the server had already closed: "Server disconnected",
+    "Can not write request body"). The request may be sent again where the call
+    is idempotent, as classifying a text is."""
+    import aiohttp
+
+    current: BaseException | None = err
+    for _ in range(10):
+        if current is None:
+            return False
+        if isinstance(current, (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)):
+            return True
         current = current.__cause__ or current.__context__
     return False
 

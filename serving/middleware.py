@@ -133,6 +133,7 @@ class Gate:
         # disables loggers that existed before it ran
         access_log.disabled = False
         access_log.setLevel(logging.INFO)
+        quiet_client_errors()
         return self.limits
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -223,6 +224,34 @@ class Gate:
             request_seconds().labels(route=route, method=method, status=str(status)).observe(seconds)
         except Exception:  # noqa: BLE001 - metrics must never fail a request
             access_log.debug("cannot record metrics", exc_info=True)
+
+
+class ClientErrorFilter(logging.Filter):
+    """BentoML logs every failed request with its traceback, and a validation error's
+    text quotes the request's values (a user id sent in the wrong field, say). A
+    client error's details go to the client only: the log keeps one line, its type."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        err = record.exc_info[1] if record.exc_info else None
+        if err is not None and _is_client_error(err):
+            record.msg = f"{record.getMessage()}: client error {type(err).__name__} (details in the response only)"
+            record.args, record.exc_info, record.exc_text = None, None, None
+        return True
+
+
+def _is_client_error(err: BaseException) -> bool:
+    from bentoml.exceptions import BentoMLException
+    from pydantic import ValidationError
+
+    return isinstance(err, ValidationError) or (isinstance(err, BentoMLException) and int(err.error_code) < 500)
+
+
+@functools.cache
+def quiet_client_errors() -> None:
+    """Put ClientErrorFilter on every handler BentoML's logging set-up installed (once per process)."""
+    for logger in (logging.getLogger(), logging.getLogger("bentoml")):
+        for handler in logger.handlers:
+            handler.addFilter(ClientErrorFilter())
 
 
 @functools.cache

@@ -29,7 +29,7 @@ from pydantic import Field
 
 from registry.models import RATING, SENTIMENT
 from serving.champions import ChampionModel, configure_tracking, poll_forever, settle
-from serving.errors import Conflict, Gone, describe, down, is_outage
+from serving.errors import Conflict, Gone, describe, down, is_outage, is_stale_connection
 from serving.middleware import Gate
 from serving.schemas import (
     MAX_ITEMS,
@@ -215,12 +215,19 @@ class Portrait:
             raise InvalidArgument("user_id is empty") from None
 
     def _classify(self, texts: list[str]) -> list[dict]:
-        try:
-            return self.sentiment_model.predict(texts)
-        except Exception as err:
-            if is_outage(err):
-                raise down(f"sentiment model unavailable: {describe(err)}") from None
-            raise
+        # BentoML's client keeps idle connections longer (aiohttp, 15 s) than the worker's
+        # server does (uvicorn, 5 s): a request sent on one the worker already closed
+        # is lost, and goes again (classifying is idempotent; the pool may hold a few)
+        for attempt in range(3):
+            try:
+                return self.sentiment_model.predict(texts)
+            except Exception as err:
+                if attempt < 2 and is_stale_connection(err):
+                    continue
+                if is_outage(err):
+                    raise down(f"sentiment model unavailable: {describe(err)}") from None
+                raise
+        raise AssertionError("unreachable")
 
     def _predict_ratings(self, reader, user: dict, item_ids: list[str]) -> np.ndarray:
         model = self.rating.get()

@@ -49,6 +49,8 @@ def _forget_and_reimport(d, tmp_path) -> tuple[str, str]:
     data = tmp_path / "next-export.json"
     data.write_bytes(b"".join(real_lines(400)))
     assert httpx.post(f"{d.url}/profile", json={"user_id": raw_id}, headers=d.headers()).status_code == 200
+    review = {"user_id": PROBE_IDS[0], "item_id": item, "rating": 4, "text": "Fine."}
+    assert httpx.post(f"{d.url}/reviews", json=review, headers=d.headers(), timeout=60).status_code == 200
     out = sh(f"portrait forget {raw_id} --yes", d.env)
     assert "forgot user" in out
     out = sh(f"portrait ingest amazon-reviews {data}", d.env)

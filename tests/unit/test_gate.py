@@ -148,3 +148,44 @@ def test_metrics_are_served_by_the_gate_labelled_by_route(tmp_path):
         assert "user-" not in text
 
     run(go())
+
+
+def test_client_errors_are_logged_without_their_values():
+    import logging
+
+    from bentoml.exceptions import NotFound
+    from pydantic import BaseModel
+
+    from serving.middleware import ClientErrorFilter
+
+    class Body(BaseModel):
+        rating: int
+
+    records = []
+    for err in (NotFound("unknown user SECRET1"), _validation_error(Body, {"rating": {"x": "SECRET2"}})):
+        try:
+            raise err
+        except Exception:  # noqa: BLE001 - the two kinds raised just above
+            import sys
+
+            record = logging.LogRecord(
+                "app", logging.ERROR, __file__, 1, "Exception on %s", ("/reviews",), sys.exc_info()
+            )
+        ClientErrorFilter().filter(record)
+        records.append(logging.Formatter().format(record))
+    assert all("SECRET" not in r and "client error" in r and "/reviews" in r for r in records), records
+    server_error = logging.LogRecord(
+        "app", logging.ERROR, __file__, 1, "boom", None, (RuntimeError, RuntimeError("x"), None)
+    )
+    ClientErrorFilter().filter(server_error)
+    assert server_error.exc_info is not None  # a 5xx keeps its traceback
+
+
+def _validation_error(model, data):
+    from pydantic import ValidationError
+
+    try:
+        model.model_validate(data)
+    except ValidationError as err:
+        return err
+    raise AssertionError("expected a validation error")

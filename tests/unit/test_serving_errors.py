@@ -40,3 +40,26 @@ def test_an_outage_behind_another_exception_is_found_and_words_alone_are_not_one
 def test_a_missing_champion_is_a_503_naming_the_model():
     with pytest.raises(ServiceUnavailable, match="rating-predictor@champion is not available"):
         ChampionModel("rating-predictor").get()
+
+
+def test_a_closed_keep_alive_connection_is_retried_and_a_dead_worker_is_an_outage():
+    import aiohttp
+
+    from serving.errors import is_outage, is_stale_connection
+
+    try:
+        try:
+            raise aiohttp.ServerDisconnectedError()
+        except aiohttp.ServerDisconnectedError as inner:
+            raise RuntimeError("proxy call failed") from inner
+    except RuntimeError as err:
+        assert is_stale_connection(err) and is_outage(err)
+    assert not is_stale_connection(ValueError("bad input"))
+
+
+def test_a_write_on_a_closed_connection_is_retried_too():
+    import aiohttp
+
+    from serving.errors import is_stale_connection
+
+    assert is_stale_connection(aiohttp.ClientOSError(None, "Can not write request body"))
