@@ -289,3 +289,23 @@ def test_fuzzing_the_openapi_schema_finds_no_5xx(deployment):
 
     probe()
     assert any(s == 200 for s in seen) and any(400 <= s < 500 for s in seen)
+
+
+def test_the_gate_over_real_http(deployment):
+    """Limits and checks as a hostile client meets them: a 5 MB body is refused
+    before it is read, NUL in any text field is a 400 naming it, user ids with
+    '/' or named like the docs are plain ids, and no path serves framework pages."""
+    d = deployment
+    big = b'{"texts": ["' + b"x" * (5 * 1024 * 1024) + b'"]}'
+    r = httpx.post(f"{d.url}/sentiment", content=big, headers={**d.headers(), "content-type": "application/json"})
+    assert r.status_code == 413 and "byte limit" in r.json()["error"]
+    for field in ("text", "summary", "item_id"):
+        body = {"user_id": USER, "item_id": ITEM, "rating": 5, "text": "ok", field: "a\x00b"}
+        r = post(d, "/reviews", body)
+        assert r.status_code == 400 and field in r.json()["error"], (field, r.text)
+    for user in ("docs", "openapi.json", "a/b/../c", "redoc"):
+        r = post(d, "/profile", {"user_id": user})
+        assert r.status_code == 404 and "unknown user" in r.json()["error"], (user, r.text)
+    for path in ("/profile/docs", "/profile/openapi.json", "/profile/redoc", f"/profile/{USER}"):
+        r = httpx.get(f"{d.url}{path}", headers=d.headers())
+        assert r.status_code == 404 and r.json() == {"error": "no such route; see / for the API"}, path
