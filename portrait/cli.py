@@ -119,16 +119,21 @@ def ingest() -> None:
     """Load raw files into the raw tables (malformed lines go to ingest_rejects)."""
 
 
-def _ingest(source: str, path: Path, batch_size: int | None) -> None:
+def _ingest(source: str, path: Path, batch_size: int | None, spec=None) -> None:
     from portrait import database
     from portrait.idkey import verified_id_key
+    from portrait.imports import MappingError
     from portrait.ingest import ingest_file
 
     settings = get_settings()
     engine = database.engine(settings)
     try:
         key = verified_id_key(settings, engine)
-        run_id, counts = ingest_file(engine, source, path, key, batch_size=batch_size or settings.ingest_batch_size)
+        run_id, counts = ingest_file(
+            engine, source, path, key, batch_size=batch_size or settings.ingest_batch_size, spec=spec
+        )
+    except MappingError as err:  # the export does not fit the mapping: nothing of it was loaded
+        raise click.ClickException(f"{path.name}: {err}") from None
     finally:
         engine.dispose()
     click.echo(f"ingest run {run_id} ({source}, {path.name}): {counts.summary()}")
@@ -196,12 +201,92 @@ def ingest_purchases(path: Path, batch_size: int | None) -> None:
     _ingest("purchases", path, batch_size)
 
 
+def _export_options(f):
+    """Options of a shop's own export (portrait.imports)."""
+    for option in reversed(
+        [
+            click.option(
+                "--format", "fmt", type=click.Choice(["csv", "tsv", "jsonl", "parquet"]), help="Default: from the name."
+            ),
+            click.option("--delimiter", help="CSV field delimiter (default ',' for csv, tab for tsv)."),
+            click.option(
+                "--encoding",
+                default="auto",
+                show_default=True,
+                help="auto: a BOM, else UTF-8 if it decodes, else GB18030 (reads GBK); or any codec name.",
+            ),
+            click.option("--time-format", help="strftime format of the time column (default: ISO 8601 or Unix s)."),
+            click.option(
+                "--timezone",
+                "tz",
+                default="UTC",
+                show_default=True,
+                help="IANA zone of naive times, e.g. Asia/Shanghai.",
+            ),
+        ]
+    ):
+        f = option(f)
+    return f
+
+
+def _spec(mapping: str, fields: dict, fmt, delimiter, encoding, time_format, tz, rating_scale: str = "1-5"):
+    from portrait.imports import ImportSpec, MappingError, parse_mapping, parse_scale
+
+    try:
+        return ImportSpec(
+            columns=parse_mapping(mapping, fields),
+            format=fmt,
+            delimiter=delimiter.encode().decode("unicode_escape") if delimiter else None,  # lets a shell pass '\t'
+            encoding=encoding,
+            time_format=time_format,
+            timezone=tz,
+            rating_scale=parse_scale(rating_scale),
+        )
+    except MappingError as err:
+        raise click.BadParameter(str(err)) from None
+
+
+@ingest.command("reviews")
+@_path
+@click.option(
+    "--map",
+    "mapping",
+    required=True,
+    help="Columns of the export: user=COL,item=COL,rating=COL,time=COL[,text=COL,title=COL,helpful=COL].",
+)
+@click.option(
+    "--rating-scale", default="1-5", show_default=True, help="LOW-HIGH of the export's ratings; mapped to 1-5."
+)
+@_export_options
+@_batch
+def ingest_reviews(path: Path, mapping, rating_scale, fmt, delimiter, encoding, time_format, tz, batch_size) -> None:
+    """A shop's own review export: CSV/TSV, JSON lines or Parquet, with its own column names."""
+    from portrait.imports import REVIEW_FIELDS
+
+    _ingest(
+        "reviews",
+        path,
+        batch_size,
+        _spec(mapping, REVIEW_FIELDS, fmt, delimiter, encoding, time_format, tz, rating_scale),
+    )
+
+
 @ingest.command("events")
 @_path
+@click.option(
+    "--map",
+    "mapping",
+    help="Columns of a shop's own export: user=COL,type=COL,time=COL[,item=COL,quantity=COL,amount=COL]. "
+    "Without it: the fixed CSV user_id,item_id,event_type,event_timestamp,quantity,amount.",
+)
+@_export_options
 @_batch
-def ingest_events(path: Path, batch_size: int | None) -> None:
-    """Generic events CSV: user_id,item_id,event_type,event_timestamp,quantity,amount."""
-    _ingest("events", path, batch_size)
+def ingest_events(path: Path, mapping, fmt, delimiter, encoding, time_format, tz, batch_size) -> None:
+    """Events (view, cart, purchase, review): the generic CSV, or any export with --map."""
+    from portrait.imports import EVENT_FIELDS
+
+    spec = _spec(mapping, EVENT_FIELDS, fmt, delimiter, encoding, time_format, tz) if mapping else None
+    _ingest("events", path, batch_size, spec)
 
 
 # --- feature store ------------------------------------------------------------

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from portrait import parsing
 from portrait.parsing import EventKeys, EventRow, ReviewRow, RowError
 
-SOURCES = ("amazon-reviews", "purchases", "events")
+SOURCES = ("amazon-reviews", "purchases", "events", "reviews")  # reviews: a shop's own export (portrait.imports)
 
 
 @dataclass
@@ -113,19 +113,50 @@ def parse_batches(
     batch = Batch([], [])
     for number, raw, oversize in lines:
         text = raw.decode("utf-8", errors="backslashreplace").rstrip("\r\n")
-        try:
+        if number == 1 and is_header is not None and not oversize:
+            try:
+                if is_header(parsing.decode_line(raw)):
+                    continue  # the header is not a row
+            except RowError:
+                pass  # not a header: parsed (and rejected) below
+
+        def row(raw: bytes = raw, oversize: bool = oversize) -> ReviewRow | EventRow:
             if oversize:
                 raise RowError(f"line is over {parsing.MAX_LINE_BYTES:,} bytes")
-            line = parsing.decode_line(raw)
-            if number == 1 and is_header is not None and is_header(line):
-                continue  # the header is not a row
-            batch.rows.append((number, parse(line, key), text))
-        except RowError as err:
-            batch.rejects.append(Reject(number, text, str(err), err.user_id))
-        except RecursionError:
-            batch.rejects.append(Reject(number, text, "nested too deep to parse"))
-        except Exception as err:  # noqa: BLE001 - whatever one line does, it is that line's reject, not the run's end
-            batch.rejects.append(Reject(number, text, f"cannot parse the line ({type(err).__name__})"))
+            return parse(parsing.decode_line(raw), key)
+
+        add_unit(batch, number, text, row)
+        if len(batch) >= batch_size:
+            yield batch
+            batch = Batch([], [])
+    if len(batch):
+        yield batch
+
+
+def add_unit(batch: Batch, number: int, raw: str, row: Callable[[], ReviewRow | EventRow]) -> None:
+    """One line or record into the batch: its row, or, whatever went wrong with it,
+    its reject with the reason. No single input can end a run."""
+    try:
+        batch.rows.append((number, row(), raw))
+    except RowError as err:
+        batch.rejects.append(Reject(number, raw, str(err), err.user_id))
+    except RecursionError:
+        batch.rejects.append(Reject(number, raw, "nested too deep to parse"))
+    except Exception as err:  # noqa: BLE001 - whatever one line does, it is that line's reject, not the run's end
+        batch.rejects.append(Reject(number, raw, f"cannot parse the line ({type(err).__name__})"))
+
+
+def record_batches(records: Iterator, parse: Callable, spec, key: bytes, batch_size: int) -> Iterator[Batch]:
+    """Batches from a generic import's records (portrait.imports)."""
+    batch = Batch([], [])
+    for number, record, raw in records:
+
+        def row(record=record) -> ReviewRow | EventRow:
+            if isinstance(record, RowError):
+                raise record
+            return parse(record, spec, key)
+
+        add_unit(batch, number, raw, row)
         if len(batch) >= batch_size:
             yield batch
             batch = Batch([], [])
@@ -448,6 +479,15 @@ def add_review(
         raw_conn.close()
 
 
+def _batches(source: str, path: Path, stream: BinaryIO, key: bytes, batch_size: int, spec) -> Iterator[Batch]:
+    if spec is None:
+        return parse_batches(source, read_lines(stream), key, batch_size)
+    from portrait import imports
+
+    parse = imports.parse_review_record if source == "reviews" else imports.parse_event_record
+    return record_batches(imports.records(path, stream, spec), parse, spec, key, batch_size)
+
+
 def ingest_file(
     engine: sa.Engine,
     source: str,
@@ -457,13 +497,17 @@ def ingest_file(
     batch_size: int = 2000,
     progress: bool = True,
     loader_factory: type[Loader] = Loader,
+    spec=None,
 ) -> tuple[int, IngestCounts]:
     """Ingest one file; returns (run id, counts). The run row in ingest_runs is
-    updated with every committed batch."""
+    updated with every committed batch. `spec` (a portrait.imports.ImportSpec) reads
+    a shop's own export: required for `reviews`, optional for `events`."""
     from tqdm import tqdm
 
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}; expected one of {', '.join(SOURCES)}")
+    if source == "reviews" and spec is None:
+        raise ValueError("a review export needs a column mapping (portrait.imports.ImportSpec)")
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
@@ -485,7 +529,7 @@ def ingest_file(
             leave=False,
         ) as bar:
             try:
-                for batch in prefetch(parse_batches(source, read_lines(stream), key, batch_size)):
+                for batch in prefetch(_batches(source, path, stream, key, batch_size, spec)):
                     counts.add(loader.load(batch))
                     bar.update(raw.tell() - bar.n)
                     bar.set_postfix(loaded=counts.loaded, rejected=counts.rejected, refresh=False)

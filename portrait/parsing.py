@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone, tzinfo
 from decimal import Decimal, InvalidOperation
 
 from portrait.privacy import mask_contacts, pseudonymize
@@ -276,7 +276,7 @@ def parse_cdnow_purchase(line: str, key: bytes) -> EventRow:
         )
 
 
-def _iso_or_unix(value: str, field: str) -> datetime:
+def _iso_or_unix(value: str, field: str, naive_tz: tzinfo = timezone.utc) -> datetime:
     value = value.strip()
     if re.fullmatch(r"\d+(\.\d+)?", value):
         return _unix_time(value, field)
@@ -285,7 +285,7 @@ def _iso_or_unix(value: str, field: str) -> datetime:
     except ValueError:
         raise RowError(f"unparseable time in {field}: {shown(value)}") from None
     if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=timezone.utc)  # documented: naive times are UTC
+        ts = ts.replace(tzinfo=naive_tz)  # documented: naive times are UTC unless the import says otherwise
     return _plausible(ts.astimezone(timezone.utc), field)
 
 

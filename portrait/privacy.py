@@ -22,8 +22,28 @@ PHONE_RE = re.compile(
 )
 
 
+# Chinese contacts. A mainland mobile number: 1[3-9] and 9 more digits, optionally
+# after +86 / 86, in groups 3-4-4 with spaces or hyphens; never inside a longer digit
+# run or glued to letters (order numbers, model numbers, prices and dates survive).
+CN_MOBILE_RE = re.compile(r"(?<![0-9A-Za-z+])(?:(?:\+|00)?86[\s-]?)?1[3-9]\d(?:[\s-]?\d{4}){2}(?![0-9A-Za-z])")
+# An 18-character resident ID: region, birth date (18xx-20xx), sequence, check digit
+# (ISO 7064 MOD 11-2, verified below, so that other 18-digit numbers survive).
+CN_ID_RE = re.compile(
+    r"(?<!\d)[1-9]\d{5}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dXx](?![\dXx])"
+)
+# A QQ number, only where the text introduces it as one ("QQ: 12345678", "加我扣扣 12345").
+CN_QQ_RE = re.compile(r"((?:QQ|qq|Qq|扣扣|企鹅)\s*(?:号码|号|號)?\s*[:：]?\s*)[1-9]\d{4,10}(?!\d)")
+_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+
+
+def _valid_cn_id(number: str) -> bool:
+    total = sum(int(d) * w for d, w in zip(number[:17], _ID_WEIGHTS))
+    return "10X98765432"[total % 11] == number[17].upper()
+
+
 # Cheap tests that rule most texts out before the full patterns run (ingest speed).
 _MAYBE_PHONE_RE = re.compile(r"\+\d|\d{3}[.-]\d{4}")
+_MAYBE_CN_RE = re.compile(r"\d{5}|1[3-9]\d[\s-]\d{4}|QQ|qq|Qq|扣扣|企鹅")
 
 
 def pseudonymize(raw_id: str, key: bytes) -> str:
@@ -35,9 +55,14 @@ def pseudonymize(raw_id: str, key: bytes) -> str:
 
 
 def mask_contacts(text: str) -> str:
-    """Replace e-mail addresses and phone numbers by [email] and [phone]."""
+    """Replace e-mail addresses, phone numbers, Chinese resident ID numbers and QQ
+    numbers by [email], [phone], [id] and [qq]."""
     if "@" in text:
         text = EMAIL_RE.sub("[email]", text)
+    if _MAYBE_CN_RE.search(text):
+        text = CN_ID_RE.sub(lambda m: "[id]" if _valid_cn_id(m.group()) else m.group(), text)
+        text = CN_MOBILE_RE.sub("[phone]", text)
+        text = CN_QQ_RE.sub(lambda m: m.group(1) + "[qq]", text)
     if _MAYBE_PHONE_RE.search(text):
         text = PHONE_RE.sub("[phone]", text)
     return text

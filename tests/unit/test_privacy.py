@@ -41,3 +41,49 @@ def test_contacts_are_masked(text, expected):
 )
 def test_numbers_that_are_not_contacts_stay(text):
     assert mask_contacts(text) == text
+
+
+# --- Chinese contacts ------------------------------------------------------------------
+
+
+def _id_with_check(first17: str) -> str:
+    weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+    return first17 + "10X98765432"[sum(int(d) * w for d, w in zip(first17, weights)) % 11]
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("有问题打13912345678找我", "有问题打[phone]找我"),
+        ("电话：+86 139 1234 5678", "电话：[phone]"),
+        ("手机 86-13912345678 谢谢", "手机 [phone] 谢谢"),
+        ("call 139-1234-5678 please", "call [phone] please"),
+        ("身份证" + _id_with_check("11010519491231002") + "不要泄露", "身份证[id]不要泄露"),
+        ("ID " + _id_with_check("44030419900101123"), "ID [id]"),
+        ("加我QQ：123456789", "加我QQ：[qq]"),
+        ("扣扣 98765432 联系", "扣扣 [qq] 联系"),
+        ("邮箱 zhang.san@qq.com 已发", "邮箱 [email] 已发"),
+    ],
+)
+def test_chinese_contacts_are_masked(text, masked):
+    from portrait.privacy import mask_contacts
+
+    assert mask_contacts(text) == masked
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "价格 1399 元，买了 2 件，共 2798.00",
+        "订单号 202311291234567890123 已发货",  # a 21-digit order number
+        "订单号 139123456789012",  # 15 digits starting like a mobile
+        "2023年11月29日收到，12345 号快递柜",
+        "型号 X139-12345678",  # no separators of a phone, part of a model number
+        "编号 110105194912310021 不对",  # 18 digits with a wrong check digit
+        "买了 5 个 QQ 糖",  # QQ without a number
+    ],
+)
+def test_numbers_that_are_not_contacts_survive(text):
+    from portrait.privacy import mask_contacts
+
+    assert mask_contacts(text) == text
