@@ -228,12 +228,13 @@ def fit_tag_vocabulary(texts: list[str]):
     n = len(texts)
     # Terms in more than 2% of reviews are too common to characterize anyone; small
     # corpora (tests, a new shop) keep every term that is not in most documents.
+    from portrait.language import tag_terms
+
     vectorizer = TfidfVectorizer(
-        stop_words="english",
+        analyzer=tag_terms,  # words, not characters: jieba for Chinese, letter words for English
         min_df=3 if n >= 1000 else 1,
         max_df=max(0.02, min(1.0, 10 / max(n, 1))),
         max_features=20_000,
-        token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z]{2,}\b",
         sublinear_tf=True,
     )
     try:

@@ -297,7 +297,7 @@ def parse_review_record(record: dict, spec: ImportSpec, key: bytes) -> ReviewRow
         rating = scale_rating(_value(record, c["rating"]), c["rating"], spec.rating_scale)
         ts = parse_time(_value(record, c["time"]), c["time"], spec)
         helpful = _value(record, c.get("helpful"))
-        return ReviewRow(
+        return parsing.review_row(
             user_id=pseudonym or pseudonymize(user, key),
             item_id=item,
             rating=rating,

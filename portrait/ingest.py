@@ -202,7 +202,7 @@ def prefetch(batches: Iterator[Batch], depth: int = 2) -> Iterator[Batch]:
 STAGING_DDL = """
 CREATE TEMP TABLE IF NOT EXISTS stage_reviews (
     line_number bigint, user_id text, item_id text, rating smallint, summary text, text text,
-    helpful_votes int, total_votes int, event_timestamp timestamptz) ON COMMIT DELETE ROWS;
+    helpful_votes int, total_votes int, event_timestamp timestamptz, language text) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS stage_events (
     line_number bigint, event_key text, user_id text, item_id text, event_type text,
     quantity int, amount numeric(12, 2), event_timestamp timestamptz) ON COMMIT DELETE ROWS;
@@ -222,9 +222,10 @@ INSERT INTO items (item_id, first_seen_at)
 """
 LOAD_REVIEWS_ROWS = """
 WITH new AS (
-    INSERT INTO reviews (user_id, item_id, rating, summary, text, helpful_votes, total_votes, event_timestamp, run_id)
+    INSERT INTO reviews (user_id, item_id, rating, summary, text, helpful_votes, total_votes, event_timestamp, run_id,
+                         language)
     SELECT DISTINCT ON (user_id, item_id) user_id, item_id, rating, summary, text, helpful_votes,
-           total_votes, event_timestamp, %(run_id)s
+           total_votes, event_timestamp, %(run_id)s, language
     FROM stage_reviews ORDER BY user_id, item_id, line_number
     ON CONFLICT (user_id, item_id) DO NOTHING
     RETURNING review_id, user_id, item_id, event_timestamp
@@ -383,6 +384,7 @@ class Loader:
                             r.helpful_votes,
                             r.total_votes,
                             r.event_timestamp,
+                            r.language,
                         )
                     )
             forgotten = cur.execute(SKIP_FORGOTTEN.format(stage="stage_reviews")).rowcount

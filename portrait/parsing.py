@@ -72,6 +72,14 @@ class ReviewRow:
     helpful_votes: int
     total_votes: int | None
     event_timestamp: datetime
+    language: str | None = None  # ISO 639-1 of summary + text (portrait.language)
+
+
+def review_row(**fields) -> ReviewRow:
+    """A ReviewRow with its language detected from its (masked) summary and text."""
+    from portrait.language import detect_language
+
+    return ReviewRow(**fields, language=detect_language(f"{fields['summary']} {fields['text']}"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,7 +224,7 @@ def parse_amazon_review(line: str, key: bytes) -> ReviewRow:
         else:
             raise RowError("missing field unixReviewTime")
         helpful, total = _votes(record)
-        return ReviewRow(
+        return review_row(
             user_id=pseudonym or pseudonymize(user, key),
             item_id=item,
             rating=rating,

@@ -382,7 +382,7 @@ class Portrait:
         from portrait.ingest import add_review, item_known
         from portrait.labels import rating_sentiment
         from portrait.online import pushed_text_profile
-        from portrait.parsing import ReviewRow
+        from portrait.parsing import review_row
         from portrait.privacy import mask_contacts
 
         pseudonym = self._pseudonym(user_id)
@@ -391,7 +391,7 @@ class Portrait:
         text, summary = mask_contacts(text.strip()), mask_contacts(summary.strip())
         sentiment = self._classify([review_text(summary, text)])[0]
         now = datetime.now(timezone.utc)
-        row = ReviewRow(
+        row = review_row(
             user_id=pseudonym,
             item_id=item_id,
             rating=rating,

@@ -80,6 +80,8 @@ def _check(db, counts, run_id, duplicates=1):
     assert ts.isoformat().startswith("2021-05-01T01:30:00")  # 09:30 Asia/Shanghai
     assert _scalar(engine, "SELECT text FROM reviews WHERE item_id = 'SKU-2' AND rating = 4") == "联系我 [phone]"
     assert "\n" in _scalar(engine, "SELECT text FROM reviews WHERE rating = 1")  # the quoted newline survives
+    languages = _scalar(engine, "SELECT string_agg(language, ',' ORDER BY event_timestamp) FROM reviews")
+    assert languages == "zh,zh,zh,en"  # detected per review at ingest
     assert any("missing field 买家ID" in r for r in reasons) and any("outside the declared scale" in r for r in reasons)
     assert any("does not match" in r for r in reasons) and any("评分 is not a number" in r for r in reasons)
     assert not any("buyer0" in r for r in reasons)
