@@ -154,9 +154,36 @@ def render(reviews: pd.DataFrame, users: pd.DataFrame, out_dir: Path) -> Path:
     import matplotlib.pyplot as plt
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    # user-supplied strings (item ids) are text, never mathtext ("$...$") or markup
-    with matplotlib.rc_context({"text.parse_math": False, "text.usetex": False}):
+    # user-supplied strings (item ids) are text, never mathtext ("$...$") or markup;
+    # CJK labels fall back to an installed CJK font (else they would be tofu boxes)
+    rc = {"text.parse_math": False, "text.usetex": False, "font.family": ["DejaVu Sans", *cjk_fonts()]}
+    with matplotlib.rc_context(rc):
         return _render(plt, reviews, users, out_dir)
+
+
+# Families tried for Chinese labels, in order (Debian: fonts-wqy-microhei, fonts-noto-cjk).
+CJK_FAMILIES = ("WenQuanYi Micro Hei", "Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "SimHei")
+
+
+def cjk_fonts() -> list[str]:
+    """The CJK font families installed here, in CJK_FAMILIES order; a warning when none is."""
+    import logging
+
+    from matplotlib import font_manager
+
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    if not any(f in installed for f in CJK_FAMILIES):  # installed after matplotlib cached its font list
+        for path in font_manager.findSystemFonts():
+            if any(k in path.lower() for k in ("wqy", "cjk", "sourcehan", "simhei", "notosanssc")):
+                font_manager.fontManager.addfont(path)
+        installed = {f.name for f in font_manager.fontManager.ttflist}
+    found = [f for f in CJK_FAMILIES if f in installed]
+    if not found:
+        logging.getLogger(__name__).warning(
+            "no CJK font installed: Chinese labels in the report render as boxes "
+            "(install fonts-wqy-microhei or fonts-noto-cjk)"
+        )
+    return found
 
 
 def _render(plt, reviews: pd.DataFrame, users: pd.DataFrame, out_dir: Path) -> Path:

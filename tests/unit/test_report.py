@@ -62,3 +62,38 @@ def test_user_supplied_strings_are_escaped_in_charts_and_html(tmp_path):
     page = render(reviews, users, tmp_path).read_text()
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
     assert all((tmp_path / f).stat().st_size > 1000 for f in ("trends.png", "item_trends.png", "movers.png"))
+
+
+def test_chinese_labels_render_with_a_cjk_font(tmp_path):
+    """No tofu: with a CJK font installed, matplotlib finds a glyph for every label."""
+    import os
+    import warnings
+
+    import pytest
+
+    from portrait.report import cjk_fonts
+
+    if not cjk_fonts():
+        if os.environ.get("CI"):
+            pytest.fail("no CJK font: .ci/run installs fonts-wqy-microhei")
+        pytest.skip("no CJK font installed (apt-get install fonts-wqy-microhei)")
+    reviews = history()
+    items = ["洗发水-001", "平板电脑-002", "酒店-003", "蒙牛-004"]
+    reviews["item_id"] = [items[i % 4] for i in range(len(reviews))]
+    users = pd.DataFrame(
+        {
+            "user_id": [f"u_{i}" for i in range(20)],
+            "review_count_total": np.arange(20) % 7 + 1,
+            "rating_mean": 3 + (np.arange(20) % 5) / 4,
+            "low_rating_share": (np.arange(20) % 3) / 3,
+            "helpful_ratio": 0.5,
+            "review_length_mean": 40 + np.arange(20),
+            "share_positive": 0.6,
+            "share_negative": 0.2,
+        }
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        render(reviews, users, tmp_path)
+    missing = [str(w.message) for w in caught if "missing from" in str(w.message)]
+    assert missing == []
