@@ -156,8 +156,8 @@ def render(reviews: pd.DataFrame, users: pd.DataFrame, out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     # user-supplied strings (item ids) are text, never mathtext ("$...$") or markup;
     # CJK labels fall back to an installed CJK font (else they would be tofu boxes)
-    rc = {"text.parse_math": False, "text.usetex": False, "font.family": ["DejaVu Sans", *cjk_fonts()]}
-    with matplotlib.rc_context(rc):
+    fonts = ["DejaVu Sans", *cjk_fonts()]
+    with matplotlib.rc_context({"text.parse_math": False, "text.usetex": False, "font.family": fonts}):
         return _render(plt, reviews, users, out_dir)
 
 
