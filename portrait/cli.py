@@ -289,6 +289,23 @@ def ingest_events(path: Path, mapping, fmt, delimiter, encoding, time_format, tz
     _ingest("events", path, batch_size, spec)
 
 
+@main.command("sample-export")
+@click.argument("language", type=click.Choice(["zh"]))
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--reviews", type=click.IntRange(min=10), default=3000, show_default=True)
+def sample_export(language: str, out: Path, reviews: int) -> None:
+    """Write a SYNTHETIC shop export (real Chinese review texts and labels from
+    online_shopping_10_cats; made-up buyers, items and times) and say how to ingest it."""
+    from portrait import zh_sample
+
+    path = zh_sample.write_export(get_settings().resolved_data_dir(), out, reviews=reviews)
+    click.echo(f"wrote {path}")
+    import shlex
+
+    command = ["portrait", "ingest", "reviews", str(path), "--map", zh_sample.MAPPING, *zh_sample.OPTIONS]
+    click.echo(f"ingest it: {shlex.join(command)}")
+
+
 # --- encoders ------------------------------------------------------------------
 
 
