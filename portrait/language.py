@@ -173,6 +173,11 @@ def _jieba():
     return jieba
 
 
+def jieba_words(text: str) -> list[str]:
+    """Every word jieba finds (punctuation and single characters included), for models."""
+    return [w for w in _jieba().lcut(text) if w.strip()]
+
+
 def tag_terms(text: str) -> list[str]:
     """The terms of a review for interest tags: Chinese runs segmented into words by
     jieba (two characters or more, stop words out), English words of three letters or
