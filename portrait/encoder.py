@@ -72,6 +72,13 @@ def model_revision(path: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+def encoder_prefix(path: str | Path) -> str:
+    """The prefix a model directory asks its inputs to carry (e5: "query: "), from the
+    portrait_encoder.json that `portrait encoder install` writes; "" otherwise."""
+    meta = Path(path) / "portrait_encoder.json"
+    return str(json.loads(meta.read_text()).get("prefix", "")) if meta.exists() else ""
+
+
 @dataclass
 class Encoder:
     name: str
@@ -105,7 +112,7 @@ class Encoder:
         meta = path / "portrait_encoder.json"  # written by `portrait encoder install`
         info = json.loads(meta.read_text()) if meta.exists() else {}
         return cls(
-            prefix=info.get("prefix", ""),
+            prefix=encoder_prefix(path),
             name=info.get("name", name),
             revision=model_revision(path),
             tokenizer=tokenizer,

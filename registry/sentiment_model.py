@@ -27,6 +27,7 @@ class SentimentModel(PythonModel):
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         self.model.to(self.device)
         self.max_length = int((context.model_config or {}).get("max_length", 128))
+        self.prefix = str((context.model_config or {}).get("prefix", ""))  # e5 models: "query: "
         self.precision = _precision()
         if self.precision == "bfloat16":  # bf16 weights, not autocast: no per-call casts of every weight
             self.model.to(torch.bfloat16)
@@ -44,7 +45,7 @@ class SentimentModel(PythonModel):
             for start in range(0, len(order), 64):
                 idx = order[start : start + 64]
                 batch = self.tokenizer(
-                    [texts[i] for i in idx],
+                    [self.prefix + texts[i] for i in idx],
                     truncation=True,
                     max_length=self.max_length,
                     padding=True,

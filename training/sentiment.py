@@ -17,7 +17,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from portrait.database import REVIEW_ORDER
-from portrait.encoder import autocast, resolve_precision, review_text
+from portrait.encoder import autocast, encoder_prefix, resolve_precision, review_text
 from portrait.labels import SENTIMENT_LABELS, ratings_sentiment
 from registry.models import SENTIMENT
 from training.behaviour import behaviour_report
@@ -75,6 +75,37 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, prefix: str) 
     for label, f1 in zip(SENTIMENT_LABELS, per_class):
         out[f"{prefix}_f1_{label}"] = float(f1)
     return out
+
+
+def _binary(frame: pd.DataFrame) -> np.ndarray:
+    """Which rows carry a positive/negative label only (Chinese data), as a bool array."""
+    if "binary" not in frame:
+        return np.zeros(len(frame), bool)
+    return frame["binary"].fillna(False).astype(bool).to_numpy()  # English rows of a concat: NaN
+
+
+def binary_metrics(y_true: np.ndarray, proba: np.ndarray, prefix: str) -> dict[str, float]:
+    """Positive/negative data: the prediction is the likelier of the two (neutral is not a
+    possible answer for it); macro-F1 over the two classes."""
+    from sklearn.metrics import accuracy_score, f1_score
+
+    neg, pos = LABEL_IDS["negative"], LABEL_IDS["positive"]
+    y_pred = np.where(proba[:, pos] >= proba[:, neg], pos, neg)
+    return {
+        f"{prefix}_macro_f1": float(f1_score(y_true, y_pred, average="macro", labels=[neg, pos], zero_division=0)),
+        f"{prefix}_accuracy": float(accuracy_score(y_true, y_pred)),
+    }
+
+
+def bilingual_metrics(y_true: np.ndarray, proba: np.ndarray, binary: np.ndarray, prefix: str) -> dict[str, float]:
+    """English (3-class) metrics under `prefix`; with binary rows also `zh_<prefix>` metrics,
+    and `prefix`_macro_f1 becomes the mean of the two (what early stopping watches)."""
+    metrics = classification_metrics(y_true[~binary], proba[~binary].argmax(1), prefix)
+    if binary.any():
+        metrics.update(binary_metrics(y_true[binary], proba[binary], f"zh_{prefix}"))
+        metrics[f"en_{prefix}_macro_f1"] = metrics[f"{prefix}_macro_f1"]
+        metrics[f"{prefix}_macro_f1"] = (metrics[f"{prefix}_macro_f1"] + metrics[f"zh_{prefix}_macro_f1"]) / 2
+    return metrics
 
 
 def length_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator | None) -> list[np.ndarray]:
@@ -163,12 +194,22 @@ def fine_tune(
         id2label=dict(enumerate(SENTIMENT_LABELS)),
         label2id=LABEL_IDS,
     ).to(dev)
-    tok = lambda texts: tokenizer(list(texts), truncation=True, max_length=cfg.max_length)["input_ids"]
+    prefix = encoder_prefix(cfg.model_path())
+    tok = lambda texts: tokenizer([prefix + t for t in texts], truncation=True, max_length=cfg.max_length)["input_ids"]
     train_ids, val_ids = tok(train["input"]), tok(val["input"])
     y_train = torch.tensor(train["label"].map(LABEL_IDS).to_numpy())
     y_val = val["label"].map(LABEL_IDS).to_numpy()
+    # Binary-labelled examples (Chinese: positive / negative, no neutral class) are never
+    # asked to be neutral: their loss is over negative and positive only (neutral's logit masked).
+    allowed = torch.ones((len(train), len(SENTIMENT_LABELS)), dtype=torch.bool)
+    binary_train = _binary(train)
+    allowed[torch.from_numpy(binary_train), LABEL_IDS["neutral"]] = False
     loss_fn = torch.nn.CrossEntropyLoss(weight=torch.tensor(class_weights(train["label"]), dtype=torch.float32).to(dev))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    embeddings = model.base_model.embeddings.word_embeddings
+    freeze = cfg.freeze_embeddings if cfg.freeze_embeddings is not None else embeddings.num_embeddings > 100_000
+    embeddings.weight.requires_grad_(not freeze)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
     rng = np.random.default_rng(cfg.seed)
     lengths = np.array([len(x) for x in train_ids])
     per_epoch = math.ceil(len(train_ids) / cfg.batch_size)
@@ -189,7 +230,7 @@ def fine_tune(
     def validate() -> bool:
         nonlocal stale
         proba = predict_proba(model, val_ids, tokenizer.pad_token_id, dev, precision=precision)
-        metrics = classification_metrics(y_val, proba.argmax(1), "val")
+        metrics = bilingual_metrics(y_val, proba, _binary(val), "val")
         val_loss = float(
             torch.nn.functional.cross_entropy(
                 torch.log(torch.tensor(proba) + 1e-9), torch.tensor(y_val), reduction="mean"
@@ -230,9 +271,10 @@ def fine_tune(
                 input_ids, mask = _collate(train_ids, idx, tokenizer.pad_token_id)
                 with autocast(dev, precision):
                     logits = model(input_ids=input_ids.to(dev), attention_mask=mask.to(dev)).logits
-                loss = loss_fn(logits.float(), y_train[idx].to(dev))
+                logits = logits.float().masked_fill(~allowed[idx].to(dev), -1e4)
+                loss = loss_fn(logits, y_train[idx].to(dev))
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                torch.nn.utils.clip_grad_norm_(trainable, 1.0)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
@@ -306,11 +348,36 @@ def evaluate_and_plot(name: str, proba: np.ndarray, y_true: np.ndarray, prefix: 
     return metrics
 
 
-def _labels_and_positive(result: FineTuneResult, texts: list[str], max_length: int) -> tuple[list[str], np.ndarray]:
+def _proba(result: FineTuneResult, texts: list[str], cfg: FineTuneConfig) -> np.ndarray:
+    """Class probabilities of the fine-tuned model, inputs prefixed as in training."""
+    prefix = encoder_prefix(cfg.model_path())
+    ids = result.tokenizer([prefix + t for t in texts], truncation=True, max_length=cfg.max_length)["input_ids"]
+    return predict_proba(result.model, ids, result.tokenizer.pad_token_id, device(), precision=result.precision)
+
+
+def _labels_and_positive(result: FineTuneResult, texts: list[str], cfg: FineTuneConfig) -> tuple[list[str], np.ndarray]:
     """The fine-tuned model as training.behaviour's predict."""
-    ids = result.tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
-    proba = predict_proba(result.model, ids, result.tokenizer.pad_token_id, device(), precision=result.precision)
+    proba = _proba(result, texts, cfg)
     return [SENTIMENT_LABELS[i] for i in proba.argmax(1)], proba[:, LABEL_IDS["positive"]]
+
+
+def chinese_parts(cfg: FineTuneConfig) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(train, validation, test) of the Chinese data, marked binary: cfg.chinese training
+    reviews sampled evenly over the categories, at most cfg.val_limit for validation, the
+    whole fixed test split. Empty frames when cfg.chinese is 0."""
+    if not cfg.chinese:
+        empty = pd.DataFrame(columns=["input", "label", "binary"])
+        return empty, empty, empty
+    from portrait.settings import get_settings
+    from training.chinese import load_chinese
+
+    zh = load_chinese(get_settings().resolved_data_dir()).assign(binary=True)
+    train = zh[zh["split"] == "train"]
+    train = train.groupby("category").sample(frac=min(1.0, cfg.chinese / len(train)), random_state=cfg.seed)
+    val = zh[zh["split"] == "val"]
+    val = val.sample(min(cfg.val_limit, len(val)), random_state=cfg.seed)
+    test = zh[zh["split"] == "test"]
+    return train.reset_index(drop=True), val.reset_index(drop=True), test.reset_index(drop=True)
 
 
 @dataclass
@@ -354,6 +421,9 @@ def run_sentiment_training(
     y_test = test["label"].map(LABEL_IDS).to_numpy()
     counts = {f"{n}_reviews": len(p) for n, p in (("train", train), ("val", val), ("test", test))}
     tags = run_tags(split)
+    zh_train, zh_val, zh_test = chinese_parts(cfg)
+    if len(zh_train):
+        counts.update(chinese_train_reviews=len(zh_train), chinese_test_reviews=len(zh_test))
 
     with mlflow.start_run(run_name="tfidf-logreg-baseline", tags={**tags, "model_kind": "baseline"}) as base_run:
         mlflow.log_input(dataset, context="training")
@@ -373,6 +443,14 @@ def run_sentiment_training(
             signature=ModelSignature(inputs=Schema([ColSpec("string")]), outputs=Schema([ColSpec("long")])),
             pip_requirements=pinned_requirements(["scikit-learn", "cloudpickle", "numpy", "scipy"]),
         )
+        if len(zh_train):  # the Chinese baseline: jieba TF-IDF + LR on the same Chinese training rows
+            from training.chinese import train_jieba_baseline
+
+            zh_pipeline = train_jieba_baseline(zh_train)
+            zh_proba = np.zeros((len(zh_test), len(SENTIMENT_LABELS)))
+            for column, label in enumerate(zh_pipeline.classes_):
+                zh_proba[:, LABEL_IDS[label]] = zh_pipeline.predict_proba(zh_test["input"])[:, column]
+            baseline_metrics.update(binary_metrics(zh_test["label"].map(LABEL_IDS).to_numpy(), zh_proba, "zh_test"))
         # after the model, linked to it (see run_rating_training: no duplicate inserts)
         mlflow.log_metrics({**val_metrics, **baseline_metrics}, model_id=baseline_info.model_id)
 
@@ -387,8 +465,8 @@ def run_sentiment_training(
             }
         )
         result = fine_tune(
-            train,
-            val_small,
+            pd.concat([train, zh_train], ignore_index=True),
+            pd.concat([val_small, zh_val], ignore_index=True),
             cfg,
             progress=progress,
             on_eval=lambda row: mlflow.log_metrics(
@@ -401,13 +479,20 @@ def run_sentiment_training(
             plots.learning_curves(result.history, ["train_loss", "val_loss", "val_macro_f1"], "fine-tune sentiment"),
             "learning_curves.png",
         )
-        ids = result.tokenizer(list(test["input"]), truncation=True, max_length=cfg.max_length)["input_ids"]
-        proba = predict_proba(result.model, ids, result.tokenizer.pad_token_id, device(), precision=result.precision)
+        proba = _proba(result, list(test["input"]), cfg)
         metrics = evaluate_and_plot("fine-tuned", proba, y_test)
         metrics["test_macro_f1_gain_over_baseline"] = metrics["test_macro_f1"] - baseline_metrics["test_macro_f1"]
+        if len(zh_test):
+            zh_metrics = binary_metrics(
+                zh_test["label"].map(LABEL_IDS).to_numpy(), _proba(result, list(zh_test["input"]), cfg), "zh_test"
+            )
+            zh_metrics["zh_test_macro_f1_gain_over_baseline"] = (
+                zh_metrics["zh_test_macro_f1"] - baseline_metrics["zh_test_macro_f1"]
+            )
+            metrics.update(zh_metrics)
         mlflow.log_param("precision_used", result.precision)
         mlflow.set_tags({"stopped_by": result.stopped_by, "truncated": str(result.truncated).lower()})
-        behaviour = behaviour_report(lambda texts: _labels_and_positive(result, texts, cfg.max_length))
+        behaviour = behaviour_report(lambda texts: _labels_and_positive(result, texts, cfg))
         metrics.update(behaviour.metrics())
         mlflow.log_text("\n".join(behaviour.failures) or "all behavioural checks passed", "behaviour_failures.txt")
         with tempfile.TemporaryDirectory() as tmp:
@@ -418,7 +503,7 @@ def run_sentiment_training(
                 name="model",
                 python_model=str(Path(__file__).resolve().parents[1] / "registry" / "sentiment_model.py"),
                 artifacts={"classifier": tmp},
-                model_config={"max_length": cfg.max_length},
+                model_config={"max_length": cfg.max_length, "prefix": encoder_prefix(cfg.model_path())},
                 input_example=example,
                 registered_model_name=REGISTERED_NAME,
                 pip_requirements=pinned_requirements(["torch", "transformers", "pandas", "mlflow"]),

@@ -170,3 +170,21 @@ def test_rating_model_trains_registers_and_loads_by_alias(tracked):
         "rating"
     ]
     assert pred.between(1, 5).all() and pred.nunique() > 1
+
+
+def test_bilingual_fine_tune_reports_each_language_against_its_own_baseline(tracked, tiny_bert):
+    """English (3 classes) and Chinese (positive/negative, never asked to be neutral)
+    in one fine-tune; each language's test split against its own baseline."""
+    from mlflow import MlflowClient
+
+    from training.common import TimeSplit
+    from training.sentiment import FineTuneConfig, run_sentiment_training
+
+    settings, engine = tracked
+    cfg = FineTuneConfig(model=str(tiny_bert), max_steps=6, batch_size=16, eval_every=3, chinese=300, val_limit=100)
+    out = run_sentiment_training(engine, cfg, TimeSplit(*SPLIT_DATES), progress=False)
+    run = MlflowClient().get_run(out.run_id)
+    expected = {"test_macro_f1", "zh_test_macro_f1", "zh_test_macro_f1_gain_over_baseline", "zh_val_macro_f1"}
+    assert expected | {"en_val_macro_f1"} <= set(run.data.metrics)
+    assert 0 <= run.data.metrics["zh_test_macro_f1"] <= 1 and 0.5 < out.baseline_metrics["zh_test_macro_f1"] <= 1
+    assert 290 <= int(run.data.params["chinese_train_reviews"]) <= 310  # sampled evenly over the 10 categories
