@@ -81,7 +81,7 @@ def _binary(frame: pd.DataFrame) -> np.ndarray:
     """Which rows carry a positive/negative label only (Chinese data), as a bool array."""
     if "binary" not in frame:
         return np.zeros(len(frame), bool)
-    return frame["binary"].fillna(False).astype(bool).to_numpy()  # English rows of a concat: NaN
+    return frame["binary"].eq(True).to_numpy()  # English rows of a concat hold NaN there
 
 
 def binary_metrics(y_true: np.ndarray, proba: np.ndarray, prefix: str) -> dict[str, float]:
