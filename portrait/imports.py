@@ -201,21 +201,10 @@ def _jsonl_records(stream: BinaryIO, encoding: str) -> Iterator[Record]:
         except UnicodeDecodeError as err:
             yield number, RowError(f"bytes not valid {encoding} at byte {err.start}"), raw
             continue
-        if not text.strip():
-            yield number, RowError("empty line"), raw
-            continue
         try:
-            record = json.loads(text)
-        except json.JSONDecodeError as err:
-            yield number, RowError(f"bad JSON: {err.msg} at column {err.colno}"), raw
-            continue
-        except RecursionError:
-            yield number, RowError("nested too deep to parse"), raw
-            continue
-        if not isinstance(record, dict):
-            yield number, RowError("bad JSON: not an object"), raw
-            continue
-        yield number, record, raw
+            yield number, parsing.json_object(text), raw
+        except RowError as err:
+            yield number, err, raw
 
 
 def _parquet_records(path: Path, spec: ImportSpec) -> Iterator[Record]:

@@ -195,16 +195,25 @@ def _votes(record: dict) -> tuple[int, int | None]:
     return count, None
 
 
-def parse_amazon_review(line: str, key: bytes) -> ReviewRow:
-    """One line of the Amazon 2014 or 2018 review dumps. The reviewer's name is dropped."""
+def json_object(line: str) -> dict:
+    """One JSON-lines record; RowError for an empty line, bad or too deeply nested JSON,
+    or a value that is not an object."""
     if not line.strip():
         raise RowError("empty line")
     try:
         record = json.loads(line)
     except json.JSONDecodeError as err:
         raise RowError(f"bad JSON: {err.msg} at column {err.colno}") from None
+    except RecursionError:
+        raise RowError("nested too deep to parse") from None
     if not isinstance(record, dict):
         raise RowError("bad JSON: not an object")
+    return record
+
+
+def parse_amazon_review(line: str, key: bytes) -> ReviewRow:
+    """One line of the Amazon 2014 or 2018 review dumps. The reviewer's name is dropped."""
+    record = json_object(line)
     with located_user(record.get("reviewerID"), key) as pseudonym:
         user = _required_id(record, "reviewerID")
         item = _required_id(record, "asin")

@@ -129,11 +129,11 @@ class Gate:
             from portrait.settings import get_settings
 
             self.limits = Limits(get_settings())
-        # INFO lines reach BentoML's root handler (the service log); its logging set-up
-        # disables loggers that existed before it ran
-        access_log.disabled = False
-        access_log.setLevel(logging.INFO)
-        quiet_client_errors()
+            # once, in the worker: INFO lines reach BentoML's root handler (the service
+            # log); its logging set-up disables loggers that existed before it ran
+            access_log.disabled = False
+            access_log.setLevel(logging.INFO)
+            quiet_client_errors()
         return self.limits
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:

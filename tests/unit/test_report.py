@@ -22,6 +22,22 @@ def history(n: int = 2000, seed: int = 0) -> pd.DataFrame:
     )
 
 
+def portraits(n: int) -> pd.DataFrame:
+    """Latest portraits of n users, as portrait.report.load gives them (for the segments)."""
+    return pd.DataFrame(
+        {
+            "user_id": [f"u_{i}" for i in range(n)],
+            "review_count_total": np.arange(n) % 7 + 1,
+            "rating_mean": 3 + (np.arange(n) % 5) / 4,
+            "low_rating_share": (np.arange(n) % 3) / 3,
+            "helpful_ratio": 0.5,
+            "review_length_mean": 100 + np.arange(n),
+            "share_positive": 0.6,
+            "share_negative": 0.2,
+        }
+    )
+
+
 def test_a_handful_of_fresh_rows_does_not_move_the_window():
     old = history()
     fresh = pd.DataFrame(
@@ -47,18 +63,7 @@ def test_user_supplied_strings_are_escaped_in_charts_and_html(tmp_path):
         extra = reviews.sample(60, random_state=i).assign(item_id=item)
         extra["user_id"] = [f"u_h{i}_{j}" for j in range(60)]
         reviews = pd.concat([reviews, extra], ignore_index=True)
-    users = pd.DataFrame(
-        {
-            "user_id": [f"u_{i}" for i in range(50)],
-            "review_count_total": np.arange(50) % 7 + 1,
-            "rating_mean": 3 + (np.arange(50) % 5) / 4,
-            "low_rating_share": (np.arange(50) % 3) / 3,
-            "helpful_ratio": 0.5,
-            "review_length_mean": 100 + np.arange(50),
-            "share_positive": 0.6,
-            "share_negative": 0.2,
-        }
-    )
+    users = portraits(50)
     page = render(reviews, users, tmp_path).read_text()
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
     assert all((tmp_path / f).stat().st_size > 1000 for f in ("trends.png", "item_trends.png", "movers.png"))
@@ -80,18 +85,7 @@ def test_chinese_labels_render_with_a_cjk_font(tmp_path):
     reviews = history()
     items = ["洗发水-001", "平板电脑-002", "酒店-003", "蒙牛-004"]
     reviews["item_id"] = [items[i % 4] for i in range(len(reviews))]
-    users = pd.DataFrame(
-        {
-            "user_id": [f"u_{i}" for i in range(20)],
-            "review_count_total": np.arange(20) % 7 + 1,
-            "rating_mean": 3 + (np.arange(20) % 5) / 4,
-            "low_rating_share": (np.arange(20) % 3) / 3,
-            "helpful_ratio": 0.5,
-            "review_length_mean": 40 + np.arange(20),
-            "share_positive": 0.6,
-            "share_negative": 0.2,
-        }
-    )
+    users = portraits(20)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         render(reviews, users, tmp_path)
