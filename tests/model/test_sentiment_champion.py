@@ -5,6 +5,8 @@ leaves it. Skipped, saying so, where no champion has been trained and promoted
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -22,7 +24,13 @@ def champion():
     from portrait.settings import Settings
     from registry import models
 
+    # mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI: after the integration tests it
+    # names their throwaway registry, whose tiny-BERT champion is not the one under test
+    saved = {k: os.environ.pop(k, None) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     settings = Settings()
+    for k, v in saved.items():
+        if v is not None:
+            os.environ[k] = v
     if settings.profile != "local" or not settings.pgdata.exists():
         pytest.skip("no local profile with a trained champion here: run `make demo` first")
     tracking.configure(settings)
