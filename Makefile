@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: setup lint test test-unit demo bench db-up db-down mlflow-ui serve clean
+.PHONY: setup lint test test-unit demo demo-zh bench db-up db-down mlflow-ui serve clean
 
 setup: $(STAMP)
 
@@ -34,6 +34,10 @@ test-unit: setup
 demo: setup
 	$(BIN)/python -m portrait.demo $(ARGS)
 
+# The Chinese shop (its own state in .portrait-zh): synthetic export of real reviews, multilingual-e5-small
+demo-zh: setup
+	$(BIN)/python -m portrait.demo --lang zh $(ARGS)
+
 bench: setup
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/features.py
@@ -49,11 +53,12 @@ db-down: setup
 
 clean:
 	-$(BIN)/portrait db down
-	rm -rf .portrait
+	-PORTRAIT_STATE_DIR=$(CURDIR)/.portrait-zh $(BIN)/portrait db down
+	rm -rf .portrait .portrait-zh
 
 serve: setup
 	$(BIN)/portrait serve
 
 mlflow-ui: setup
 	$(BIN)/mlflow server --backend-store-uri "$$($(BIN)/portrait db url --database mlflow)" \
-		--default-artifact-root "$(CURDIR)/.portrait/mlartifacts" --host 127.0.0.1 --port 5000
+		--default-artifact-root "$${PORTRAIT_STATE_DIR:-$(CURDIR)/.portrait}/mlartifacts" --host 127.0.0.1 --port 5000

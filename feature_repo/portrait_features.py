@@ -57,7 +57,8 @@ user_behavior = FeatureView(
         Field(name="rating_std", dtype=Float32),
         Field(name="low_rating_share", dtype=Float32),
         Field(name="helpful_ratio", dtype=Float32),
-        Field(name="review_length_mean", dtype=Float32),
+        Field(name="review_words_mean", dtype=Float32),  # reviews in space-separated languages
+        Field(name="review_chars_mean_zh", dtype=Float32),  # Chinese reviews: characters, not words
         Field(name="days_since_prev_activity", dtype=Float32),
         Field(name="last_activity_unix", dtype=Int64),
         Field(name="purchase_count", dtype=Int32),

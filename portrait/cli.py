@@ -577,7 +577,7 @@ def train_sentiment(
             "the version are tagged truncated=true (rerun without the cap for a reproducible model)"
         )
     click.echo(
-        f"  test macro-F1: fine-tuned {m['test_macro_f1']:.4f} vs TF-IDF+LR {b['test_macro_f1']:.4f} "
+        f"  test macro-F1: fine-tuned {m['test_macro_f1']:.4f} vs {out.baseline} {b['test_macro_f1']:.4f} "
         f"({m['test_macro_f1_gain_over_baseline']:+.4f}); accuracy {m['test_accuracy']:.4f} vs "
         f"{b['test_accuracy']:.4f}"
     )

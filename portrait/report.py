@@ -6,6 +6,7 @@ rendering (charts, HTML)."""
 from __future__ import annotations
 
 import html
+import warnings
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,7 +22,8 @@ SEGMENT_FEATURES = [
     "rating_mean",
     "low_rating_share",
     "helpful_ratio",
-    "review_length_mean",
+    "review_words_mean",
+    "review_chars_mean_zh",
     "share_positive",
     "share_negative",
 ]
@@ -38,14 +40,15 @@ def load(engine: sa.Engine) -> tuple[pd.DataFrame, pd.DataFrame]:
             conn.execute(
                 sa.text("""
             SELECT b.user_id, b.review_count_total, b.rating_mean, b.low_rating_share, b.helpful_ratio,
-                   b.review_length_mean, t.share_positive, t.share_negative
+                   b.review_words_mean, b.review_chars_mean_zh, t.share_positive, t.share_negative,
+                   t.interest_tags
             FROM (SELECT DISTINCT ON (user_id) * FROM user_behavior ORDER BY user_id, event_timestamp DESC) b
             JOIN (SELECT DISTINCT ON (user_id) * FROM user_text_profile ORDER BY user_id, event_timestamp DESC) t
               USING (user_id)""")
             )
             .mappings()
             .all(),
-            columns=["user_id", *SEGMENT_FEATURES],
+            columns=["user_id", *SEGMENT_FEATURES, "interest_tags"],
         )
     reviews["event_timestamp"] = pd.to_datetime(reviews["event_timestamp"], utc=True)
     return reviews, users
@@ -64,6 +67,7 @@ def segment_users(users: pd.DataFrame, k: int = 4, seed: int = 0) -> Segments:
     from sklearn.cluster import KMeans
 
     x = users[SEGMENT_FEATURES].astype(float)
+    x = x.loc[:, x.notna().any()]  # e.g. Chinese characters per review in an English-only shop
     x = x.fillna(x.mean())
     z = (x - x.mean()) / x.std(ddof=0).replace(0, 1)
     k = max(1, min(k, len(users)))
@@ -138,6 +142,15 @@ def cohort_activity(reviews: pd.DataFrame, max_quarters: int = 12) -> pd.DataFra
 # --- rendering -------------------------------------------------------------------------
 
 
+def top_interest_tags(users: pd.DataFrame, top: int = 15) -> pd.Series:
+    """How many users carry each interest tag (their latest profile), most common first."""
+    if "interest_tags" not in users:
+        return pd.Series(dtype=int)
+    tags = users["interest_tags"].dropna().str.split(", ").explode()
+    tags = tags[tags.str.len() > 0]
+    return tags.value_counts().head(top)
+
+
 def _save(fig, path: Path) -> str:
     fig.savefig(path, dpi=110, bbox_inches="tight")
     import matplotlib.pyplot as plt
@@ -157,8 +170,24 @@ def render(reviews: pd.DataFrame, users: pd.DataFrame, out_dir: Path) -> Path:
     # user-supplied strings (item ids) are text, never mathtext ("$...$") or markup;
     # CJK labels fall back to an installed CJK font (else they would be tofu boxes)
     fonts = ["DejaVu Sans", *cjk_fonts()]
-    with matplotlib.rc_context({"text.parse_math": False, "text.usetex": False, "font.family": fonts}):
-        return _render(plt, reviews, users, out_dir)
+    with (
+        matplotlib.rc_context({"text.parse_math": False, "text.usetex": False, "font.family": fonts}),
+        warnings.catch_warnings(record=True) as caught,
+    ):
+        warnings.simplefilter("always")
+        path = _render(plt, reviews, users, out_dir)
+    # glyphs no installed font has are drawn as boxes: say so on the page, not only in a log
+    missing = sorted({str(w.message) for w in caught if "missing from font" in str(w.message)})
+    page = path.read_text()
+    banner = (
+        f"<p class='warn'>{len(missing)} characters have no glyph in any installed font and show as boxes "
+        "(install fonts-wqy-microhei or fonts-noto-cjk).</p>"
+        if missing
+        else ""
+    )
+    page = page.replace("<body>", f"<body data-missing-glyphs='{len(missing)}'>{banner}", 1)
+    path.write_text(page)
+    return path
 
 
 # Families tried for Chinese labels, in order (Debian: fonts-wqy-microhei, fonts-noto-cjk).
@@ -202,6 +231,17 @@ def _render(plt, reviews: pd.DataFrame, users: pd.DataFrame, out_dir: Path) -> P
         table = seg.traits.round(2).to_html(classes="t")
         sections.append(
             f"<h2>User segments</h2><img src='{img}' alt='segments'><p>Mean portrait of each segment:</p>{table}"
+        )
+
+    tags = top_interest_tags(users)
+    if len(tags):
+        fig, ax = plt.subplots(figsize=(8, 0.3 * len(tags) + 1))
+        ax.barh(tags.index[::-1], tags.values[::-1], color="tab:purple")
+        ax.set_xlabel("users")
+        ax.set_title("Most common interest tags (words from users' reviews)")
+        img = _save(fig, out_dir / "interest_tags.png")
+        sections.append(
+            f"<h2>Interest tags</h2><img src='{img}' alt='interest tags'>{tags.to_frame('users').to_html(classes='t')}"
         )
 
     trends = monthly_trends(reviews)
@@ -261,7 +301,7 @@ def _render(plt, reviews: pd.DataFrame, users: pd.DataFrame, out_dir: Path) -> P
     )
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>Portrait operations report</title>
 <style>body{{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}} img{{max-width:100%;display:block;margin:1em 0}}
-table.t{{border-collapse:collapse;font-size:12px}} table.t td,table.t th{{border:1px solid #ccc;padding:3px 6px}}</style>
+.warn{{color:#a00;font-weight:bold}} table.t{{border-collapse:collapse;font-size:12px}} table.t td,table.t th{{border:1px solid #ccc;padding:3px 6px}}</style>
 <script>
 // lets a headless browser (and the tests) see that every chart loaded
 window.addEventListener("load", () => {{

@@ -2,7 +2,8 @@
 Hugging Face classifier as an artifact, loaded by serving without training code.
 
 Input: a DataFrame with a `text` column. Output: label and the probability of
-each class (negative, neutral, positive). The forward pass runs in bf16 where
+each class (negative, neutral, positive; negative and positive only for a model
+trained on data without a neutral class, model_config `classes`). The forward pass runs in bf16 where
 the hardware has it (PORTRAIT_ENCODER_PRECISION, see portrait/encoder.py): on
 this project's CPU 2x faster, 99.9% of the 2014 test reviews get the same label
 and no probability moves more than 0.013."""
@@ -28,6 +29,8 @@ class SentimentModel(PythonModel):
         self.model.to(self.device)
         self.max_length = int((context.model_config or {}).get("max_length", 128))
         self.prefix = str((context.model_config or {}).get("prefix", ""))  # e5 models: "query: "
+        # a model trained on data without a neutral class answers negative or positive only
+        self.classes = list((context.model_config or {}).get("classes") or [])
         self.precision = _precision()
         if self.precision == "bfloat16":  # bf16 weights, not autocast: no per-call casts of every weight
             self.model.to(torch.bfloat16)
@@ -38,6 +41,8 @@ class SentimentModel(PythonModel):
 
         # the class names travel with the fine-tuned classifier (its config's id2label)
         labels = [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
+        keep = [i for i, label in enumerate(labels) if not self.classes or label in self.classes]
+        labels = [labels[i] for i in keep]
         texts = [str(t) for t in model_input["text"].tolist()]
         probs = np.zeros((len(texts), len(labels)), dtype=np.float32)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # pad per batch
@@ -51,7 +56,7 @@ class SentimentModel(PythonModel):
                     padding=True,
                     return_tensors="pt",
                 ).to(self.device)
-                logits = self.model(**batch).logits
+                logits = self.model(**batch).logits[:, keep]  # softmax over the trained classes
                 probs[idx] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
         out = pd.DataFrame(probs, columns=[f"prob_{label}" for label in labels])
         out.insert(0, "label", [labels[int(i)] for i in probs.argmax(axis=1)] if texts else [])

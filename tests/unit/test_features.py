@@ -19,10 +19,25 @@ def ts(day: str) -> pd.Timestamp:
     return pd.Timestamp(day, tz="UTC")
 
 
-def reviews_frame(rows):
-    return pd.DataFrame(
-        rows, columns=["user_id", "event_timestamp", "rating", "helpful_votes", "total_votes", "text_length"]
-    )
+def reviews_frame(rows, language: str = "en"):
+    """Rows of (user, time, rating, helpful, total, length): words in English, characters in Chinese."""
+    df = pd.DataFrame(rows, columns=["user_id", "event_timestamp", "rating", "helpful_votes", "total_votes", "length"])
+    zh = language == "zh"
+    return df.assign(
+        text_words=0 if zh else df["length"],
+        has_words=int(not zh),
+        text_chars_zh=df["length"] if zh else 0,
+        is_zh=int(zh),
+    ).drop(columns="length")
+
+
+def test_review_length_is_words_in_english_and_characters_in_chinese():
+    en = reviews_frame([("u1", ts("2014-01-01"), 5, 0, 0, 10), ("u1", ts("2014-01-02"), 4, 0, 0, 20)])
+    zh = reviews_frame([("u1", ts("2014-01-03"), 5, 0, 0, 40)], language="zh")
+    out = compute_user_behavior(pd.concat([en, zh], ignore_index=True), EMPTY_EVENTS).set_index("event_timestamp")
+    first, last = out.loc[ts("2014-01-01")], out.loc[ts("2014-01-03")]
+    assert first.review_words_mean == 10 and np.isnan(first.review_chars_mean_zh)
+    assert (last.review_words_mean, last.review_chars_mean_zh) == (15, 40)  # Chinese does not dilute words
 
 
 EMPTY_EVENTS = pd.DataFrame(columns=["user_id", "event_timestamp", "event_type", "quantity", "amount"])

@@ -31,7 +31,8 @@ def portraits(n: int) -> pd.DataFrame:
             "rating_mean": 3 + (np.arange(n) % 5) / 4,
             "low_rating_share": (np.arange(n) % 3) / 3,
             "helpful_ratio": 0.5,
-            "review_length_mean": 100 + np.arange(n),
+            "review_words_mean": 100 + np.arange(n),
+            "review_chars_mean_zh": np.nan,  # an English shop
             "share_positive": 0.6,
             "share_negative": 0.2,
         }
@@ -72,7 +73,6 @@ def test_user_supplied_strings_are_escaped_in_charts_and_html(tmp_path):
 def test_chinese_labels_render_with_a_cjk_font(tmp_path):
     """No tofu: with a CJK font installed, matplotlib finds a glyph for every label."""
     import os
-    import warnings
 
     import pytest
 
@@ -85,9 +85,18 @@ def test_chinese_labels_render_with_a_cjk_font(tmp_path):
     reviews = history()
     items = ["洗发水-001", "平板电脑-002", "酒店-003", "蒙牛-004"]
     reviews["item_id"] = [items[i % 4] for i in range(len(reviews))]
-    users = portraits(20)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        render(reviews, users, tmp_path)
-    missing = [str(w.message) for w in caught if "missing from" in str(w.message)]
-    assert missing == []
+    users = portraits(20).assign(interest_tags=["质量, 物流", "物流, 性价比", "", None] * 5)
+    page = render(reviews, users, tmp_path).read_text()
+    assert "data-missing-glyphs='0'" in page
+    assert "物流" in page and (tmp_path / "interest_tags.png").stat().st_size > 1000
+
+
+def test_missing_glyphs_are_counted_on_the_page(tmp_path, monkeypatch):
+    """Without a CJK font the Chinese labels are boxes: the page says so."""
+    from portrait import report
+
+    monkeypatch.setattr(report, "cjk_fonts", lambda: [])
+    users = portraits(20).assign(interest_tags="质量, 物流")
+    page = render(history(), users, tmp_path).read_text()
+    count = int(page.split("data-missing-glyphs='")[1].split("'")[0])
+    assert count >= 4 and "show as boxes" in page
