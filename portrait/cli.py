@@ -525,6 +525,12 @@ def _with_split(f):
     "to be neutral) and report the Chinese test split against a jieba TF-IDF baseline. Use a multilingual "
     "--model (portrait encoder install multilingual-e5-small).",
 )
+@click.option(
+    "--language",
+    type=click.Choice(["zh"]),
+    help="Train the Chinese model (registered as review-sentiment-zh) on the shop's Chinese reviews and the "
+    "--chinese data; /sentiment routes texts detected as Chinese to its champion, the rest to review-sentiment's.",
+)
 @_with_split
 def train_sentiment(
     model_path,
@@ -537,6 +543,7 @@ def train_sentiment(
     seed,
     precision,
     chinese,
+    language,
     train_before,
     test_from,
 ) -> None:
@@ -557,6 +564,7 @@ def train_sentiment(
         seed=seed,
         precision=precision,
         chinese=chinese,
+        language=language,
     )
     split = TimeSplit(_parse_time(train_before), _parse_time(test_from))
     tracking.configure(settings)
@@ -567,7 +575,7 @@ def train_sentiment(
         engine.dispose()
     m, b = out.metrics, out.baseline_metrics
     click.echo(
-        f"review-sentiment v{out.version} registered (run {out.run_id}); stopped by {out.stopped_by} "
+        f"{out.name} v{out.version} registered (run {out.run_id}); stopped by {out.stopped_by} "
         f"after {out.result.steps} steps, {out.examples_per_s:.1f} train examples/s on {device()} "
         f"({out.result.precision})"
     )
@@ -581,12 +589,12 @@ def train_sentiment(
         f"({m['test_macro_f1_gain_over_baseline']:+.4f}); accuracy {m['test_accuracy']:.4f} vs "
         f"{b['test_accuracy']:.4f}"
     )
-    if chinese:
+    if "zh_test_macro_f1" in m:
         click.echo(
             f"  Chinese test macro-F1 (positive/negative): fine-tuned {m['zh_test_macro_f1']:.4f} vs jieba TF-IDF+LR "
             f"{b['zh_test_macro_f1']:.4f} ({m['zh_test_macro_f1_gain_over_baseline']:+.4f})"
         )
-    click.echo(f"  promote with: portrait models promote review-sentiment {out.version}")
+    click.echo(f"  promote with: portrait models promote {out.name} {out.version}")
 
 
 @train.command("rating")
@@ -641,11 +649,13 @@ def models_list(name: str | None) -> None:
     from datetime import datetime, timezone
 
     from portrait import tracking
-    from registry.models import HEADLINE, list_versions
+    from registry.models import HEADLINE, SENTIMENT_ZH, list_versions
 
     tracking.configure(get_settings())
     for model in [name] if name else list(HEADLINE):
         versions = list_versions(model)
+        if not versions and not name and model == SENTIMENT_ZH:
+            continue  # optional: only shops that route Chinese texts to their own model have it
         click.echo(
             f"{model}  (headline: {HEADLINE[model][0]}, {'higher' if HEADLINE[model][1] else 'lower'} is better)"
         )

@@ -1,4 +1,5 @@
-"""The MLflow model registry: registered models `review-sentiment` and
+"""The MLflow model registry: registered models `review-sentiment` (and
+`review-sentiment-zh` where Chinese texts are routed to their own model) and
 `rating-predictor`, promotion by alias with a gate, rollback, loading by alias.
 
 Aliases: `champion` is served, `challenger` is shadowed, `previous` is the
@@ -10,9 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 SENTIMENT = "review-sentiment"
+# Optional: the model /sentiment routes texts detected as Chinese to, where the shop's
+# default one is English-only (`portrait train sentiment --language zh`)
+SENTIMENT_ZH = "review-sentiment-zh"
 RATING = "rating-predictor"
 # The headline metric of each model, logged on its run, and whether higher is better.
-HEADLINE = {SENTIMENT: ("test_macro_f1", True), RATING: ("test_rmse", False)}
+HEADLINE = {SENTIMENT: ("test_macro_f1", True), SENTIMENT_ZH: ("test_macro_f1", True), RATING: ("test_rmse", False)}
 CHAMPION, PREVIOUS = "champion", "previous"
 
 

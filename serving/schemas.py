@@ -30,6 +30,9 @@ class ModelVersions(BaseModel):
 class Sentiment(BaseModel):
     label: str
     probabilities: dict[str, float]
+    model: str | None = Field(
+        default=None, description="the model that answered: review-sentiment, or review-sentiment-zh for Chinese"
+    )
 
 
 class SentimentResponse(BaseModel):

@@ -27,7 +27,7 @@ import numpy as np
 from bentoml.exceptions import InvalidArgument, NotFound, ServiceUnavailable
 from pydantic import Field
 
-from registry.models import RATING, SENTIMENT
+from registry.models import RATING, SENTIMENT, SENTIMENT_ZH
 from serving.champions import ChampionModel, configure_tracking, poll_forever, settle
 from serving.errors import Conflict, Gone, describe, down, is_outage, is_stale_connection
 from serving.middleware import Gate
@@ -72,19 +72,45 @@ class SentimentModel:
         torch.set_num_threads(get_settings().sentiment_threads or max(1, (os.cpu_count() or 2) - 1))
         configure_tracking()
         self.champion = ChampionModel(SENTIMENT)
-        self.champion.refresh()
-        poll_forever(self.champion.refresh)
+        self.chinese = ChampionModel(SENTIMENT_ZH)  # optional: where Chinese texts have their own model
+        self.refresh()
+        poll_forever(self.refresh)
         settle()
 
+    def refresh(self, force: bool = False) -> bool:
+        chinese = self.chinese.refresh(force)
+        return self.champion.refresh(force) or chinese
+
     def _classify(self, texts: list[str]) -> list[dict]:
+        """Texts detected as Chinese go to review-sentiment-zh's champion when there is
+        one, every other text (and all of them when there is none) to review-sentiment's."""
+        if self.chinese.model is None:
+            return self._predict(self.champion, texts)
+        from portrait.language import detect_language
+
+        routes = [self.chinese if detect_language(t) == "zh" else self.champion for t in texts]
+        out: list[dict] = [{} for _ in texts]
+        for champion in {id(r): r for r in routes}.values():
+            idx = [i for i, r in enumerate(routes) if r is champion]
+            for i, result in zip(idx, self._predict(champion, [texts[i] for i in idx])):
+                out[i] = result
+        return out
+
+    @staticmethod
+    def _predict(champion: ChampionModel, texts: list[str]) -> list[dict]:
         import pandas as pd
 
-        model, version = self.champion.get(), self.champion.version
+        model, version = champion.get(), champion.version
         out = model.predict(pd.DataFrame({"text": texts}))
         labels = [c.removeprefix("prob_") for c in out.columns if c.startswith("prob_")]
         probs = out[[f"prob_{label}" for label in labels]].to_numpy()
         return [
-            {"label": label, "probabilities": dict(zip(labels, map(float, p))), "version": version}
+            {
+                "label": label,
+                "probabilities": dict(zip(labels, map(float, p))),
+                "version": version,
+                "model": f"{champion.name} v{version}",
+            }
             for label, p in zip(out["label"], probs)
         ]
 
@@ -101,7 +127,7 @@ class SentimentModel:
 
     @bentoml.api
     def reload(self) -> dict:
-        changed = self.champion.refresh(force=True)
+        changed = self.refresh(force=True)
         return {"version": str(self.champion.version), "changed": changed, "error": self.champion.error}
 
     def __is_ready__(self) -> bool:
@@ -246,8 +272,8 @@ class Portrait:
         """Label and class probabilities for each text."""
         results = self._classify(texts)
         return SentimentResponse(
-            results=[Sentiment(label=r["label"], probabilities=r["probabilities"]) for r in results],
-            models=self.versions(results[0]["version"] if results else None),
+            results=[Sentiment(label=r["label"], probabilities=r["probabilities"], model=r["model"]) for r in results],
+            models=self.versions(_default_version(results)),
         )
 
     @bentoml.api(route="/rating")
@@ -426,9 +452,11 @@ class Portrait:
             user_id=user_id,
             item_id=item_id,
             review_id=review_id,
-            sentiment=Sentiment(label=sentiment["label"], probabilities=sentiment["probabilities"]),
+            sentiment=Sentiment(
+                label=sentiment["label"], probabilities=sentiment["probabilities"], model=sentiment["model"]
+            ),
             online_profile_updated=updated,
-            models=self.versions(sentiment["version"]),
+            models=self.versions(_default_version([sentiment])),
         )
 
     def _embed(self, text: str) -> np.ndarray:
@@ -458,6 +486,11 @@ class Portrait:
     def __is_ready__(self) -> bool:
         # the routes that need a missing champion answer 503 with the reason; the store is needed by all
         return self._reader is not None
+
+
+def _default_version(results: list[dict]) -> str | None:
+    """review-sentiment's version among the results (each names the model that answered)."""
+    return next((r["version"] for r in results if r["model"] == f"{SENTIMENT} v{r['version']}"), None)
 
 
 def _rounded(value: float) -> float | None:

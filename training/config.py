@@ -24,6 +24,9 @@ class FineTuneConfig:
     patience: int = 8  # validations without improvement before stopping early (2 epochs)
     seed: int = 13
     precision: str | None = None  # auto | float32 | bfloat16; None: the PORTRAIT_ENCODER_PRECISION setting
+    language: str | None = (
+        None  # "zh": the shop's Chinese reviews (+ --chinese data) only, registered as review-sentiment-zh
+    )
     chinese: int = 0  # Chinese reviews (online_shopping_10_cats, positive/negative) trained beside the English ones
     # freeze the word embeddings: None = when the vocabulary is over 100k pieces (multilingual
     # models: 96M of e5-small's 117M parameters; their AdamW state and update dominate a CPU step)

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from portrait.database import REVIEW_ORDER
 from portrait.encoder import autocast, encoder_prefix, resolve_precision, review_text
 from portrait.labels import SENTIMENT_LABELS, ratings_sentiment
-from registry.models import SENTIMENT
+from registry.models import SENTIMENT, SENTIMENT_ZH
 from training.behaviour import behaviour_report
 from training.common import (
     TimeSplit,
@@ -35,7 +35,6 @@ from training.config import FineTuneConfig
 log = logging.getLogger(__name__)
 TRUNCATED = "time cap"  # stopped_by when --max-minutes cut the run
 LABEL_IDS = {label: i for i, label in enumerate(SENTIMENT_LABELS)}
-REGISTERED_NAME = SENTIMENT
 
 
 def load_reviews(engine: sa.Engine) -> pd.DataFrame:
@@ -395,7 +394,7 @@ def chinese_parts(cfg: FineTuneConfig) -> tuple[pd.DataFrame, pd.DataFrame, pd.D
     from portrait.settings import get_settings
     from training.chinese import load_chinese
 
-    zh = load_chinese(get_settings().resolved_data_dir()).assign(binary=True)
+    zh = load_chinese(get_settings().resolved_data_dir()).assign(binary=True, language="zh")
     train = zh[zh["split"] == "train"]
     train = train.groupby("category").sample(frac=min(1.0, cfg.chinese / len(train)), random_state=cfg.seed)
     val = zh[zh["split"] == "val"]
@@ -406,6 +405,7 @@ def chinese_parts(cfg: FineTuneConfig) -> tuple[pd.DataFrame, pd.DataFrame, pd.D
 
 @dataclass
 class SentimentOutcome:
+    name: str  # the registered model: review-sentiment, or review-sentiment-zh
     baseline_run_id: str
     run_id: str
     version: int
@@ -429,10 +429,20 @@ def run_sentiment_training(
     from registry.models import BASELINE_PREFIX, HEADLINE, tag_version
 
     reviews = load_reviews(engine)
-    if reviews.empty:
-        raise ValueError("no reviews: run portrait ingest first")
+    if cfg.language:
+        reviews = reviews[reviews["language"].eq(cfg.language)].reset_index(drop=True)
+    zh_train, zh_val, zh_test = chinese_parts(cfg)
+    if reviews.empty and not len(zh_train):
+        raise ValueError(f"no {cfg.language + ' ' if cfg.language else ''}reviews: run portrait ingest first")
     parts = split.part(reviews["event_timestamp"])
     train, val, test = (reviews[parts == p].reset_index(drop=True) for p in ("train", "val", "test"))
+    registered_name = SENTIMENT
+    if cfg.language == "zh":  # the Chinese model: the shop's Chinese reviews and the Chinese data, one test set
+        registered_name = SENTIMENT_ZH
+        train, val, test = (
+            pd.concat([a, b], ignore_index=True) for a, b in ((train, zh_train), (val, zh_val), (test, zh_test))
+        )
+        zh_train = zh_val = zh_test = zh_train.iloc[:0]
     for label, part in (("train", train), ("validation", val), ("test", test)):
         if part.empty:
             raise ValueError(f"the {label} period of {split.window()} holds no reviews")
@@ -456,7 +466,6 @@ def run_sentiment_training(
     counts: dict[str, int | str] = {f"{n}_reviews": len(p) for n, p in (("train", train), ("val", val), ("test", test))}
     counts["classes"] = ",".join(classes)
     tags = run_tags(split)
-    zh_train, zh_val, zh_test = chinese_parts(cfg)
     if len(zh_train):
         counts.update(chinese_train_reviews=len(zh_train), chinese_test_reviews=len(zh_test))
 
@@ -486,7 +495,11 @@ def run_sentiment_training(
             name="model",
             # declared, not inferred: review text in, class id (0..2, SENTIMENT_LABELS order) out
             signature=ModelSignature(inputs=Schema([ColSpec("string")]), outputs=Schema([ColSpec("long")])),
-            pip_requirements=pinned_requirements(["scikit-learn", "cloudpickle", "numpy", "scipy"]),
+            pip_requirements=pinned_requirements(
+                ["scikit-learn", "cloudpickle", "numpy", "scipy", *(["jieba"] if chinese_shop else [])]
+            ),
+            # its tokenizer is Portrait's jieba segmentation (loading it needs portrait installed)
+            skops_trusted_types=["portrait.language.jieba_words"] if chinese_shop else None,
         )
         if len(zh_train):  # the Chinese baseline: jieba TF-IDF + LR on the same Chinese training rows
             from training.chinese import train_jieba_baseline
@@ -552,7 +565,7 @@ def run_sentiment_training(
                     "classes": classes,  # the ones it was trained to tell apart
                 },
                 input_example=example,
-                registered_model_name=REGISTERED_NAME,
+                registered_model_name=registered_name,
                 pip_requirements=pinned_requirements(["torch", "transformers", "pandas", "mlflow"]),
             )
         # after the model, linked to it (see run_rating_training: no duplicate inserts)
@@ -563,9 +576,9 @@ def run_sentiment_training(
         }
         mlflow.log_metrics({**metrics, **run_metrics}, model_id=info.model_id)
         version = int(info.registered_model_version)
-        headline = HEADLINE[REGISTERED_NAME][0]
+        headline = HEADLINE[registered_name][0]
         tag_version(
-            REGISTERED_NAME,
+            registered_name,
             version,
             {
                 **tags,
@@ -576,6 +589,7 @@ def run_sentiment_training(
             },
         )
     return SentimentOutcome(
+        registered_name,
         base_run.info.run_id,
         run.info.run_id,
         version,

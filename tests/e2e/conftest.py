@@ -88,7 +88,7 @@ class Deployment:
 
 
 @pytest.fixture(scope="session")
-def deployment(tmp_path_factory, tiny_bert):
+def deployment(tmp_path_factory, tiny_bert, tiny_multilingual_bert):
     if not shutil.which("redis-server"):
         if os.environ.get("CI"):
             pytest.fail("redis-server is needed for the e2e tests")
@@ -118,6 +118,12 @@ def deployment(tmp_path_factory, tiny_bert):
         f"portrait train sentiment --max-steps 8 --batch-size 16 {split} && portrait train rating --epochs 3 {split} "
         # tiny models need not beat their baselines: the gate is tested in tests/integration/test_training.py
         "&& portrait models promote review-sentiment 1 --force && portrait models promote rating-predictor 1 --force",
+        env,
+    )
+    # a bilingual shop: Chinese texts routed to a Chinese model (trained on the Chinese data only)
+    sh(
+        f"portrait train sentiment --language zh --chinese 200 --model {tiny_multilingual_bert} --max-steps 4 "
+        f"--batch-size 16 {split} && portrait models promote review-sentiment-zh 1 --force",
         env,
     )
     port = free_port()

@@ -67,6 +67,18 @@ def test_every_endpoint_answers_and_names_its_models(deployment):
     assert profile["models"]["rating_predictor"] == "1"
 
 
+def test_chinese_texts_are_routed_to_the_chinese_model(deployment):
+    """English to review-sentiment's champion, Chinese (detected per text) to review-sentiment-zh's."""
+    texts = ["Great strings, bright tone!", "音质很好，物流也很快，非常满意", "Broke after two days.", "用了两天就坏了"]
+    r = post(deployment, "/sentiment", {"texts": texts})
+    assert r.status_code == 200, r.text
+    answered = [x["model"] for x in r.json()["results"]]
+    assert answered == ["review-sentiment v1", "review-sentiment-zh v1"] * 2
+    chinese = r.json()["results"][1]
+    assert set(chinese["probabilities"]) == {"negative", "positive"}  # trained on positive/negative data
+    assert r.json()["models"]["review_sentiment"] == "1"  # the default model's version, whatever answered first
+
+
 def unreviewed_item(user: str) -> str:
     """A catalog item (of the deployment's data) the user has not reviewed."""
     import json
