@@ -93,7 +93,7 @@ def compute_user_behavior(reviews: pd.DataFrame, events: pd.DataFrame) -> pd.Dat
         "amount",
     ]
     acts = pd.concat([f[cols] for f in (r, e) if len(f)], ignore_index=True) if len(r) or len(e) else r[cols]
-    acts["total_votes"] = acts["total_votes"].fillna(0)
+    acts["total_votes"] = acts["total_votes"].astype(float).fillna(0)  # NULL where an export has no votes
     acts = acts.sort_values(["user_id", "event_timestamp"], kind="stable").reset_index(drop=True)
     if acts.empty:
         return pd.DataFrame()

@@ -47,3 +47,62 @@ def test_a_chinese_shop_export_loads_and_gets_chinese_tags(db, tmp_path, tiny_be
     assert len(words) > 20
     chinese = [w for w in words if re.fullmatch(r"[\u4e00-\u9fff]+", w)]
     assert len(chinese) > 0.8 * len(words) and all(len(w) >= 2 for w in chinese)  # words, not characters
+
+
+def test_review_lengths_are_words_and_characters_and_migration_0006_backfills_them(db, tmp_path, tiny_bert):
+    """English reviews count words, Chinese ones characters, each over its own reviews; the
+    migration's backfill (down to 0005 and up again) gives what the feature build gives."""
+    from portrait import migrate, zh_sample
+    from portrait.features import build_features
+    from portrait.imports import REVIEW_FIELDS, ImportSpec, parse_mapping
+    from portrait.ingest import ingest_file
+    from portrait.settings import Settings
+    from tests.integration.test_ingest import real_lines
+
+    settings, engine = db
+    path = zh_sample.write_export(Settings().resolved_data_dir(), tmp_path / zh_sample.FILE_NAME, reviews=200)
+    options = dict(zip(zh_sample.OPTIONS[::2], zh_sample.OPTIONS[1::2]))
+    spec = ImportSpec(
+        columns=parse_mapping(zh_sample.MAPPING, REVIEW_FIELDS),
+        time_format=options["--time-format"],
+        timezone=options["--timezone"],
+        rating_scale=(0, 1),
+    )
+    ingest_file(engine, "reviews", path, TEST_KEY, progress=False, spec=spec)
+    english = tmp_path / "reviews.json"
+    english.write_bytes(b"".join(real_lines(200)))
+    ingest_file(engine, "amazon-reviews", english, TEST_KEY, progress=False)
+    build_features(engine, encoder_path=str(tiny_bert), progress=False)
+
+    columns = "user_id, event_timestamp, review_words_mean, review_chars_mean_zh"
+    with engine.connect() as conn:
+        before = conn.execute(sa.text(f"SELECT {columns} FROM user_behavior ORDER BY 1, 2")).all()
+        reviews = conn.execute(sa.text("SELECT user_id, language, text FROM reviews")).all()
+    words: dict[str, list[int]] = {}
+    chars: dict[str, list[int]] = {}
+    for user, language, text in reviews:
+        if language == "zh":
+            chars.setdefault(user, []).append(len(text))
+        else:
+            words.setdefault(user, []).append(len(text.split()))
+    assert len(chars) > 20 and len(words) > 20
+    latest = {user: (w, c) for user, _, w, c in before}  # rows are in time order: the last one wins
+    assert latest.keys() == words.keys() | chars.keys()
+    for user, (got_words, got_chars) in latest.items():
+        for got, lengths in ((got_words, words.get(user)), (got_chars, chars.get(user))):
+            if lengths is None:
+                assert got is None
+            else:
+                assert got == pytest.approx(sum(lengths) / len(lengths), rel=1e-5)
+
+    migrate.downgrade(settings, "0005")
+    migrate.upgrade(settings)
+    with engine.connect() as conn:
+        after = conn.execute(sa.text(f"SELECT {columns} FROM user_behavior ORDER BY 1, 2")).all()
+    assert len(after) == len(before)
+    for old, new in zip(before, after):
+        assert old[:2] == new[:2]
+        for got, want in zip(new[2:], old[2:]):
+            assert (got is None) == (want is None)
+            if want is not None:
+                assert got == pytest.approx(want, rel=1e-5)
