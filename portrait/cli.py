@@ -306,6 +306,35 @@ def sample_export(language: str, out: Path, reviews: int) -> None:
     click.echo(f"ingest it: {shlex.join(command)}")
 
 
+@main.command("synth")
+@click.option("--users", type=click.IntRange(min=1), required=True)
+@click.option("--items", type=click.IntRange(min=1), required=True)
+@click.option("--reviews", type=click.IntRange(min=0), required=True)
+@click.option("--events", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--lang", type=click.Choice(["en", "zh"]), default="en", show_default=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("synthetic"), show_default=True)
+def synth(users: int, items: int, reviews: int, events: int, seed: int, lang: str, out: Path) -> None:
+    """Write a SYNTHETIC shop of this size, resampled from the real shared data (deterministic
+    for a seed), print how close its distributions are to the real ones and how to ingest it."""
+    import shlex
+
+    from portrait import synth as synthetic
+    from portrait import zh_sample
+
+    real = synthetic.load_real(get_settings().resolved_data_dir(), lang)
+    shop = synthetic.generate(real, out, users=users, items=items, reviews=reviews, events=events, seed=seed)
+    click.echo(f"wrote {shop.reviews_path} ({shop.reviews:,} reviews) and {shop.events_path} ({shop.events:,} events)")
+    for name, ks in synthetic.check(real, shop).items():
+        click.echo(f"  KS statistic against the real data, {name}: {ks:.3f}")
+    if lang == "zh":
+        reviews_cmd = ["portrait", "ingest", "reviews", str(shop.reviews_path), "--map", zh_sample.MAPPING]
+        reviews_cmd += zh_sample.OPTIONS
+    else:
+        reviews_cmd = ["portrait", "ingest", "amazon-reviews", str(shop.reviews_path)]
+    click.echo(f"ingest: {shlex.join(reviews_cmd)} && portrait ingest events {shlex.quote(str(shop.events_path))}")
+
+
 # --- encoders ------------------------------------------------------------------
 
 

@@ -72,6 +72,18 @@ def model_revision(path: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+def encoder_name(path: str | Path) -> str:
+    """The name recorded with each embedding: portrait_encoder.json's (written by `portrait
+    encoder install`), MiniLM's hub name for the packaged default, else the directory name."""
+    path = Path(path)
+    meta = path / "portrait_encoder.json"
+    if meta.exists():
+        name = json.loads(meta.read_text()).get("name")
+        if name:
+            return str(name)
+    return "sentence-transformers/all-MiniLM-L6-v2" if path == default_model_path() else path.name
+
+
 def encoder_prefix(path: str | Path) -> str:
     """The prefix a model directory asks its inputs to carry (e5: "query: "), from the
     portrait_encoder.json that `portrait encoder install` writes; "" otherwise."""
@@ -108,12 +120,9 @@ class Encoder:
         model = AutoModel.from_pretrained(path, local_files_only=True)
         device = "cuda" if torch.cuda.is_available() else "cpu"
         model.to(device).eval()
-        name = "sentence-transformers/all-MiniLM-L6-v2" if path == default_model_path() else path.name
-        meta = path / "portrait_encoder.json"  # written by `portrait encoder install`
-        info = json.loads(meta.read_text()) if meta.exists() else {}
         return cls(
             prefix=encoder_prefix(path),
-            name=info.get("name", name),
+            name=encoder_name(path),
             revision=model_revision(path),
             tokenizer=tokenizer,
             model=model,

@@ -1,0 +1,56 @@
+"""What the scale work relies on, on small data: a synthetic shop ingests cleanly, and
+identical review texts are embedded once (the content hash), in both profiles."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from tests.conftest import SHARED_DATA, TEST_KEY
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_synthetic_shop_ingests_and_its_repeated_texts_embed_once(db, tmp_path, tiny_bert, monkeypatch):
+    from portrait import synth
+    from portrait.encoder import Encoder
+    from portrait.features import build_features
+    from portrait.ingest import ingest_file
+
+    settings, engine = db
+    real = synth.load_real(SHARED_DATA)
+    shop = synth.generate(real, tmp_path, users=300, items=150, reviews=2000, events=2800, seed=3, progress=False)
+    _, reviews = ingest_file(engine, "amazon-reviews", shop.reviews_path, TEST_KEY, progress=False)
+    _, events = ingest_file(engine, "events", shop.events_path, TEST_KEY, progress=False)
+    assert reviews.reconciles and reviews.loaded == shop.reviews and reviews.rejected == 0
+    assert events.reconciles and events.loaded == shop.events and events.rejected == 0
+
+    embedded: list[int] = []
+    real_embed = Encoder.embed
+
+    def counting_embed(self, texts, **kw):
+        embedded.append(len(texts))
+        return real_embed(self, texts, **kw)
+
+    monkeypatch.setattr(Encoder, "embed", counting_embed)
+    build_features(engine, encoder_path=str(tiny_bert), progress=False)
+    with engine.connect() as conn:
+        rows, unique = conn.execute(sa.text("SELECT count(*), count(DISTINCT text_hash) FROM review_embeddings")).one()
+        # every review with the same text has the same vector
+        spread = conn.execute(
+            sa.text("""SELECT count(*) FROM (SELECT text_hash FROM review_embeddings
+                       GROUP BY text_hash HAVING count(DISTINCT embedding) > 1) s""")
+        ).scalar()
+    assert rows == shop.reviews and unique < 0.95 * rows  # texts drawn from 10,261 real ones repeat
+    assert sum(embedded) == unique and spread == 0
+
+    # a second shop's worth of the same texts: nothing new to embed
+    more = synth.generate(real, tmp_path / "more", users=300, items=150, reviews=500, events=0, seed=4, progress=False)
+    ingest_file(engine, "amazon-reviews", more.reviews_path, TEST_KEY, progress=False)
+    embedded.clear()
+    build_features(engine, encoder_path=str(tiny_bert), progress=False)
+    with engine.connect() as conn:
+        total, unique_after = conn.execute(
+            sa.text("SELECT count(*), count(DISTINCT text_hash) FROM review_embeddings")
+        ).one()
+    assert sum(embedded) == unique_after - unique < 500  # only texts never embedded before
