@@ -153,18 +153,38 @@ def _times(rng: np.random.Generator, owners: np.ndarray, starts: np.ndarray, gap
 
 
 def generate(
-    real: RealShop, out_dir: Path, *, users: int, items: int, reviews: int, events: int, seed: int = 0, progress=True
+    real: RealShop,
+    out_dir: Path,
+    *,
+    users: int,
+    items: int,
+    reviews: int,
+    events: int,
+    seed: int = 0,
+    recent_days: float | None = None,
+    progress=True,
 ) -> Synthetic:
-    """Write synthetic_reviews_*.{json.gz|csv} and synthetic_events_*.csv.gz under out_dir."""
+    """Write synthetic_reviews_*.{json.gz|csv} and synthetic_events_*.csv.gz under out_dir.
+    recent_days: activity of the last N days up to now (new rows for an existing shop)
+    instead of the real data's years."""
     from tqdm import tqdm
 
     rng = np.random.default_rng(seed)
     out_dir.mkdir(parents=True, exist_ok=True)
-    tag = f"u{users}_i{items}_r{reviews}_e{events}_s{seed}"
+    tag = f"u{users}_i{items}_r{reviews}_e{events}_s{seed}" + (f"_recent{recent_days:g}d" if recent_days else "")
     item_share = _shares(rng, real.item_popularity, items)
     templates = rng.integers(0, len(real.item_ratings), size=items)  # each item's rating distribution
-    review_start = rng.choice(real.review_times, size=users)
-    buy_start = rng.choice(real.review_times, size=users)
+    if recent_days:  # starts in the window, gaps a tenth of the real ones, nothing after now
+        import time as _time
+
+        now = int(_time.time()) - 60
+        window = int(recent_days * 86400)
+        real = _recent(real, window)
+        review_times = rng.integers(now - window, now - window // 2, size=max(users, 1))
+    else:
+        now, review_times = None, real.review_times
+    review_start = rng.choice(review_times, size=users)
+    buy_start = rng.choice(review_times, size=users)
 
     # reviews: per-user counts, then items without repeating a (user, item) pair
     per_user = _counts(rng, real.user_activity, users, reviews)
@@ -182,6 +202,8 @@ def generate(
     keep.sort()
     owners, item_of = owners[keep], item_of[keep]
     times = _times(rng, owners, review_start, real.review_gaps)
+    if now is not None:
+        times = np.minimum(times, now)
     lengths = np.array([len(r) for r in real.item_ratings])
     offsets = np.r_[0, np.cumsum(lengths)[:-1]]
     template = templates[item_of]
@@ -198,13 +220,18 @@ def generate(
     purchases = events // (1 + VIEWS_PER_PURCHASE + CARTS_PER_PURCHASE)
     buyers = np.repeat(np.arange(users), _counts(rng, real.buyer_activity, users, purchases))
     buy_times = _times(rng, buyers, buy_start, real.purchase_gaps)
+    if now is not None:
+        buy_times = np.minimum(buy_times, now)
     qty_amount = real.purchases[rng.integers(len(real.purchases), size=len(buyers))]
     browse = events - len(buyers)
     browsers = rng.choice(buyers if len(buyers) else np.arange(users), size=browse)
     kinds = np.where(
         rng.random(browse) < CARTS_PER_PURCHASE / (VIEWS_PER_PURCHASE + CARTS_PER_PURCHASE), "cart", "view"
     )
-    browse_times = buy_start[browsers] + rng.integers(0, 2 * 365 * 86400, size=browse)
+    spread = int(recent_days * 86400 / 2) if recent_days else 2 * 365 * 86400
+    browse_times = buy_start[browsers] + rng.integers(0, spread, size=browse)
+    if now is not None:
+        browse_times = np.minimum(browse_times, now)
     events_path = out_dir / f"synthetic_events_{tag}.csv.gz"
     with (
         tqdm(total=len(buyers) + browse, desc="synth events", unit="event", disable=not progress) as bar,
@@ -252,6 +279,18 @@ def generate(
         "purchase_amount": qty_amount[:, 1] if len(qty_amount) else np.zeros(0),
     }
     return Synthetic(reviews_path, events_path, len(owners), len(buyers) + browse, stats)
+
+
+def _recent(real: RealShop, window: int) -> RealShop:
+    """The real shop with gaps scaled into a window of `window` seconds."""
+    from dataclasses import replace
+
+    scale = window / max(1.0, float(np.percentile(real.review_gaps, 99)) * 4)
+    return replace(
+        real,
+        review_gaps=(real.review_gaps * scale).astype(np.int64),
+        purchase_gaps=(real.purchase_gaps * scale).astype(np.int64),
+    )
 
 
 def _write_reviews(path, rng, real, owners, item_of, ratings, times, zh, bar) -> None:

@@ -464,7 +464,7 @@ def run_sentiment_training(
     )
     y_test = test["label"].map(LABEL_IDS).to_numpy()
     counts: dict[str, int | str] = {f"{n}_reviews": len(p) for n, p in (("train", train), ("val", val), ("test", test))}
-    counts["classes"] = ",".join(classes)
+    counts["sentiment_classes"] = ",".join(classes)  # ("classes" is the model config's, logged by MLflow)
     tags = run_tags(split)
     if len(zh_train):
         counts.update(chinese_train_reviews=len(zh_train), chinese_test_reviews=len(zh_test))

@@ -1,0 +1,282 @@
+"""Scale: the whole pipeline on synthetic shops of growing size, stage by stage.
+
+For each size (reviews; as many events; users and items at the real data's ratios,
+7.2 reviews per user and 11.4 per item), on a scratch database of the profile's server:
+
+- synth: `portrait synth` writes the shop (not a pipeline stage; shown for scale)
+- ingest: reviews + events rows/s
+- build: `portrait features build`, full; its embedding step reuses the embedding of
+  every text already embedded (content hash): the resampled texts come from 10,261 real
+  reviews, so the build embeds at most that many texts at any size
+- embed: the encoder's reviews/s on 512 of the shop's texts, and the projected time to
+  embed every review of the size if each text were unique (the real cost of a real shop)
+- delta build / delta materialize: 1% more reviews and events from the last days, then an
+  incremental build and `materialize-incremental`, against the full runs
+- materialize: full, into PostgreSQL and into Redis (stock Feast), rows/s
+- join: Feast's point-in-time join of rating_v1 for up to 10^5 label rows
+- online read: 1 user + 100 items through Portrait's reader, p99
+- item snapshot: the serving process's start-up load of every item (seconds, MB)
+
+Prints a table, the growth exponent of each stage between the two largest sizes
+(cost ~ N^e), and writes a log-log PNG of cost against size.
+
+    .venv/bin/python bench/scale.py [--sizes 10000,100000] [--redis-url redis://127.0.0.1:6379/14]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import scratch_database
+
+from portrait import database, featurestore
+
+REVIEWS_PER_USER, REVIEWS_PER_ITEM = 7.18, 11.4  # the real Amazon data's ratios
+STAGES = [
+    "ingest",
+    "build",
+    "embed_projected",
+    "delta_build",
+    "materialize_pg",
+    "delta_materialize_pg",
+    "materialize_redis",
+    "join",
+    "online_read_p99",
+    "item_snapshot",
+]
+
+
+def timed(fn, *args, **kw) -> tuple[float, object]:
+    start = time.perf_counter()
+    out = fn(*args, **kw)
+    return time.perf_counter() - start, out
+
+
+def online_rows(engine) -> int:
+    with engine.connect() as conn:
+        return sum(
+            conn.execute(sa.text(f"SELECT count(DISTINCT {key}) FROM {table}")).scalar()
+            for table, key in (
+                ("user_behavior", "user_id"),
+                ("user_text_profile", "user_id"),
+                ("item_stats", "item_id"),
+                ("item_text_profile", "item_id"),
+            )
+        )
+
+
+def feast_scratch(settings) -> tuple[dict, str]:
+    name = f"portrait_bench_feast_{uuid.uuid4().hex[:8]}"
+    admin = database.server_url(settings)
+    database.create_database(admin, name)
+    return {
+        "PORTRAIT_FEAST_DATABASE": name,
+        "PORTRAIT_FEAST_REGISTRY_URL": admin.set(database=name).render_as_string(hide_password=False),
+    }, name
+
+
+def drop(settings, name: str) -> None:
+    admin = database.server_url(settings)
+    engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    engine.dispose()
+
+
+def run_size(n: int, real, work: Path, redis_url: str, seed: int) -> dict[str, float]:
+    from portrait import synth
+    from portrait.encoder import Encoder, review_text
+    from portrait.features import build_features
+    from portrait.ingest import ingest_file
+    from portrait.online import OnlineReader
+    from training.rating import FEATURE_SERVICE, label_rows
+
+    users, items = max(1, round(n / REVIEWS_PER_USER)), max(1, round(n / REVIEWS_PER_ITEM))
+    out: dict[str, float] = {"reviews": n, "users": users, "items": items}
+    t, shop = timed(synth.generate, real, work / f"n{n}", users=users, items=items, reviews=n, events=n, seed=seed)
+    out["synth_s"] = t
+    key = b"bench-pseudonymization-key-32-bytes-long"
+    with scratch_database() as settings:
+        engine = database.engine(settings)
+        try:
+            t1, _ = timed(ingest_file, engine, "amazon-reviews", shop.reviews_path, key, progress=False)
+            t2, _ = timed(ingest_file, engine, "events", shop.events_path, key, progress=False)
+            out["ingest"] = t1 + t2
+            out["ingest_rows_per_s"] = (shop.reviews + shop.events) / (t1 + t2)
+            t, result = timed(build_features, engine, progress=False)
+            out["build"] = t
+            with engine.connect() as conn:
+                out["texts_embedded"] = conn.execute(
+                    sa.text("SELECT count(DISTINCT text_hash) FROM review_embeddings")
+                ).scalar()
+                sample = conn.execute(sa.text("SELECT summary, text FROM reviews ORDER BY random() LIMIT 512")).all()
+            encoder = Encoder.load()
+            texts = [review_text(s, t) for s, t in sample]
+            encoder.embed(texts[:64])  # warm-up
+            t, _ = timed(encoder.embed, texts)
+            out["embed_reviews_per_s"] = len(texts) / t
+            out["embed_projected"] = n / out["embed_reviews_per_s"]  # every review a unique text
+
+            overrides, feast_db = feast_scratch(settings)
+            try:
+                featurestore.apply(settings, overrides)
+                rows = online_rows(engine)
+                t, _ = timed(featurestore.materialize, settings, full=True, overrides=overrides)
+                out["materialize_pg"], out["materialize_pg_rows_per_s"], out["online_rows"] = t, rows / t, rows
+
+                store = featurestore.feature_store(settings, overrides)
+                labels = label_rows(engine)
+                labels = labels.sample(min(len(labels), 100_000), random_state=0)
+                entity_df = labels[["user_id", "item_id", "event_timestamp", "request_unix"]]
+                t, _ = timed(
+                    featurestore.historical_features, store, entity_df, store.get_feature_service(FEATURE_SERVICE)
+                )
+                out["join"], out["join_rows"] = t, len(entity_df)
+
+                reader = OnlineReader(store)
+                t, snapshot = timed(reader.refresh_items)  # what serving does at start-up
+                out["item_snapshot"] = t
+                arrays = [snapshot.embeddings, *snapshot.stats.values()]
+                out["item_snapshot_mb"] = sum(a.nbytes for a in arrays) / 2**20
+                with engine.connect() as conn:
+                    user_ids = (
+                        conn.execute(sa.text("SELECT DISTINCT user_id FROM user_text_profile LIMIT 200"))
+                        .scalars()
+                        .all()
+                    )
+                rng = np.random.default_rng(0)
+                samples = []
+                for r in range(300):
+                    cands = list(rng.choice(snapshot.item_ids, size=min(100, len(snapshot.item_ids)), replace=False))
+                    start = time.perf_counter()
+                    reader.affinity(reader.user(user_ids[r % len(user_ids)]), cands)
+                    samples.append(time.perf_counter() - start)
+                out["online_read_p99"] = float(np.percentile(samples, 99))
+
+                # 1% new activity, then the incremental build and materialization
+                delta = synth.generate(
+                    real,
+                    work / f"n{n}-delta",
+                    users=users,
+                    items=items,
+                    reviews=max(1, n // 100),
+                    events=max(1, n // 100),
+                    seed=seed + 1,
+                    recent_days=3,
+                    progress=False,
+                )
+                ingest_file(engine, "amazon-reviews", delta.reviews_path, key, progress=False)
+                ingest_file(engine, "events", delta.events_path, key, progress=False)
+                t, delta_result = timed(build_features, engine, progress=False)
+                out["delta_build"] = t
+                out["delta_users_rebuilt"] = delta_result.users_rebuilt
+                out["full_users_rebuilt"] = result.users_rebuilt
+                t, _ = timed(featurestore.materialize, settings, overrides=overrides)
+                out["delta_materialize_pg"] = t
+            finally:
+                drop(settings, feast_db)
+
+            import redis
+
+            redis.Redis.from_url(redis_url).flushdb()
+            overrides, feast_db = feast_scratch(settings)
+            try:
+                redis_settings = settings.model_copy(update={"redis_url": redis_url})
+                featurestore.apply(redis_settings, overrides)
+                rows = online_rows(engine)
+                t, _ = timed(featurestore.materialize, redis_settings, full=True, overrides=overrides)
+                out["materialize_redis"], out["materialize_redis_rows_per_s"] = t, rows / t
+            finally:
+                drop(settings, feast_db)
+                redis.Redis.from_url(redis_url).flushdb()
+        finally:
+            engine.dispose()
+    return out
+
+
+def exponent(a: float, b: float, na: float, nb: float) -> float:
+    return math.log(b / a) / math.log(nb / na) if a > 0 and b > 0 else float("nan")
+
+
+def report(results: list[dict[str, float]], png: Path) -> None:
+    sizes = [r["reviews"] for r in results]
+    print("\nstage                     " + "".join(f"{int(n):>14,}" for n in sizes) + "   exponent (two largest)")
+    for stage in STAGES:
+        values = [r.get(stage, float("nan")) for r in results]
+        exp = exponent(values[-2], values[-1], sizes[-2], sizes[-1]) if len(values) > 1 else float("nan")
+        unit = "ms" if stage == "online_read_p99" else "s"
+        shown = [v * 1000 if unit == "ms" else v for v in values]
+        print(f"{stage + ' (' + unit + ')':<26}" + "".join(f"{v:>14,.2f}" for v in shown) + f"   {exp:>6.2f}")
+    print("\nrates and context")
+    for name in (
+        "users",
+        "items",
+        "ingest_rows_per_s",
+        "texts_embedded",
+        "embed_reviews_per_s",
+        "online_rows",
+        "materialize_pg_rows_per_s",
+        "materialize_redis_rows_per_s",
+        "join_rows",
+        "full_users_rebuilt",
+        "delta_users_rebuilt",
+        "item_snapshot_mb",
+        "synth_s",
+    ):
+        print(f"{name:<30}" + "".join(f"{r.get(name, float('nan')):>14,.1f}" for r in results))
+    print("\ndelta (1% new rows) against the full run")
+    for stage, full in (("delta_build", "build"), ("delta_materialize_pg", "materialize_pg")):
+        print(f"{stage:<30}" + "".join(f"{r[stage] / r[full]:>14.1%}" for r in results))
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for stage in STAGES:
+        ax.plot(sizes, [r.get(stage, np.nan) for r in results], marker="o", label=stage)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("reviews (and as many events)")
+    ax.set_ylabel("seconds")
+    ax.set_title("Portrait stage cost against shop size (this machine)")
+    ax.legend(fontsize=7)
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=110, bbox_inches="tight")
+    print(f"\nlog-log plot: {png}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="10000,100000", help="reviews per size, comma-separated")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14", help="flushed before and after")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--png", type=Path, default=Path("docs/scale.png"))
+    args = parser.parse_args()
+    from portrait import synth
+    from portrait.settings import get_settings
+
+    real = synth.load_real(get_settings().resolved_data_dir())
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in (int(s) for s in args.sizes.split(",")):
+            print(f"size {n:,} reviews ...", flush=True)
+            results.append(run_size(n, real, Path(tmp), args.redis_url, args.seed))
+            print({k: round(v, 3) for k, v in results[-1].items()}, flush=True)
+    report(results, args.png)
+
+
+if __name__ == "__main__":
+    main()
