@@ -12,7 +12,9 @@ For each size (reviews; as many events; users and items at the real data's ratio
   embed every review of the size if each text were unique (the real cost of a real shop)
 - delta build / delta materialize: 1% more reviews and events from the last days, then an
   incremental build and `materialize-incremental`, against the full runs
-- materialize: full, into PostgreSQL and into Redis (stock Feast), rows/s
+- materialize: full, into PostgreSQL and into Redis, rows/s: Portrait's settings (the
+  latest row per entity pulled in the offline store; COPY into PostgreSQL) beside stock
+  Feast's on the same rows
 - join: Feast's point-in-time join of rating_v1 for up to 10^5 label rows
 - online read: 1 user + 100 items through Portrait's reader, p99
 - item snapshot: the serving process's start-up load of every item (seconds, MB)
@@ -31,7 +33,9 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import sqlalchemy as sa
@@ -42,6 +46,7 @@ from common import scratch_database
 
 from portrait import database, featurestore
 
+T = TypeVar("T")
 REVIEWS_PER_USER, REVIEWS_PER_ITEM = 7.18, 11.4  # the real Amazon data's ratios
 STAGES = [
     "ingest",
@@ -51,13 +56,15 @@ STAGES = [
     "materialize_pg",
     "delta_materialize_pg",
     "materialize_redis",
+    "materialize_pg_stock",
+    "materialize_redis_stock",
     "join",
     "online_read_p99",
     "item_snapshot",
 ]
 
 
-def timed(fn, *args, **kw) -> tuple[float, object]:
+def timed(fn: Callable[..., T], *args, **kw) -> tuple[float, T]:
     start = time.perf_counter()
     out = fn(*args, **kw)
     return time.perf_counter() - start, out
@@ -117,9 +124,9 @@ def run_size(n: int, real, work: Path, redis_url: str, seed: int) -> dict[str, f
             t, result = timed(build_features, engine, progress=False)
             out["build"] = t
             with engine.connect() as conn:
-                out["texts_embedded"] = conn.execute(
-                    sa.text("SELECT count(DISTINCT text_hash) FROM review_embeddings")
-                ).scalar()
+                out["texts_embedded"] = float(
+                    conn.execute(sa.text("SELECT count(DISTINCT text_hash) FROM review_embeddings")).scalar() or 0
+                )
                 sample = conn.execute(sa.text("SELECT summary, text FROM reviews ORDER BY random() LIMIT 512")).all()
             encoder = Encoder.load()
             texts = [review_text(s, t) for s, t in sample]
@@ -128,12 +135,21 @@ def run_size(n: int, real, work: Path, redis_url: str, seed: int) -> dict[str, f
             out["embed_reviews_per_s"] = len(texts) / t
             out["embed_projected"] = n / out["embed_reviews_per_s"]  # every review a unique text
 
+            rows = online_rows(engine)
+            out["online_rows"] = rows
+            # stock Feast beside it, on the same rows (a registry and online store of its own)
+            stock_overrides, stock_db = feast_scratch(settings)
+            try:
+                featurestore.apply(settings, stock_overrides)
+                t, _ = timed(featurestore.materialize, settings, full=True, overrides=stock_overrides, stock=True)
+                out["materialize_pg_stock"], out["materialize_pg_stock_rows_per_s"] = t, rows / t
+            finally:
+                drop(settings, stock_db)
             overrides, feast_db = feast_scratch(settings)
             try:
                 featurestore.apply(settings, overrides)
-                rows = online_rows(engine)
                 t, _ = timed(featurestore.materialize, settings, full=True, overrides=overrides)
-                out["materialize_pg"], out["materialize_pg_rows_per_s"], out["online_rows"] = t, rows / t, rows
+                out["materialize_pg"], out["materialize_pg_rows_per_s"] = t, rows / t
 
                 store = featurestore.feature_store(settings, overrides)
                 labels = label_rows(engine)
@@ -189,17 +205,17 @@ def run_size(n: int, real, work: Path, redis_url: str, seed: int) -> dict[str, f
 
             import redis
 
-            redis.Redis.from_url(redis_url).flushdb()
-            overrides, feast_db = feast_scratch(settings)
-            try:
-                redis_settings = settings.model_copy(update={"redis_url": redis_url})
-                featurestore.apply(redis_settings, overrides)
-                rows = online_rows(engine)
-                t, _ = timed(featurestore.materialize, redis_settings, full=True, overrides=overrides)
-                out["materialize_redis"], out["materialize_redis_rows_per_s"] = t, rows / t
-            finally:
-                drop(settings, feast_db)
+            redis_settings = settings.model_copy(update={"redis_url": redis_url})
+            for label, stock in (("materialize_redis_stock", True), ("materialize_redis", False)):
                 redis.Redis.from_url(redis_url).flushdb()
+                overrides, feast_db = feast_scratch(settings)
+                try:
+                    featurestore.apply(redis_settings, overrides)
+                    t, _ = timed(featurestore.materialize, redis_settings, full=True, overrides=overrides, stock=stock)
+                    out[label], out[f"{label}_rows_per_s"] = t, rows / t
+                finally:
+                    drop(settings, feast_db)
+                    redis.Redis.from_url(redis_url).flushdb()
         finally:
             engine.dispose()
     return out
@@ -227,7 +243,9 @@ def report(results: list[dict[str, float]], png: Path) -> None:
         "embed_reviews_per_s",
         "online_rows",
         "materialize_pg_rows_per_s",
+        "materialize_pg_stock_rows_per_s",
         "materialize_redis_rows_per_s",
+        "materialize_redis_stock_rows_per_s",
         "join_rows",
         "full_users_rebuilt",
         "delta_users_rebuilt",
@@ -235,6 +253,10 @@ def report(results: list[dict[str, float]], png: Path) -> None:
         "synth_s",
     ):
         print(f"{name:<30}" + "".join(f"{r.get(name, float('nan')):>14,.1f}" for r in results))
+    print("\nmaterialization, Portrait's settings against stock Feast (same rows, same run)")
+    for store in ("pg", "redis"):
+        speedups = [r[f"materialize_{store}_stock"] / r[f"materialize_{store}"] for r in results]
+        print(f"{store + ' speed-up':<30}" + "".join(f"{v:>13.2f}x" for v in speedups))
     print("\ndelta (1% new rows) against the full run")
     for stage, full in (("delta_build", "build"), ("delta_materialize_pg", "materialize_pg")):
         print(f"{stage:<30}" + "".join(f"{r[stage] / r[full]:>14.1%}" for r in results))

@@ -62,9 +62,11 @@ def yaml_path(settings: Settings) -> Path:
     return REDIS_YAML if settings.redis_url else POSTGRES_YAML
 
 
-def repo_config(settings: Settings, overrides: dict[str, str] | None = None):
+def repo_config(settings: Settings, overrides: dict[str, str] | None = None, *, stock: bool = False):
     """Feast's RepoConfig from our yaml with this profile's values (no os.environ
-    edits); overrides replace some of them (benchmarks use a scratch registry)."""
+    edits); overrides replace some of them (benchmarks use a scratch registry).
+    stock: Feast's defaults where the yaml departs from them (the materialization
+    settings and the COPY-writing PostgreSQL store), the baseline they are measured against."""
     import yaml
     from feast.repo_config import RepoConfig
 
@@ -75,15 +77,20 @@ def repo_config(settings: Settings, overrides: dict[str, str] | None = None):
         lambda m: env.get(m.group(1), os.environ.get(m.group(1), m.group(0))),
         yaml_path(settings).read_text(),
     )
-    config = RepoConfig(**yaml.safe_load(text))
+    raw = yaml.safe_load(text)
+    if stock:
+        raw.pop("materialization", None)
+        if raw["online_store"]["type"] == "portrait.online_stores.PortraitPostgreSQLOnlineStore":
+            raw["online_store"]["type"] = "postgres"
+    config = RepoConfig(**raw)
     config.repo_path = FEATURE_REPO
     return config
 
 
-def feature_store(settings: Settings, overrides: dict[str, str] | None = None):
+def feature_store(settings: Settings, overrides: dict[str, str] | None = None, *, stock: bool = False):
     from feast import FeatureStore
 
-    return FeatureStore(config=repo_config(settings, overrides), repo_path=str(FEATURE_REPO))
+    return FeatureStore(config=repo_config(settings, overrides, stock=stock), repo_path=str(FEATURE_REPO))
 
 
 def apply(settings: Settings, overrides: dict[str, str] | None = None) -> None:
@@ -103,12 +110,17 @@ def apply(settings: Settings, overrides: dict[str, str] | None = None) -> None:
 
 
 def materialize(
-    settings: Settings, end: datetime | None = None, *, full: bool = False, overrides: dict[str, str] | None = None
+    settings: Settings,
+    end: datetime | None = None,
+    *,
+    full: bool = False,
+    overrides: dict[str, str] | None = None,
+    stock: bool = False,
 ) -> None:
     """`feast materialize-incremental` up to end (default now), with Feast's progress
     bars. full=True reloads everything (after switching online stores, say: Feast
     keeps one materialization history per feature view, not per store)."""
-    store = feature_store(settings, overrides)
+    store = feature_store(settings, overrides, stock=stock)
     end = end or datetime.now(timezone.utc)
     if full:
         store.materialize(start_date=datetime(1970, 1, 1, tzinfo=timezone.utc), end_date=end)
