@@ -1,6 +1,6 @@
 """The one place Portrait touches Feast's private symbols (pinned Feast 0.67).
 
-Feast has no public API for these three jobs; each use names the symbol here, so
+Feast has no public API for these jobs; each use names the symbol here, so
 a Feast upgrade that moves one fails in `check()` (run by the unit tests) with
 the symbol's name, not deep inside forget or a training join:
 
@@ -8,6 +8,8 @@ the symbol's name, not deep inside forget or a training join:
   arguments; wrapped to plan its point-in-time join with hash joins.
 - `_redis_key`, `_table_id`: where the Redis and PostgreSQL online stores keep an
   entity's rows; `portrait forget` deletes them there.
+- `_get_conn`, `_get_connection_pool`, `_to_naive_utc`: the PostgreSQL online store's
+  connections and timestamps, which Portrait's COPY-writing store repeats.
 """
 
 from __future__ import annotations
@@ -20,7 +22,11 @@ from typing import Any
 CONN_KWARGS = ("feast.infra.utils.postgres.connection_utils", "_get_conn_kwargs")
 REDIS_KEY = ("feast.infra.online_stores.helpers", "_redis_key")
 PG_TABLE_ID = ("feast.infra.online_stores.postgres_online_store.postgres", "_table_id")
-SYMBOLS = (CONN_KWARGS, REDIS_KEY, PG_TABLE_ID)
+# the COPY-writing online store (portrait/online_stores.py) repeats Feast's connection handling
+PG_CONN = ("feast.infra.online_stores.postgres_online_store.postgres", "_get_conn")
+PG_POOL = ("feast.infra.online_stores.postgres_online_store.postgres", "_get_connection_pool")
+NAIVE_UTC = ("feast.infra.online_stores.helpers", "_to_naive_utc")
+SYMBOLS = (CONN_KWARGS, REDIS_KEY, PG_TABLE_ID, PG_CONN, PG_POOL, NAIVE_UTC)
 
 
 class FeastPrivateSymbolMissing(ImportError):

@@ -5,7 +5,8 @@ per (entity, feature). feature_store.yaml names it as the online store's type, s
 stores are byte-for-byte Feast's (tests/integration/test_materialization.py).
 
 Feast's `_get_conn` asserts the store's type is "postgres"; this class repeats it
-without that assert (the one private method it overrides)."""
+without that assert (the one private method it overrides). The private functions it
+calls are resolved through portrait.feast_private, which fails by name on a Feast upgrade."""
 
 from __future__ import annotations
 
@@ -16,13 +17,15 @@ from typing import Any, Literal
 
 from feast import FeatureView
 from feast.infra.key_encoding_utils import get_list_val_str, serialize_entity_key
-from feast.infra.online_stores.helpers import _to_naive_utc, extract_text_and_num
+from feast.infra.online_stores.helpers import extract_text_and_num
 from feast.infra.online_stores.postgres_online_store import postgres as feast_pg
 from feast.infra.utils.postgres.postgres_config import ConnectionType
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.repo_config import RepoConfig
 from psycopg import sql
+
+from portrait.feast_private import NAIVE_UTC, PG_CONN, PG_POOL, PG_TABLE_ID, resolve
 
 TYPE = "portrait.online_stores.PortraitPostgreSQLOnlineStore"
 
@@ -36,7 +39,7 @@ class PortraitPostgreSQLOnlineStore(feast_pg.PostgreSQLOnlineStore):
     def _get_conn(self, config: RepoConfig, autocommit: bool = False) -> Generator[Any, Any, Any]:
         if config.online_store.conn_type == ConnectionType.pool:
             if not self._conn_pool:
-                self._conn_pool = feast_pg._get_connection_pool(config.online_store)
+                self._conn_pool = resolve(PG_POOL)(config.online_store)
                 self._conn_pool.open()
             connection = self._conn_pool.getconn()
             connection.set_autocommit(autocommit)
@@ -44,7 +47,7 @@ class PortraitPostgreSQLOnlineStore(feast_pg.PostgreSQLOnlineStore):
             self._conn_pool.putconn(connection)
         else:
             if not self._conn:
-                self._conn = feast_pg._get_conn(config.online_store)
+                self._conn = resolve(PG_CONN)(config.online_store)
             self._conn.set_autocommit(autocommit)
             yield self._conn
 
@@ -58,7 +61,7 @@ class PortraitPostgreSQLOnlineStore(feast_pg.PostgreSQLOnlineStore):
         """The rows Feast's online_write_batch writes, COPYed into a staging table and
         upserted in one statement. Rows for the same (entity, feature) keep the last one,
         as Feast's row-by-row upserts do."""
-        table_name = feast_pg._table_id(config.project, table, config.registry.enable_online_feature_view_versioning)
+        table_name = resolve(PG_TABLE_ID)(config.project, table, config.registry.enable_online_feature_view_versioning)
         with self._get_conn(config) as conn, conn.cursor() as cur:
             has_value_num = self._check_table_has_value_num(cur, table_name, config)
             compute_value_num = has_value_num  # as Feast: filled wherever the column exists
@@ -69,10 +72,11 @@ class PortraitPostgreSQLOnlineStore(feast_pg.PostgreSQLOnlineStore):
             rows: dict[tuple[bytes, str], tuple] = {}
             version = config.entity_key_serialization_version
             vector_enabled = config.online_store.vector_enabled
+            naive_utc = resolve(NAIVE_UTC)
             for entity_key, values, timestamp, created_ts in data:
                 key = serialize_entity_key(entity_key, entity_key_serialization_version=version)
-                event_ts = _to_naive_utc(timestamp)
-                created = _to_naive_utc(created_ts) if created_ts is not None else None
+                event_ts = naive_utc(timestamp)
+                created = naive_utc(created_ts) if created_ts is not None else None
                 for feature_name, val in values.items():
                     value_text, value_num = extract_text_and_num(val, compute_value_num)
                     row = [key, feature_name, val.SerializeToString(), value_text]
