@@ -157,6 +157,38 @@ def compute_user_behavior(reviews: pd.DataFrame, events: pd.DataFrame) -> pd.Dat
 # --- item_stats ---------------------------------------------------------------
 
 
+def popularity_ranks(items_in_time_order: np.ndarray) -> np.ndarray:
+    """The popularity rank of each review's item just after it: 1 + the number of items
+    with a strictly higher review count at that moment. A Fenwick tree over counts
+    (how many items have each count) makes each step O(log n), so the walk stays linear
+    in the reviews, however many distinct counts there are."""
+    n = len(items_in_time_order)
+    tree = np.zeros(n + 2, dtype=np.int64)  # tree over counts 1..n+1: items having each count
+
+    def add(count: int, delta: int) -> None:
+        while count <= n + 1:
+            tree[count] += delta
+            count += count & -count
+
+    def at_most(count: int) -> int:
+        total = 0
+        while count > 0:
+            total += tree[count]
+            count -= count & -count
+        return int(total)
+
+    counts: dict[object, int] = {}
+    ranks = np.empty(n, dtype=np.int64)
+    for i, item in enumerate(items_in_time_order):
+        old = counts.get(item, 0)
+        if old:
+            add(old, -1)
+        counts[item] = old + 1
+        add(old + 1, 1)
+        ranks[i] = 1 + len(counts) - at_most(old + 1)
+    return ranks
+
+
 def compute_item_stats(reviews: pd.DataFrame, items: set[str] | None = None) -> pd.DataFrame:
     """Snapshots at each time an item was reviewed: review count, mean rating, its
     trend (mean of the last 90 days minus the mean before; null without both) and
@@ -167,19 +199,7 @@ def compute_item_stats(reviews: pd.DataFrame, items: set[str] | None = None) -> 
     r = reviews.sort_values(["event_timestamp", "item_id"], kind="stable").reset_index(drop=True)
     if r.empty:
         return pd.DataFrame()
-    # Popularity rank at each review: walk the reviews in time order keeping every
-    # item's count; rank = 1 + number of items with a strictly higher count.
-    counts: dict[str, int] = {}
-    histogram: dict[int, int] = {}  # count -> number of items with it
-    ranks = np.empty(len(r), dtype=np.int64)
-    for i, item in enumerate(r["item_id"].to_numpy()):
-        old = counts.get(item, 0)
-        if old:
-            histogram[old] -= 1
-        counts[item] = old + 1
-        histogram[old + 1] = histogram.get(old + 1, 0) + 1
-        ranks[i] = 1 + sum(n for c, n in histogram.items() if c > old + 1)
-    r["popularity_rank"] = ranks
+    r["popularity_rank"] = popularity_ranks(r["item_id"].to_numpy())
     if items is not None:
         r = r[r["item_id"].isin(items)]
     r = r.sort_values(["item_id", "event_timestamp"], kind="stable").reset_index(drop=True)
@@ -254,6 +274,45 @@ def fit_tag_vocabulary(texts: list[str]):
         return vectorizer.fit(texts)
     except ValueError:  # empty vocabulary
         return None
+
+
+VOCABULARY_REFIT_GROWTH = 0.10  # refit the tag vocabulary once the corpus has grown by this much
+
+
+def tag_vocabulary(conn, as_of: datetime):
+    """The stored tag vocabulary while the corpus has grown by less than
+    VOCABULARY_REFIT_GROWTH since it was fitted (IDF weights barely move: an incremental
+    build then reads no other review's text); else fitted on every review and stored.
+    `portrait forget` drops the stored one, so no erased review's terms outlive it."""
+    from portrait.encoder import review_text
+
+    reviews = conn.execute(sa.text("SELECT count(*) FROM reviews WHERE event_timestamp <= :a"), {"a": as_of}).scalar()
+    stored = conn.execute(
+        sa.text("SELECT reviews, terms, idf FROM tag_vocabulary ORDER BY vocabulary_id DESC LIMIT 1")
+    ).first()
+    if stored is not None and stored.reviews <= reviews <= stored.reviews * (1 + VOCABULARY_REFIT_GROWTH):
+        return restore_tag_vocabulary(list(stored.terms), list(stored.idf))
+    texts = _frame(conn, "SELECT summary, text FROM reviews WHERE event_timestamp <= :as_of", as_of=as_of)
+    vectorizer = fit_tag_vocabulary([review_text(s, t) for s, t in zip(texts["summary"], texts["text"])])
+    terms = vectorizer.get_feature_names_out().tolist() if vectorizer else []
+    conn.execute(
+        sa.text("INSERT INTO tag_vocabulary (reviews, terms, idf) VALUES (:n, :t, :i)"),
+        {"n": reviews, "t": terms, "i": [float(v) for v in vectorizer.idf_] if vectorizer else []},
+    )
+    return vectorizer
+
+
+def restore_tag_vocabulary(terms: list[str], idf: list[float]):
+    """fit_tag_vocabulary's vectorizer from its terms and IDF weights (None without terms)."""
+    if not terms:
+        return None
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from portrait.language import tag_terms
+
+    vectorizer = TfidfVectorizer(analyzer=tag_terms, vocabulary=terms, sublinear_tf=True)
+    vectorizer.idf_ = np.asarray(idf, dtype=np.float64)
+    return vectorizer
 
 
 def compute_user_text_profile(embedded: pd.DataFrame, vectorizer, sentiment_source: str) -> pd.DataFrame:
@@ -518,8 +577,7 @@ def build_features(
             rows.update(rebuild_items(conn, items, as_of))
 
         if users:
-            texts = _frame(conn, "SELECT summary, text FROM reviews WHERE event_timestamp <= :as_of", as_of=as_of)
-            vectorizer = fit_tag_vocabulary([review_text(s, t) for s, t in zip(texts["summary"], texts["text"])])
+            vectorizer = tag_vocabulary(conn, as_of)
             by_user = _utc(_frame(conn, EMBEDDED_SQL.format(cond="r.user_id = ANY(:u)"), as_of=as_of, u=users))
             by_user["embedding"] = by_user["embedding"].map(np.asarray)
             by_user["text"] = [review_text(s, t) for s, t in zip(by_user["summary"], by_user["text"])]

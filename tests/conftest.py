@@ -96,6 +96,7 @@ RAW_TABLES = (
     "users",
     "ingest_runs",
     "feature_builds",
+    "tag_vocabulary",
     "forget_audit",
     "forgotten_users",
     "id_key_fingerprint",

@@ -185,3 +185,28 @@ def test_snapshots_never_depend_on_later_data():
             full_items[full_items.event_timestamp <= cut].reset_index(drop=True),
             check_dtype=False,
         )
+
+
+def test_a_stored_tag_vocabulary_tags_as_the_fitted_one():
+    from portrait.features import restore_tag_vocabulary
+
+    docs = [f"bright tone strings guitar {w} cable tuner" for w in ("cheap", "great", "noisy", "warm")] * 3
+    fitted = fit_tag_vocabulary(docs + ["音色很好，琴弦也不错", "音色一般，琴弦容易断", "琴弦很好"])
+    restored = restore_tag_vocabulary(fitted.get_feature_names_out().tolist(), fitted.idf_.tolist())
+    probe = ["great tone, cheap cable", "琴弦音色都很好"]
+    np.testing.assert_allclose(restored.transform(probe).toarray(), fitted.transform(probe).toarray())
+    assert list(restored.get_feature_names_out()) == list(fitted.get_feature_names_out())
+    assert restore_tag_vocabulary([], []) is None
+
+
+def test_popularity_ranks_equal_a_direct_count():
+    from portrait.features import popularity_ranks
+
+    rng = np.random.default_rng(0)
+    items = rng.choice([f"i{k}" for k in range(40)], size=3000, p=np.repeat([0.05, 0.01, 0.02], [10, 10, 20]))
+    counts: dict[str, int] = {}
+    expected = []
+    for item in items:
+        counts[item] = counts.get(item, 0) + 1
+        expected.append(1 + sum(c > counts[item] for c in counts.values()))
+    assert popularity_ranks(items).tolist() == expected
