@@ -276,6 +276,7 @@ def fit_tag_vocabulary(texts: list[str]):
         return None
 
 
+TEXT_PROFILE_USERS_PER_SLICE = 20_000  # users whose reviews (and embeddings) are in memory at once
 VOCABULARY_REFIT_GROWTH = 0.10  # refit the tag vocabulary once the corpus has grown by this much
 
 
@@ -578,18 +579,22 @@ def build_features(
 
         if users:
             vectorizer = tag_vocabulary(conn, as_of)
-            by_user = _utc(_frame(conn, EMBEDDED_SQL.format(cond="r.user_id = ANY(:u)"), as_of=as_of, u=users))
-            by_user["embedding"] = by_user["embedding"].map(np.asarray)
-            by_user["text"] = [review_text(s, t) for s, t in zip(by_user["summary"], by_user["text"])]
-            by_user["sentiment"] = np.asarray(sentiment(by_user)) if len(by_user) else []
-            rows["user_text_profile"] = _replace_snapshots(
-                conn,
-                "user_text_profile",
-                "user_id",
-                users,
-                compute_user_text_profile(by_user, vectorizer, sentiment.source),
-                as_of,
-            )
+            rows["user_text_profile"] = 0
+            # in slices of users: a full build must not hold every review's embedding at once
+            for start in range(0, len(users), TEXT_PROFILE_USERS_PER_SLICE):
+                part = users[start : start + TEXT_PROFILE_USERS_PER_SLICE]
+                by_user = _utc(_frame(conn, EMBEDDED_SQL.format(cond="r.user_id = ANY(:u)"), as_of=as_of, u=part))
+                by_user["embedding"] = by_user["embedding"].map(np.asarray)
+                by_user["text"] = [review_text(s, t) for s, t in zip(by_user["summary"], by_user["text"])]
+                by_user["sentiment"] = np.asarray(sentiment(by_user)) if len(by_user) else []
+                rows["user_text_profile"] += _replace_snapshots(
+                    conn,
+                    "user_text_profile",
+                    "user_id",
+                    part,
+                    compute_user_text_profile(by_user, vectorizer, sentiment.source),
+                    as_of,
+                )
 
         conn.execute(
             sa.text("""
