@@ -267,8 +267,10 @@ def report(results: list[dict[str, float]], png: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 5))
-    for stage in STAGES:
-        ax.plot(sizes, [r.get(stage, np.nan) for r in results], marker="o", label=stage)
+    for i, stage in enumerate(STAGES):
+        ax.plot(
+            sizes, [r.get(stage, np.nan) for r in results], marker="os^D"[i % 4], color=plt.cm.tab20(i), label=stage
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("reviews (and as many events)")
