@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,8 @@ import numpy as np
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import online_rows, scratch_feast
 
 from portrait import database, featurestore
 from portrait.settings import get_settings
@@ -98,36 +99,15 @@ def bench_embedding(engine, sample: int) -> None:
         print(f"  {job_precision} against float32 embeddings: cosine min {cosine.min():.5f}, mean {cosine.mean():.5f}")
 
 
-def online_rows(engine) -> int:
-    """Rows Feast writes per full materialization: the latest row of each entity per online view."""
-    with engine.connect() as conn:
-        return sum(
-            conn.execute(sa.text(f"SELECT count(DISTINCT {key}) FROM {table}")).scalar()
-            for table, key in (
-                ("user_behavior", "user_id"),
-                ("user_text_profile", "user_id"),
-                ("item_stats", "item_id"),
-                ("item_text_profile", "item_id"),
-            )
-        )
-
-
 def bench_online(settings, engine, online: str, redis_url: str, requests: int, n_items: int) -> dict:
     from portrait.online import OnlineReader
 
-    name = f"portrait_bench_feast_{uuid.uuid4().hex[:8]}"
-    admin = database.server_url(settings)
-    database.create_database(admin, name)
-    overrides = {
-        "PORTRAIT_FEAST_DATABASE": name,
-        "PORTRAIT_FEAST_REGISTRY_URL": admin.set(database=name).render_as_string(hide_password=False),
-    }
     if online == "redis":
         import redis
 
         redis.Redis.from_url(redis_url).flushdb()
         settings = settings.model_copy(update={"redis_url": redis_url})
-    try:
+    with scratch_feast(settings) as overrides:
         featurestore.apply(settings, overrides)
         rows = online_rows(engine)
         start = time.perf_counter()
@@ -189,11 +169,6 @@ def bench_online(settings, engine, online: str, redis_url: str, requests: int, n
             **{k: percentiles(v) for k, v in samples.items()},
             "n": {k: len(v) for k, v in samples.items()},
         }
-    finally:
-        engine_admin = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
-        with engine_admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        engine_admin.dispose()
 
 
 def main() -> None:

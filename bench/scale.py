@@ -32,7 +32,6 @@ import math
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -42,7 +41,7 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import scratch_database
+from common import online_rows, scratch_database, scratch_feast
 
 from portrait import database, featurestore
 
@@ -68,37 +67,6 @@ def timed(fn: Callable[..., T], *args, **kw) -> tuple[float, T]:
     start = time.perf_counter()
     out = fn(*args, **kw)
     return time.perf_counter() - start, out
-
-
-def online_rows(engine) -> int:
-    with engine.connect() as conn:
-        return sum(
-            conn.execute(sa.text(f"SELECT count(DISTINCT {key}) FROM {table}")).scalar()
-            for table, key in (
-                ("user_behavior", "user_id"),
-                ("user_text_profile", "user_id"),
-                ("item_stats", "item_id"),
-                ("item_text_profile", "item_id"),
-            )
-        )
-
-
-def feast_scratch(settings) -> tuple[dict, str]:
-    name = f"portrait_bench_feast_{uuid.uuid4().hex[:8]}"
-    admin = database.server_url(settings)
-    database.create_database(admin, name)
-    return {
-        "PORTRAIT_FEAST_DATABASE": name,
-        "PORTRAIT_FEAST_REGISTRY_URL": admin.set(database=name).render_as_string(hide_password=False),
-    }, name
-
-
-def drop(settings, name: str) -> None:
-    admin = database.server_url(settings)
-    engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    engine.dispose()
 
 
 def run_size(n: int, real, work: Path, redis_url: str, seed: int) -> dict[str, float]:
@@ -138,15 +106,11 @@ def run_size(n: int, real, work: Path, redis_url: str, seed: int) -> dict[str, f
             rows = online_rows(engine)
             out["online_rows"] = rows
             # stock Feast beside it, on the same rows (a registry and online store of its own)
-            stock_overrides, stock_db = feast_scratch(settings)
-            try:
+            with scratch_feast(settings) as stock_overrides:
                 featurestore.apply(settings, stock_overrides)
                 t, _ = timed(featurestore.materialize, settings, full=True, overrides=stock_overrides, stock=True)
                 out["materialize_pg_stock"], out["materialize_pg_stock_rows_per_s"] = t, rows / t
-            finally:
-                drop(settings, stock_db)
-            overrides, feast_db = feast_scratch(settings)
-            try:
+            with scratch_feast(settings) as overrides:
                 featurestore.apply(settings, overrides)
                 t, _ = timed(featurestore.materialize, settings, full=True, overrides=overrides)
                 out["materialize_pg"], out["materialize_pg_rows_per_s"] = t, rows / t
@@ -200,21 +164,20 @@ def run_size(n: int, real, work: Path, redis_url: str, seed: int) -> dict[str, f
                 out["full_users_rebuilt"] = result.users_rebuilt
                 t, _ = timed(featurestore.materialize, settings, overrides=overrides)
                 out["delta_materialize_pg"] = t
-            finally:
-                drop(settings, feast_db)
 
             import redis
 
             redis_settings = settings.model_copy(update={"redis_url": redis_url})
             for label, stock in (("materialize_redis_stock", True), ("materialize_redis", False)):
                 redis.Redis.from_url(redis_url).flushdb()
-                overrides, feast_db = feast_scratch(settings)
                 try:
-                    featurestore.apply(redis_settings, overrides)
-                    t, _ = timed(featurestore.materialize, redis_settings, full=True, overrides=overrides, stock=stock)
-                    out[label], out[f"{label}_rows_per_s"] = t, rows / t
+                    with scratch_feast(settings) as overrides:
+                        featurestore.apply(redis_settings, overrides)
+                        t, _ = timed(
+                            featurestore.materialize, redis_settings, full=True, overrides=overrides, stock=stock
+                        )
+                        out[label], out[f"{label}_rows_per_s"] = t, rows / t
                 finally:
-                    drop(settings, feast_db)
                     redis.Redis.from_url(redis_url).flushdb()
         finally:
             engine.dispose()

@@ -80,7 +80,9 @@ def repo_config(settings: Settings, overrides: dict[str, str] | None = None, *, 
     raw = yaml.safe_load(text)
     if stock:
         raw.pop("materialization", None)
-        if raw["online_store"]["type"] == "portrait.online_stores.PortraitPostgreSQLOnlineStore":
+        from portrait.online_stores import TYPE as COPY_WRITING_STORE
+
+        if raw["online_store"]["type"] == COPY_WRITING_STORE:
             raw["online_store"]["type"] = "postgres"
     config = RepoConfig(**raw)
     config.repo_path = FEATURE_REPO

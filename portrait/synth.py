@@ -232,6 +232,9 @@ def generate(
     browse_times = buy_start[browsers] + rng.integers(0, spread, size=browse)
     if now is not None:
         browse_times = np.minimum(browse_times, now)
+    quantities, amounts = qty_amount[:, 0].astype(int).tolist(), np.round(qty_amount[:, 1], 2).tolist()
+    purchase_rows = (buyers, np.full(len(buyers), "purchase"), buy_times, quantities, amounts)
+    browse_rows = (browsers, kinds, browse_times, [""] * browse, [""] * browse)
     events_path = out_dir / f"synthetic_events_{tag}.csv.gz"
     with (
         tqdm(total=len(buyers) + browse, desc="synth events", unit="event", disable=not progress) as bar,
@@ -239,34 +242,13 @@ def generate(
     ):
         writer = csv.writer(f)
         writer.writerow(("user_id", "item_id", "event_type", "event_timestamp", "quantity", "amount"))
-        for start in range(0, len(buyers), CHUNK):
-            s = slice(start, start + CHUNK)
-            n = len(buyers[s])
-            writer.writerows(
-                zip(
-                    user_id(buyers[s]),
-                    item_id(rng.choice(items, size=n, p=item_share)),
-                    ["purchase"] * n,
-                    buy_times[s].tolist(),
-                    qty_amount[s, 0].astype(int).tolist(),
-                    np.round(qty_amount[s, 1], 2).tolist(),
-                )
-            )
-            bar.update(n)
-        for start in range(0, browse, CHUNK):
-            s = slice(start, start + CHUNK)
-            n = len(browsers[s])
-            writer.writerows(
-                zip(
-                    user_id(browsers[s]),
-                    item_id(rng.choice(items, size=n, p=item_share)),
-                    kinds[s],
-                    browse_times[s].tolist(),
-                    [""] * n,
-                    [""] * n,
-                )
-            )
-            bar.update(n)
+        for who, kinds_of, when, quantity, amount in (purchase_rows, browse_rows):
+            for start in range(0, len(who), CHUNK):
+                s = slice(start, start + CHUNK)
+                n = len(who[s])
+                item_ids = item_id(rng.choice(items, size=n, p=item_share))
+                writer.writerows(zip(user_id(who[s]), item_ids, kinds_of[s], when[s].tolist(), quantity[s], amount[s]))
+                bar.update(n)
 
     per_user_reviews = np.bincount(owners, minlength=users)
     order = np.lexsort((times, owners))
@@ -294,8 +276,9 @@ def _recent(real: RealShop, window: int) -> RealShop:
 
 
 def _write_reviews(path, rng, real, owners, item_of, ratings, times, zh, bar) -> None:
-    by_rating = {r: real.texts_by_rating[r] for r in real.texts_by_rating}
     from portrait.zh_sample import COLUMNS
+
+    by_rating = real.texts_by_rating
 
     # GB18030 for Chinese, as the Chinese shop's export is written (portrait.zh_sample)
     with open(path, "w", encoding="gb18030", newline="") if zh else gzip.open(path, "wt", encoding="utf-8") as f:

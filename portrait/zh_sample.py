@@ -21,6 +21,19 @@ OPTIONS = ["--rating-scale", "0-1", "--time-format", "%Y/%m/%d %H:%M", "--timezo
 FILE_NAME = "synthetic_zh_reviews_export.csv"
 
 
+def import_spec():
+    """MAPPING and OPTIONS as the generic import's ImportSpec (what the CLI builds from them)."""
+    from portrait.imports import REVIEW_FIELDS, ImportSpec, parse_mapping, parse_scale
+
+    options = dict(zip(OPTIONS[::2], OPTIONS[1::2]))
+    return ImportSpec(
+        columns=parse_mapping(MAPPING, REVIEW_FIELDS),
+        time_format=options["--time-format"],
+        timezone=options["--timezone"],
+        rating_scale=parse_scale(options["--rating-scale"]),
+    )
+
+
 def source_rows(data_dir: Path) -> list[dict]:
     path = data_dir / "online_shopping_10_cats" / "online_shopping_10_cats.zip"
     with zipfile.ZipFile(path) as z, z.open("online_shopping_10_cats.csv") as f:

@@ -109,6 +109,7 @@ class SentimentModel:
                 "label": label,
                 "probabilities": dict(zip(labels, map(float, p))),
                 "version": version,
+                "name": champion.name,
                 "model": f"{champion.name} v{version}",
             }
             for label, p in zip(out["label"], probs)
@@ -490,7 +491,7 @@ class Portrait:
 
 def _default_version(results: list[dict]) -> str | None:
     """review-sentiment's version among the results (each names the model that answered)."""
-    return next((r["version"] for r in results if r["model"] == f"{SENTIMENT} v{r['version']}"), None)
+    return next((r["version"] for r in results if r["name"] == SENTIMENT), None)
 
 
 def _rounded(value: float) -> float | None:

@@ -41,18 +41,12 @@ def load_chinese(data_dir: Path) -> pd.DataFrame:
 
 def train_jieba_baseline(train: pd.DataFrame):
     """jieba-tokenized TF-IDF (1-2 grams) + logistic regression."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
 
-    from portrait.language import jieba_words
+    from training.common import word_tfidf
 
-    model = make_pipeline(
-        TfidfVectorizer(
-            tokenizer=jieba_words, token_pattern=None, lowercase=False, ngram_range=(1, 2), min_df=2, sublinear_tf=True
-        ),
-        LogisticRegression(max_iter=2000, C=4.0),
-    )
+    model = make_pipeline(word_tfidf(chinese=True), LogisticRegression(max_iter=2000, C=4.0))
     return model.fit(train["input"], train["label"])
 
 

@@ -104,3 +104,14 @@ def pinned_requirements(packages: list[str]) -> list[str]:
     from packaging.version import Version
 
     return [f"{name}=={Version(version(name)).public}" for name in packages]
+
+
+def word_tfidf(chinese: bool = False, **options):
+    """The baselines' TF-IDF of words and word bigrams; words from jieba for Chinese
+    (which has no spaces to split at)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from portrait.language import jieba_words
+
+    words = {"tokenizer": jieba_words, "token_pattern": None, "lowercase": False} if chinese else {}
+    return TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, **words, **options)

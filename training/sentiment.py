@@ -310,15 +310,13 @@ def fine_tune(
 def train_baseline(train: pd.DataFrame, chinese: bool = False):
     """TF-IDF (words and bigrams) + class-weighted logistic regression; words from
     jieba for Chinese text (which has no spaces to split at)."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
 
-    from portrait.language import jieba_words
+    from training.common import word_tfidf
 
-    words = {"tokenizer": jieba_words, "token_pattern": None, "lowercase": False} if chinese else {}
     pipeline = make_pipeline(
-        TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, max_features=100_000, **words),
+        word_tfidf(chinese, max_features=100_000),
         LogisticRegression(class_weight="balanced", max_iter=2000, C=4.0),
     )
     start = time.perf_counter()

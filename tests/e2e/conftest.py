@@ -87,6 +87,22 @@ class Deployment:
         return {"X-API-Key": ADMIN_KEY if admin else API_KEY}
 
 
+def deployment_env(root: Path, encoder: Path, **extra: str) -> dict:
+    """The environment of a deployment under root: its own state, encoder, keys and
+    BentoML home, none of the caller's PORTRAIT_/FEAST_/MLFLOW_ settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PORTRAIT_", "FEAST_", "MLFLOW_"))}
+    env.update(
+        PORTRAIT_STATE_DIR=str(root / "state"),
+        PORTRAIT_ENCODER=str(encoder),
+        PORTRAIT_API_KEYS=API_KEY,
+        PORTRAIT_ADMIN_KEYS=ADMIN_KEY,
+        PATH=f"{BIN}:{env['PATH']}",
+        BENTOML_HOME=str(root / "bentoml"),
+        **extra,
+    )
+    return env
+
+
 @pytest.fixture(scope="session")
 def deployment(tmp_path_factory, tiny_bert, tiny_multilingual_bert):
     if not shutil.which("redis-server"):
@@ -96,16 +112,7 @@ def deployment(tmp_path_factory, tiny_bert, tiny_multilingual_bert):
     root = tmp_path_factory.mktemp("deployment")
     redis = PrivateRedis(root)
     redis.start()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PORTRAIT_", "FEAST_", "MLFLOW_"))}
-    env.update(
-        PORTRAIT_STATE_DIR=str(root / "state"),
-        PORTRAIT_ENCODER=str(tiny_bert),
-        PORTRAIT_API_KEYS=API_KEY,
-        PORTRAIT_ADMIN_KEYS=ADMIN_KEY,
-        PORTRAIT_REDIS_URL=redis.url,
-        PATH=f"{BIN}:{env['PATH']}",
-        BENTOML_HOME=str(root / "bentoml"),
-    )
+    env = deployment_env(root, tiny_bert, PORTRAIT_REDIS_URL=redis.url)
     data = root / "reviews.json"
     data.write_bytes(b"".join(real_lines(400)))
     split = "--train-before 2012-01-01 --test-from 2013-01-01"

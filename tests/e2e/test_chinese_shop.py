@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests.conftest import REPO
-from tests.e2e.conftest import ADMIN_KEY, API_KEY, BIN, free_port, sh
+from tests.e2e.conftest import ADMIN_KEY, API_KEY, deployment_env, free_port, sh
 
 pytestmark = pytest.mark.e2e
 CHINESE_WORD = re.compile(r"[\u4e00-\u9fff]{2,}")
@@ -39,15 +39,7 @@ class Shop:
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory, tiny_multilingual_bert):
     root = tmp_path_factory.mktemp("chinese-shop")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PORTRAIT_", "FEAST_", "MLFLOW_"))}
-    env.update(
-        PORTRAIT_STATE_DIR=str(root / "state"),
-        PORTRAIT_ENCODER=str(tiny_multilingual_bert),
-        PORTRAIT_API_KEYS=API_KEY,
-        PORTRAIT_ADMIN_KEYS=ADMIN_KEY,
-        PATH=f"{BIN}:{env['PATH']}",
-        BENTOML_HOME=str(root / "bentoml"),
-    )
+    env = deployment_env(root, tiny_multilingual_bert)
     port = free_port()
     demo = subprocess.run(
         [sys.executable, "-m", "portrait.demo", "--lang", "zh", "--port", str(port), "--reviews", "600"],

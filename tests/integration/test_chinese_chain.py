@@ -18,21 +18,13 @@ pytestmark = pytest.mark.integration
 def test_a_chinese_shop_export_loads_and_gets_chinese_tags(db, tmp_path, tiny_bert):
     from portrait import zh_sample
     from portrait.features import build_features
-    from portrait.imports import REVIEW_FIELDS, ImportSpec, parse_mapping
     from portrait.ingest import ingest_file
     from portrait.settings import Settings
 
     settings, engine = db
     path = zh_sample.write_export(Settings().resolved_data_dir(), tmp_path / zh_sample.FILE_NAME, reviews=400)
     lines = path.read_bytes().decode("gb18030").count("\n") - 1
-    options = dict(zip(zh_sample.OPTIONS[::2], zh_sample.OPTIONS[1::2]))
-    spec = ImportSpec(
-        columns=parse_mapping(zh_sample.MAPPING, REVIEW_FIELDS),
-        time_format=options["--time-format"],
-        timezone=options["--timezone"],
-        rating_scale=(0, 1),
-    )
-    _, counts = ingest_file(engine, "reviews", path, TEST_KEY, progress=False, spec=spec)
+    _, counts = ingest_file(engine, "reviews", path, TEST_KEY, progress=False, spec=zh_sample.import_spec())
     assert counts.reconciles and counts.rejected == 0 and counts.loaded >= lines - 2  # a review may hold a newline
     with engine.connect() as conn:
         ratings = set(conn.execute(sa.text("SELECT DISTINCT rating FROM reviews")).scalars())
@@ -54,21 +46,13 @@ def test_review_lengths_are_words_and_characters_and_migration_0006_backfills_th
     migration's backfill (down to 0005 and up again) gives what the feature build gives."""
     from portrait import migrate, zh_sample
     from portrait.features import build_features
-    from portrait.imports import REVIEW_FIELDS, ImportSpec, parse_mapping
     from portrait.ingest import ingest_file
     from portrait.settings import Settings
     from tests.integration.test_ingest import real_lines
 
     settings, engine = db
     path = zh_sample.write_export(Settings().resolved_data_dir(), tmp_path / zh_sample.FILE_NAME, reviews=200)
-    options = dict(zip(zh_sample.OPTIONS[::2], zh_sample.OPTIONS[1::2]))
-    spec = ImportSpec(
-        columns=parse_mapping(zh_sample.MAPPING, REVIEW_FIELDS),
-        time_format=options["--time-format"],
-        timezone=options["--timezone"],
-        rating_scale=(0, 1),
-    )
-    ingest_file(engine, "reviews", path, TEST_KEY, progress=False, spec=spec)
+    ingest_file(engine, "reviews", path, TEST_KEY, progress=False, spec=zh_sample.import_spec())
     english = tmp_path / "reviews.json"
     english.write_bytes(b"".join(real_lines(200)))
     ingest_file(engine, "amazon-reviews", english, TEST_KEY, progress=False)

@@ -50,7 +50,7 @@ def test_a_synthetic_shop_ingests_and_its_repeated_texts_embed_once(db, tmp_path
     embedded.clear()
     build_features(engine, encoder_path=str(tiny_bert), progress=False)
     with engine.connect() as conn:
-        total, unique_after = conn.execute(
+        _, unique_after = conn.execute(
             sa.text("SELECT count(*), count(DISTINCT text_hash) FROM review_embeddings")
         ).one()
     assert sum(embedded) == unique_after - unique < 500  # only texts never embedded before
