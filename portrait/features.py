@@ -20,6 +20,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from portrait.database import REVIEW_ORDER
+from portrait.engine import Compute
 from portrait.labels import SENTIMENT_LABELS, is_low_rating, ratings_sentiment
 
 log = logging.getLogger(__name__)
@@ -452,10 +453,11 @@ EMBEDDED_SQL = """
     WHERE r.event_timestamp <= :as_of AND {cond}"""
 
 
-def rebuild_items(conn, items: Sequence[str], as_of: datetime) -> dict[str, int]:
+def rebuild_items(conn, items: Sequence[str], as_of: datetime, compute: Compute | None = None) -> dict[str, int]:
     """Recompute the items' snapshots (item_stats, item_text_profile) up to as_of
     from the reviews there are now: after new reviews, and after `portrait forget`
     took a user's reviews out. Returns rows written per table."""
+    compute = compute or Compute()
     all_reviews = _utc(
         _frame(
             conn, "SELECT item_id, event_timestamp, rating FROM reviews WHERE event_timestamp <= :as_of", as_of=as_of
@@ -469,7 +471,12 @@ def rebuild_items(conn, items: Sequence[str], as_of: datetime) -> dict[str, int]
     by_item = _utc(_frame(conn, EMBEDDED_SQL.format(cond="r.item_id = ANY(:i)"), as_of=as_of, i=list(items)))
     by_item["embedding"] = by_item["embedding"].map(np.asarray)
     rows["item_text_profile"] = _replace_snapshots(
-        conn, "item_text_profile", "item_id", items, compute_item_text_profile(by_item), as_of
+        conn,
+        "item_text_profile",
+        "item_id",
+        items,
+        compute.by_entity(compute_item_text_profile, "item_id", by_item),
+        as_of,
     )
     return rows
 
@@ -481,10 +488,12 @@ def build_features(
     encoder_path: str | None = None,
     sentiment: SentimentLabeler | None = None,
     progress: bool = True,
+    compute: Compute | None = None,
 ) -> BuildResult:
     """Incremental, idempotent feature build up to as_of (default now). `sentiment`
     labels reviews for the text profiles (default: from ratings); when its source
-    differs from the one the profiles were built with, every user's profile is rebuilt."""
+    differs from the one the profiles were built with, every user's profile is rebuilt.
+    `compute` says where the per-entity compute runs (default: PORTRAIT_ENGINE's)."""
     from pathlib import Path
 
     from portrait.encoder import default_model_path, model_revision, review_text
@@ -493,6 +502,10 @@ def build_features(
     model_path = encoder_path or str(default_model_path())
     revision = model_revision(Path(model_path))
     sentiment = sentiment or RatingsSentiment()
+    if compute is None:
+        from portrait.settings import get_settings
+
+        compute = Compute.of(get_settings())
     rows: dict[str, int] = {}
     lock = sa.text("SELECT pg_advisory_xact_lock(hashtext('portrait.features.build'))")
     # 1. embeddings, committed on their own: the slow part is never redone
@@ -572,10 +585,15 @@ def build_features(
             )
             events["amount"] = events["amount"].astype(float)
             rows["user_behavior"] = _replace_snapshots(
-                conn, "user_behavior", "user_id", users, compute_user_behavior(reviews, events), as_of
+                conn,
+                "user_behavior",
+                "user_id",
+                users,
+                compute.by_entity(compute_user_behavior, "user_id", reviews, events),
+                as_of,
             )
         if items:
-            rows.update(rebuild_items(conn, items, as_of))
+            rows.update(rebuild_items(conn, items, as_of, compute))
 
         if users:
             vectorizer = tag_vocabulary(conn, as_of)
@@ -592,7 +610,13 @@ def build_features(
                     "user_text_profile",
                     "user_id",
                     part,
-                    compute_user_text_profile(by_user, vectorizer, sentiment.source),
+                    compute.by_entity(
+                        compute_user_text_profile,
+                        "user_id",
+                        by_user,
+                        vectorizer=vectorizer,
+                        sentiment_source=sentiment.source,
+                    ),
                     as_of,
                 )
 

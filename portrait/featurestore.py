@@ -84,9 +84,27 @@ def repo_config(settings: Settings, overrides: dict[str, str] | None = None, *, 
 
         if raw["online_store"]["type"] == COPY_WRITING_STORE:
             raw["online_store"]["type"] = "postgres"
+    if settings.engine == "ray" and not stock:
+        raw["batch_engine"] = ray_engine(settings)
     config = RepoConfig(**raw)
     config.repo_path = FEATURE_REPO
     return config
+
+
+def ray_engine(settings: Settings) -> dict:
+    """Feast's ray.engine block (PORTRAIT_ENGINE=ray): materialization's transform and
+    online writes run as Ray tasks, on the cluster at PORTRAIT_RAY_ADDRESS or on a
+    local Ray of PORTRAIT_RAY_CPUS CPUs. Writes go in parallel: both online stores take
+    concurrent upserts."""
+    cpus = settings.ray_cpus or os.cpu_count() or 1
+    block: dict = {"type": "ray.engine", "write_concurrency": cpus if not settings.ray_address else 8}
+    if settings.ray_address:
+        block["ray_address"] = settings.ray_address
+    else:
+        # Ray takes every CPU and a third of memory by default; a local cluster gets what it is given
+        block["ray_conf"] = {"num_cpus": cpus}
+        block["max_workers"] = cpus
+    return block
 
 
 def feature_store(settings: Settings, overrides: dict[str, str] | None = None, *, stock: bool = False):

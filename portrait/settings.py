@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     key_concurrency: int = 64  # requests in flight per key, 429 beyond
     sentiment_threads: int | None = None  # torch threads of the sentiment worker; default: all cores but one
     heavy_concurrency: int = 2  # model-bound requests (/sentiment, /reviews) in flight, the rest queue
+    # where materialization and the feature build's compute run: in process, or on Ray
+    # (Feast's ray.engine; ray_address None starts a local Ray of ray_cpus CPUs)
+    engine: Literal["local", "ray"] = "local"
+    ray_address: str | None = None
+    ray_cpus: int | None = None  # local Ray only; default: every core
 
     @property
     def profile(self) -> str:
