@@ -17,7 +17,8 @@ For each size (reviews; as many events; users and items at the real data's ratio
   Feast's on the same rows
 - join: Feast's point-in-time join of rating_v1 for up to 10^5 label rows
 - online read: 1 user + 100 items through Portrait's reader, p99
-- item snapshot: the serving process's start-up load of every item (seconds, MB)
+- item snapshot: the serving process's start-up load of every item and its candidate
+  index (seconds, MB); /recommend against catalog size is bench/recommend.py
 
 Prints a table, the growth exponent of each stage between the two largest sizes
 (cost ~ N^e), and writes a log-log PNG of cost against size.
@@ -127,8 +128,8 @@ def run_size(n: int, real, work: Path, redis_url: str, seed: int) -> dict[str, f
                 reader = OnlineReader(store)
                 t, snapshot = timed(reader.refresh_items)  # what serving does at start-up
                 out["item_snapshot"] = t
-                arrays = [snapshot.embeddings, *snapshot.stats.values()]
-                out["item_snapshot_mb"] = sum(a.nbytes for a in arrays) / 2**20
+                out["item_snapshot_mb"] = snapshot.nbytes / 2**20
+                out["item_snapshot_items_per_s"] = len(snapshot.item_ids) / t
                 with engine.connect() as conn:
                     user_ids = (
                         conn.execute(sa.text("SELECT DISTINCT user_id FROM user_text_profile LIMIT 200"))
@@ -213,6 +214,7 @@ def report(results: list[dict[str, float]], png: Path) -> None:
         "full_users_rebuilt",
         "delta_users_rebuilt",
         "item_snapshot_mb",
+        "item_snapshot_items_per_s",
         "synth_s",
     ):
         print(f"{name:<30}" + "".join(f"{r.get(name, float('nan')):>14,.1f}" for r in results))

@@ -338,3 +338,33 @@ def check(real: RealShop, synthetic: Synthetic) -> dict[str, float]:
             reference = np.round(reference * values.mean() / reference.mean())
         out[name] = float(ks_2samp(values, reference).statistic)
     return out
+
+
+def catalog_embeddings(
+    review_vectors: np.ndarray, review_items: np.ndarray, n: int, seed: int = 0, own_share: float = 0.7
+) -> tuple[np.ndarray, np.ndarray]:
+    """A SYNTHETIC catalog of n item embeddings and review counts resampled from real
+    reviews' embeddings (review_items: each review's real item): each item takes a
+    real item's review count and is the mean of that many reviews (at most 30), drawn
+    from one real item's reviews with probability own_share and from all reviews
+    otherwise, so items cluster around real products as near-duplicates do in a big
+    catalog, without being copies. Returns (embeddings (n, d) normalized, counts)."""
+    rng = np.random.default_rng(seed)
+    items, owner = np.unique(review_items, return_inverse=True)
+    by_item = np.argsort(owner, kind="stable")
+    starts = np.searchsorted(owner[by_item], np.arange(len(items) + 1))
+    sizes = np.diff(starts)
+    base = rng.integers(0, len(items), n)
+    counts = rng.choice(sizes, n)  # review counts as the real items' (the long tail)
+    draws = np.minimum(counts, 30)
+    out = np.zeros((n, review_vectors.shape[1]), dtype=np.float32)
+    for start in range(0, n, 5000):
+        b, m = base[start : start + 5000], draws[start : start + 5000]
+        width = int(m.max())
+        own = by_item[starts[b][:, None] + (rng.random((len(b), width)) * sizes[b][:, None]).astype(np.int64)]
+        anyone = rng.integers(0, len(review_vectors), (len(b), width))
+        picks = np.where(rng.random((len(b), width)) < own_share, own, anyone)
+        mask = (np.arange(width)[None, :] < m[:, None]).astype(np.float32)
+        vectors = np.einsum("ij,ijk->ik", mask, review_vectors[picks])
+        out[start : start + len(b)] = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    return out, counts.astype(float)

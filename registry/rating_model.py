@@ -105,15 +105,24 @@ def rank_for_user(
     candidates: int,
     k: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """How one user's items are ranked, for /recommend and for the ranking
-    evaluation alike: the `candidates` allowed items with the best prior,
-    re-ranked by prior plus weighted predicted rating (predict: candidate item
-    indices -> ratings). Returns the top-k item indices, their scores and
-    predicted ratings, best first."""
+    """How one user's items are ranked (the ranking evaluation's exact pass over
+    every item): the `candidates` allowed items with the best prior, re-ranked by
+    prior plus weighted predicted rating (predict: candidate item indices ->
+    ratings). Returns the top-k item indices, their scores and predicted ratings,
+    best first. /recommend finds the same candidates through an index
+    (portrait.candidates) and re-ranks them with rerank."""
     prior = ranking_prior(affinity, item_review_count, weights)
     cand = top_candidates(prior, allowed, candidates)
+    return rerank(cand, prior[cand], predict, weights, k)
+
+
+def rerank(
+    cand: np.ndarray, prior: np.ndarray, predict: Callable[[np.ndarray], np.ndarray], weights: dict, k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The top-k of the candidates (item indices, with their priors) by prior plus
+    weighted predicted rating: (indices, scores, ratings), best first."""
     ratings = np.asarray(predict(cand), dtype=float) if len(cand) else np.zeros(0)
-    scores = ranking_score(prior[cand], ratings, weights)
+    scores = ranking_score(prior, ratings, weights)
     order = np.argsort(-scores, kind="stable")[:k]
     return cand[order], scores[order], ratings[order]
 

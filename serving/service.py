@@ -304,10 +304,12 @@ class Portrait:
         self, user_id: UserId, k: Annotated[int, Field(ge=1, le=MAX_ITEMS)] = 10, exclude_seen: bool = True
     ) -> RecommendResponse:
         """Top-k items: candidates by similarity to what the user reviewed plus a
-        popularity prior, re-ranked with the predicted rating (weights chosen on
-        validation at training); a user without a text profile gets the most popular items."""
+        popularity prior (from the item index, portrait.candidates), re-ranked with the
+        predicted rating (weights chosen on validation at training); a user without a
+        text profile gets the most popular items."""
         from portrait.ingest import items_seen
-        from registry.rating_model import DEFAULT_RANKING, rank_for_user
+        from portrait.online import user_vector
+        from registry.rating_model import DEFAULT_RANKING
 
         pseudonym = self._pseudonym(user_id)
         seen = self._db(lambda: items_seen(self.engine, pseudonym)) if exclude_seen else set()
@@ -315,11 +317,11 @@ class Portrait:
         def answer(reader):
             items = reader.items()
             user = reader.user(pseudonym)
-            allowed = np.array([i not in seen for i in items.item_ids])
+            excluded = items.rows(sorted(seen))
+            excluded = excluded[excluded >= 0]
             vector = user.get("user_embedding")
             if vector is None or not len(vector):  # no text profile: cold start
-                rank = np.where(allowed, items.stats["item_popularity_rank"], np.inf)
-                top = [j for j in np.argsort(rank, kind="stable")[:k] if np.isfinite(rank[j])]
+                rank = items.stats["item_popularity_rank"]
                 return RecommendResponse(
                     user_id=user_id,
                     cold_start=True,
@@ -332,20 +334,18 @@ class Portrait:
                             affinity=None,
                             why=f"popular: #{int(rank[j])} by reviews",
                         )
-                        for j in top
+                        for j in items.most_popular(excluded, k)
                     ],
                 )
             model = self.rating.get()
             weights = getattr(model.unwrap_python_model(), "ranking", DEFAULT_RANKING)
-            affinity = reader.affinity(user, items.item_ids)
             review_count = items.stats["item_review_count"]
-            top, scores, ratings = rank_for_user(
-                affinity,
-                review_count,
-                allowed,
-                lambda cand: self._predict_ratings(reader, user, [items.item_ids[j] for j in cand]),
+            top, scores, ratings, aff = rank_items(
+                items,
+                user_vector(user, items.dim)[0],
+                excluded,
                 weights,
-                CANDIDATES,
+                lambda rows: self._predict_ratings(reader, user, [items.item_ids[j] for j in rows]),
                 k,
             )
             return RecommendResponse(
@@ -357,8 +357,8 @@ class Portrait:
                         item_id=items.item_ids[j],
                         score=round(float(s), 4),
                         predicted_rating=round(float(r), 3),
-                        affinity=_rounded(affinity[j]),
-                        why=_why(r, affinity[j], review_count[j]),
+                        affinity=_rounded(aff[j]),
+                        why=_why(r, aff[j], review_count[j]),
                     )
                     for j, s, r in zip(top, scores, ratings)
                 ],
@@ -487,6 +487,20 @@ class Portrait:
     def __is_ready__(self) -> bool:
         # the routes that need a missing champion answer 503 with the reason; the store is needed by all
         return self._reader is not None
+
+
+def rank_items(items, query: np.ndarray, excluded: np.ndarray, weights: dict, predict, k: int):
+    """/recommend's ranking for a user with a text profile (query: the normalized user
+    embedding): CANDIDATES items from the index (portrait.candidates), re-ranked by
+    prior plus weighted predicted rating (predict: item rows -> ratings). Returns the
+    top-k rows, their scores and ratings, and the candidates' affinity by row."""
+    from registry.rating_model import ranking_prior, rerank
+
+    cand = items.candidates.top(query, weights, excluded, CANDIDATES)
+    affinity = items.candidates.affinity(query, cand)
+    prior = ranking_prior(affinity, items.stats["item_review_count"][cand], weights)
+    top, scores, ratings = rerank(cand, prior, predict, weights, k)
+    return top, scores, ratings, dict(zip(cand.tolist(), affinity))
 
 
 def _default_version(results: list[dict]) -> str | None:

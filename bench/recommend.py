@@ -1,0 +1,255 @@
+"""/recommend against catalog size: 10^3, 10^5 and 10^6 items, side by side.
+
+Catalogs are SYNTHETIC but made of real text embeddings: the 10,261 real Amazon
+reviews are embedded once with the shop's encoder (cached under the state
+directory), and each synthetic item is the mean of a real item's count of reviews,
+drawn mostly from one real product (portrait.synth.catalog_embeddings); uniform
+random vectors would make recall meaningless. Queries are the 1,429 real users'
+mean review embeddings.
+
+Each size runs in its own process (its memory is its own) and reports:
+- start-up: the item snapshot and its candidate index built from the loaded arrays
+  (the online store read before it is bench/scale.py's item_snapshot stage);
+- memory: the process's resident set after start-up and the requests, with the
+  serving imports (torch, pandas, MLflow, Feast, BentoML) loaded;
+- p50/p99 of /recommend's handler for one user: the candidate index, the rating
+  inputs, the rating model (a rating-predictor logged and loaded through MLflow
+  pyfunc with serving's code and untrained weights: the same work as a trained one)
+  and the re-ranking (serving.service.rank_items); HTTP, the key gate, the user's Feast
+  read and the seen-items query are the same at every size and left out, so the
+  ratio printed is an upper bound of the endpoint's;
+- recall@100 of the candidates against an exact pass over every item, for the
+  default weights and with a popularity weight.
+
+    .venv/bin/python bench/recommend.py [--sizes 1000,100000,1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# this script's folder comes first on sys.path, and bench/serving.py would shadow the serving package
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+REQUESTS, USERS_FOR_RECALL, SEEN = 400, 200, 7
+WEIGHTS = {
+    "default": {"affinity": 1.0, "popularity": 0.0, "rating": 1.0},
+    "popularity": {"affinity": 1.0, "popularity": 0.25, "rating": 1.0},
+}
+
+
+def real_review_embeddings() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(embeddings, item, user) of every real review; embedded once per encoder."""
+    from portrait.encoder import Encoder, default_model_path, encoder_name, review_text
+    from portrait.settings import get_settings
+    from portrait.synth import AMAZON
+
+    settings = get_settings()
+    model = settings.encoder or str(default_model_path())
+    cache = settings.state_dir / "bench" / f"real_reviews_{encoder_name(model).replace('/', '_')}.npz"
+    if not cache.exists():
+        with gzip.open(settings.resolved_data_dir() / AMAZON, "rt", encoding="utf-8") as f:
+            records = [json.loads(line) for line in f]
+        print(f"embedding {len(records):,} real reviews once (cached in {cache}) ...", flush=True)
+        texts = [review_text(r.get("summary") or "", r.get("reviewText") or "") for r in records]
+        vectors = Encoder.load(model).embed(texts, progress=True)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(
+            cache,
+            embedding=vectors,
+            item=np.array([r["asin"] for r in records]),
+            user=np.array([r["reviewerID"] for r in records]),
+        )
+    found = np.load(cache)
+    return found["embedding"], found["item"], found["user"]
+
+
+def serving_contract():
+    """What serving reads, from the feature repo's own service definitions."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "feature_repo"))
+    import portrait_features as repo
+
+    from portrait.online import ServingContract
+
+    def refs(service, views) -> list[str]:
+        return [f"{p.name}:{f.name}" for p in service.feature_view_projections if p.name in views for f in p.features]
+
+    return ServingContract(
+        user_refs=refs(repo.profile_v1, {"user_behavior", "user_text_profile"}),
+        item_refs=refs(repo.recommend_v1, {"item_stats", "item_text_profile"}),
+        rating_features=[f.name for p in repo.rating_v1.feature_view_projections for f in p.features],
+    )
+
+
+def rating_model(features: list[str], tmp: Path):
+    """rating-predictor's MLflow pyfunc (registry/rating_model.py), untrained weights."""
+    import mlflow
+    import pandas as pd
+    import torch
+
+    from registry.rating_model import DERIVED, build_net
+
+    names = [*features, *DERIVED]
+    spec: dict[str, Any] = {
+        "features": names,
+        "mean": dict.fromkeys(names, 0.0),
+        "std": dict.fromkeys(names, 1.0),
+        "indicators": list(names),
+        "hidden": [32, 16],
+        "target_mean": 4.2,
+        "target_std": 1.0,
+        "n_inputs": 2 * len(names),
+    }
+    torch.manual_seed(0)
+    torch.save(build_net(spec["n_inputs"], spec["hidden"]).state_dict(), tmp / "weights.pt")
+    (tmp / "spec.json").write_text(json.dumps(spec))
+    code = Path(__file__).resolve().parents[1] / "registry" / "rating_model.py"
+    mlflow.pyfunc.save_model(
+        tmp / "model",
+        python_model=str(code),
+        artifacts={"weights": str(tmp / "weights.pt"), "spec": str(tmp / "spec.json")},
+        input_example=pd.DataFrame({name: [1.0, 2.0] for name in features}),
+    )
+    return mlflow.pyfunc.load_model(str(tmp / "model"))
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def run_one(n: int, seed: int) -> dict[str, float]:
+    """One catalog size, in this process."""
+    import feast  # noqa: F401 - serving's imports, for a serving-like resident set
+
+    from portrait.online import ItemSnapshot, OnlineReader
+    from portrait.rating_inputs import affinity, normalize
+    from portrait.synth import catalog_embeddings
+    from registry.rating_model import ranking_prior, top_candidates
+    from serving.service import CANDIDATES, rank_items
+
+    vectors, review_items, review_users = real_review_embeddings()
+    users, owner = np.unique(review_users, return_inverse=True)
+    queries = normalize(np.stack([vectors[owner == u].mean(0) for u in range(len(users))]))
+    emb, counts = catalog_embeddings(vectors, review_items, n, seed=seed)
+
+    # the exact candidates first, from the float32 catalog (then freed: serving never holds it)
+    truth: dict[str, list[np.ndarray]] = {}
+    allowed = np.ones(n, dtype=bool)
+    for name, weights in WEIGHTS.items():
+        truth[name] = []
+        for q in queries[:USERS_FOR_RECALL]:
+            prior = ranking_prior(affinity(q[None, :], emb)[0], counts, weights)
+            truth[name].append(top_candidates(prior, allowed, CANDIDATES))
+    staged = emb.astype(np.float16) if n >= 20_000 else emb  # as the snapshot load stages them
+    del emb
+    rng = np.random.default_rng(seed)
+    stats = {
+        "item_review_count": counts,
+        "item_rating_mean": np.clip(rng.normal(4.2, 0.6, n), 1, 5),
+        "item_rating_trend": np.where(rng.random(n) < 0.3, rng.normal(0, 0.3, n), np.nan),
+        "item_popularity_rank": (np.argsort(np.argsort(-counts, kind="stable")) + 1).astype(float),
+    }
+    item_ids = [f"synthetic-item-{i:07d}" for i in range(n)]
+    before = rss_mb()
+    start = time.perf_counter()
+    snapshot = ItemSnapshot(item_ids, staged, stats)
+    startup = time.perf_counter() - start
+    del staged
+
+    out: dict[str, float] = {"items": n, "startup_s": startup, "index_mb": snapshot.nbytes / 2**20}
+    for name, weights in WEIGHTS.items():
+        found = [
+            snapshot.candidates.top(q, weights, np.array([], dtype=np.int64), CANDIDATES)
+            for q in queries[:USERS_FOR_RECALL]
+        ]
+        out[f"recall_{name}"] = float(np.mean([len(set(f) & set(t)) / CANDIDATES for f, t in zip(found, truth[name])]))
+
+    contract = serving_contract()
+    reader = OnlineReader(store=None, contract=contract, items=snapshot)
+    with tempfile.TemporaryDirectory() as tmp:
+        model = rating_model(contract.rating_features, Path(tmp))
+        schema = model.metadata.get_input_schema().input_names()
+        now = time.time()
+        samples = []
+        for r in range(REQUESTS + 20):
+            q = queries[r % len(queries)]
+            user = {
+                "user_embedding": q.tolist(),
+                "rating_mean": 4.0,
+                "review_count_total": 7,
+                "last_activity_unix": now - 86400 * 30,
+                "share_positive": 0.8,
+            }
+            seen = rng.choice(n, min(SEEN, n), replace=False)
+
+            def predict(rows, user=user):
+                frame = reader.rating_inputs(user, [item_ids[j] for j in rows], now)
+                return model.predict(frame[schema])["rating"].to_numpy()
+
+            t0 = time.perf_counter()
+            excluded = snapshot.rows([item_ids[j] for j in seen])
+            rank_items(snapshot, normalize(np.asarray(q)[None, :])[0], excluded, WEIGHTS["default"], predict, 10)
+            if r >= 20:  # after a warm-up
+                samples.append(time.perf_counter() - t0)
+    out["p50_ms"] = float(np.percentile(samples, 50) * 1000)
+    out["p99_ms"] = float(np.percentile(samples, 99) * 1000)
+    out["rss_mb"] = rss_mb()
+    out["snapshot_rss_mb"] = out["rss_mb"] - before
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="1000,100000,1000000", help="catalog sizes (items), comma-separated")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # one size, in this process
+    args = parser.parse_args()
+    if args.one:
+        print("RESULT " + json.dumps(run_one(args.one, args.seed)), flush=True)
+        return
+    real_review_embeddings()  # embed once, before the sizes
+    results = []
+    for n in (int(s) for s in args.sizes.split(",")):
+        print(f"catalog of {n:,} items ...", flush=True)
+        done = subprocess.run(
+            [sys.executable, __file__, "--one", str(n), "--seed", str(args.seed)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT ")), None)
+        if line is None:
+            sys.exit(f"size {n} failed:\n{done.stderr[-3000:]}")
+        results.append(json.loads(line[7:]))
+        print(results[-1], flush=True)
+    first = results[0]
+    print(f"\n{'items':<28}" + "".join(f"{int(r['items']):>14,}" for r in results))
+    for key, label in (
+        ("startup_s", "start-up: snapshot + index (s)"),
+        ("index_mb", "index + item arrays (MB)"),
+        ("snapshot_rss_mb", "resident set added (MB)"),
+        ("rss_mb", "process resident set (MB)"),
+        ("p50_ms", "handler p50 (ms)"),
+        ("p99_ms", "handler p99 (ms)"),
+        ("recall_default", "recall@100, default weights"),
+        ("recall_popularity", "recall@100, popularity 0.25"),
+    ):
+        print(f"{label:<28}" + "".join(f"{r[key]:>14,.3f}" for r in results))
+    print(f"{'p99 / p99 at smallest':<28}" + "".join(f"{r['p99_ms'] / first['p99_ms']:>13.2f}x" for r in results))
+
+
+if __name__ == "__main__":
+    main()
