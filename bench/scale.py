@@ -16,6 +16,8 @@ For each size (reviews; as many events; users and items at the real data's ratio
   latest row per entity pulled in the offline store; COPY into PostgreSQL) beside stock
   Feast's on the same rows
 - join: Feast's point-in-time join of rating_v1 for up to 10^5 label rows
+- materialize_pg_ray (--ray): the same full materialization into PostgreSQL through
+  Feast's ray.engine on a local Ray (PORTRAIT_ENGINE=ray; its start-up included)
 - online read: 1 user + 100 items through Portrait's reader, p99
 - item snapshot: the serving process's start-up load of every item and its candidate
   index (seconds, MB); /recommend against catalog size is bench/recommend.py
@@ -23,7 +25,7 @@ For each size (reviews; as many events; users and items at the real data's ratio
 Prints a table, the growth exponent of each stage between the two largest sizes
 (cost ~ N^e), and writes a log-log PNG of cost against size.
 
-    .venv/bin/python bench/scale.py [--sizes 10000,100000] [--redis-url redis://127.0.0.1:6379/14]
+    .venv/bin/python bench/scale.py [--sizes 10000,100000] [--redis-url redis://127.0.0.1:6379/14] [--ray]
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ STAGES = [
     "materialize_redis",
     "materialize_pg_stock",
     "materialize_redis_stock",
+    "materialize_pg_ray",
     "join",
     "online_read_p99",
     "item_snapshot",
@@ -70,7 +73,7 @@ def timed(fn: Callable[..., T], *args, **kw) -> tuple[float, T]:
     return time.perf_counter() - start, out
 
 
-def run_size(n: int, real, work: Path, redis_url: str, seed: int) -> dict[str, float]:
+def run_size(n: int, real, work: Path, redis_url: str, seed: int, ray: bool = False) -> dict[str, float]:
     from portrait import synth
     from portrait.encoder import Encoder, review_text
     from portrait.features import build_features
@@ -111,6 +114,12 @@ def run_size(n: int, real, work: Path, redis_url: str, seed: int) -> dict[str, f
                 featurestore.apply(settings, stock_overrides)
                 t, _ = timed(featurestore.materialize, settings, full=True, overrides=stock_overrides, stock=True)
                 out["materialize_pg_stock"], out["materialize_pg_stock_rows_per_s"] = t, rows / t
+            if ray:  # Feast's ray.engine on a local Ray (PORTRAIT_RAY_CPUS), the same rows; Ray's start-up included
+                ray_settings = settings.model_copy(update={"engine": "ray"})
+                with scratch_feast(settings) as ray_overrides:
+                    featurestore.apply(ray_settings, ray_overrides)
+                    t, _ = timed(featurestore.materialize, ray_settings, full=True, overrides=ray_overrides)
+                    out["materialize_pg_ray"], out["materialize_pg_ray_rows_per_s"] = t, rows / t
             with scratch_feast(settings) as overrides:
                 featurestore.apply(settings, overrides)
                 t, _ = timed(featurestore.materialize, settings, full=True, overrides=overrides)
@@ -208,6 +217,7 @@ def report(results: list[dict[str, float]], png: Path) -> None:
         "online_rows",
         "materialize_pg_rows_per_s",
         "materialize_pg_stock_rows_per_s",
+        "materialize_pg_ray_rows_per_s",
         "materialize_redis_rows_per_s",
         "materialize_redis_stock_rows_per_s",
         "join_rows",
@@ -222,6 +232,9 @@ def report(results: list[dict[str, float]], png: Path) -> None:
     for store in ("pg", "redis"):
         speedups = [r[f"materialize_{store}_stock"] / r[f"materialize_{store}"] for r in results]
         print(f"{store + ' speed-up':<30}" + "".join(f"{v:>13.2f}x" for v in speedups))
+    if any("materialize_pg_ray" in r for r in results):
+        ratios = [r["materialize_pg"] / r.get("materialize_pg_ray", np.nan) for r in results]
+        print(f"{'pg ray.engine / local':<30}" + "".join(f"{v:>13.2f}x" for v in ratios))
     print("\ndelta (1% new rows) against the full run")
     for stage, full in (("delta_build", "build"), ("delta_materialize_pg", "materialize_pg")):
         print(f"{stage:<30}" + "".join(f"{r[stage] / r[full]:>14.1%}" for r in results))
@@ -233,6 +246,8 @@ def report(results: list[dict[str, float]], png: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(8, 5))
     for i, stage in enumerate(STAGES):
+        if all(stage not in r for r in results):
+            continue  # a stage this run did not measure (materialize_pg_ray without --ray)
         ax.plot(
             sizes, [r.get(stage, np.nan) for r in results], marker="os^D"[i % 4], color=plt.cm.tab20(i), label=stage
         )
@@ -252,6 +267,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000", help="reviews per size, comma-separated")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14", help="flushed before and after")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--ray", action="store_true", help="also materialize through Feast's ray.engine")
     parser.add_argument("--png", type=Path, default=Path("docs/scale.png"))
     args = parser.parse_args()
     from portrait import synth
@@ -262,7 +278,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for n in (int(s) for s in args.sizes.split(",")):
             print(f"size {n:,} reviews ...", flush=True)
-            results.append(run_size(n, real, Path(tmp), args.redis_url, args.seed))
+            results.append(run_size(n, real, Path(tmp), args.redis_url, args.seed, args.ray))
             print({k: round(v, 3) for k, v in results[-1].items()}, flush=True)
     report(results, args.png)
 
