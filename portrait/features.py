@@ -278,6 +278,7 @@ def fit_tag_vocabulary(texts: list[str]):
 
 
 TEXT_PROFILE_USERS_PER_SLICE = 20_000  # users whose reviews (and embeddings) are in memory at once
+TEXT_PROFILE_ITEMS_PER_SLICE = 10_000  # the same for items (11 reviews an item where users have 7)
 VOCABULARY_REFIT_GROWTH = 0.10  # refit the tag vocabulary once the corpus has grown by this much
 
 
@@ -468,16 +469,21 @@ def rebuild_items(conn, items: Sequence[str], as_of: datetime, compute: Compute 
             conn, "item_stats", "item_id", items, compute_item_stats(all_reviews, set(items)), as_of
         )
     }
-    by_item = _utc(_frame(conn, EMBEDDED_SQL.format(cond="r.item_id = ANY(:i)"), as_of=as_of, i=list(items)))
-    by_item["embedding"] = by_item["embedding"].map(np.asarray)
-    rows["item_text_profile"] = _replace_snapshots(
-        conn,
-        "item_text_profile",
-        "item_id",
-        items,
-        compute.by_entity(compute_item_text_profile, "item_id", by_item),
-        as_of,
-    )
+    rows["item_text_profile"] = 0
+    # in slices of items: a full build must not hold every review's embedding at once
+    items = list(items)
+    for start in range(0, len(items), TEXT_PROFILE_ITEMS_PER_SLICE):
+        part = items[start : start + TEXT_PROFILE_ITEMS_PER_SLICE]
+        by_item = _utc(_frame(conn, EMBEDDED_SQL.format(cond="r.item_id = ANY(:i)"), as_of=as_of, i=part))
+        by_item["embedding"] = by_item["embedding"].map(np.asarray)
+        rows["item_text_profile"] += _replace_snapshots(
+            conn,
+            "item_text_profile",
+            "item_id",
+            part,
+            compute.by_entity(compute_item_text_profile, "item_id", by_item),
+            as_of,
+        )
     return rows
 
 

@@ -99,7 +99,7 @@ def test_incremental_builds_reuse_the_tag_vocabulary_until_the_corpus_grows_10_p
     assert vocabularies() == []  # forget drops it: the next build refits without the user
 
 
-def test_text_profiles_built_in_slices_of_users_equal_one_pass(db, tmp_path, tiny_bert, monkeypatch):
+def test_text_profiles_built_in_slices_of_users_and_items_equal_one_pass(db, tmp_path, tiny_bert, monkeypatch):
     from portrait import features, synth
     from portrait.ingest import ingest_file
 
@@ -108,19 +108,26 @@ def test_text_profiles_built_in_slices_of_users_equal_one_pass(db, tmp_path, tin
         synth.load_real(SHARED_DATA), tmp_path, users=120, items=60, reviews=800, events=0, seed=5, progress=False
     )
     ingest_file(engine, "amazon-reviews", shop.reviews_path, TEST_KEY, progress=False)
-    query = sa.text(
-        "SELECT user_id, event_timestamp, user_embedding, share_positive, interest_tags FROM user_text_profile "
-        "ORDER BY user_id, event_timestamp"
-    )
+    queries = [
+        sa.text(
+            "SELECT user_id, event_timestamp, user_embedding, share_positive, interest_tags FROM user_text_profile "
+            "ORDER BY user_id, event_timestamp"
+        ),
+        sa.text(
+            "SELECT item_id, event_timestamp, item_embedding, item_embedded_review_count FROM item_text_profile "
+            "ORDER BY item_id, event_timestamp"
+        ),
+    ]
 
-    def build(users_per_slice: int) -> list:
-        monkeypatch.setattr(features, "TEXT_PROFILE_USERS_PER_SLICE", users_per_slice)
+    def build(per_slice: int) -> list:
+        monkeypatch.setattr(features, "TEXT_PROFILE_USERS_PER_SLICE", per_slice)
+        monkeypatch.setattr(features, "TEXT_PROFILE_ITEMS_PER_SLICE", per_slice)
         with engine.begin() as conn:  # a full rebuild from the same embeddings
             conn.execute(sa.text("TRUNCATE user_text_profile, user_behavior, item_stats, item_text_profile"))
             conn.execute(sa.text("TRUNCATE feature_builds, tag_vocabulary"))
         features.build_features(engine, encoder_path=str(tiny_bert), progress=False)
         with engine.connect() as conn:
-            return conn.execute(query).all()
+            return [conn.execute(query).all() for query in queries]
 
     sliced, whole = build(7), build(100_000)
-    assert len(sliced) > 300 and sliced == whole
+    assert len(sliced[0]) > 300 and len(sliced[1]) > 300 and sliced == whole
