@@ -25,7 +25,7 @@ For each size (reviews; as many events; users and items at the real data's ratio
 Prints a table, the growth exponent of each stage between the two largest sizes
 (cost ~ N^e), and writes a log-log PNG of cost against size.
 
-    .venv/bin/python bench/scale.py [--sizes 10000,100000] [--redis-url redis://127.0.0.1:6379/14] [--ray]
+    .venv/bin/python bench/scale.py [--sizes 10000,100000] [--redis-url redis://127.0.0.1:6379/14] [--ray] [--no-stock]
 """
 
 from __future__ import annotations
@@ -73,7 +73,9 @@ def timed(fn: Callable[..., T], *args, **kw) -> tuple[float, T]:
     return time.perf_counter() - start, out
 
 
-def run_size(n: int, real, work: Path, redis_url: str, seed: int, ray: bool = False) -> dict[str, float]:
+def run_size(
+    n: int, real, work: Path, redis_url: str, seed: int, ray: bool = False, stock: bool = True
+) -> dict[str, float]:
     from portrait import synth
     from portrait.encoder import Encoder, review_text
     from portrait.features import build_features
@@ -110,10 +112,11 @@ def run_size(n: int, real, work: Path, redis_url: str, seed: int, ray: bool = Fa
             rows = online_rows(engine)
             out["online_rows"] = rows
             # stock Feast beside it, on the same rows (a registry and online store of its own)
-            with scratch_feast(settings) as stock_overrides:
-                featurestore.apply(settings, stock_overrides)
-                t, _ = timed(featurestore.materialize, settings, full=True, overrides=stock_overrides, stock=True)
-                out["materialize_pg_stock"], out["materialize_pg_stock_rows_per_s"] = t, rows / t
+            if stock:
+                with scratch_feast(settings) as stock_overrides:
+                    featurestore.apply(settings, stock_overrides)
+                    t, _ = timed(featurestore.materialize, settings, full=True, overrides=stock_overrides, stock=True)
+                    out["materialize_pg_stock"], out["materialize_pg_stock_rows_per_s"] = t, rows / t
             if ray:  # Feast's ray.engine on a local Ray (PORTRAIT_RAY_CPUS), the same rows; Ray's start-up included
                 ray_settings = settings.model_copy(update={"engine": "ray"})
                 try:
@@ -181,13 +184,15 @@ def run_size(n: int, real, work: Path, redis_url: str, seed: int, ray: bool = Fa
             import redis
 
             redis_settings = settings.model_copy(update={"redis_url": redis_url})
-            for label, stock in (("materialize_redis_stock", True), ("materialize_redis", False)):
+            for label, is_stock in (("materialize_redis_stock", True), ("materialize_redis", False)):
+                if is_stock and not stock:
+                    continue
                 redis.Redis.from_url(redis_url).flushdb()
                 try:
                     with scratch_feast(settings) as overrides:
                         featurestore.apply(redis_settings, overrides)
                         t, _ = timed(
-                            featurestore.materialize, redis_settings, full=True, overrides=overrides, stock=stock
+                            featurestore.materialize, redis_settings, full=True, overrides=overrides, stock=is_stock
                         )
                         out[label], out[f"{label}_rows_per_s"] = t, rows / t
                 finally:
@@ -233,7 +238,7 @@ def report(results: list[dict[str, float]], png: Path) -> None:
         print(f"{name:<30}" + "".join(f"{r.get(name, float('nan')):>14,.1f}" for r in results))
     print("\nmaterialization, Portrait's settings against stock Feast (same rows, same run)")
     for store in ("pg", "redis"):
-        speedups = [r[f"materialize_{store}_stock"] / r[f"materialize_{store}"] for r in results]
+        speedups = [r.get(f"materialize_{store}_stock", np.nan) / r[f"materialize_{store}"] for r in results]
         print(f"{store + ' speed-up':<30}" + "".join(f"{v:>13.2f}x" for v in speedups))
     if any("materialize_pg_ray" in r for r in results):
         ratios = [r["materialize_pg"] / r.get("materialize_pg_ray", np.nan) for r in results]
@@ -271,6 +276,11 @@ def main() -> None:
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14", help="flushed before and after")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--ray", action="store_true", help="also materialize through Feast's ray.engine")
+    parser.add_argument(
+        "--no-stock",
+        action="store_true",
+        help="skip stock Feast's materialization (it pulls every snapshot row: 22 GB and killed at 10^6 reviews here)",
+    )
     parser.add_argument("--png", type=Path, default=Path("docs/scale.png"))
     args = parser.parse_args()
     from portrait import synth
@@ -281,7 +291,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for n in (int(s) for s in args.sizes.split(",")):
             print(f"size {n:,} reviews ...", flush=True)
-            results.append(run_size(n, real, Path(tmp), args.redis_url, args.seed, args.ray))
+            results.append(run_size(n, real, Path(tmp), args.redis_url, args.seed, args.ray, not args.no_stock))
             print({k: round(v, 3) for k, v in results[-1].items()}, flush=True)
     report(results, args.png)
 
