@@ -3,9 +3,11 @@
 The candidates are the allowed items with the highest ranking prior,
     w_a * cosine(user, item) + w_p * log1p(item review count)
 (registry.rating_model.ranking_prior; the weights come with the rating model).
-The prior is an inner product: each item is indexed as [embedding, log1p(count) / S]
-and the query is [w_a * user, w_p * S], so one maximum-inner-product search
-answers any weights, and a new champion with new weights needs no new index.
+The prior is an inner product: each item is indexed as
+[embedding, log1p(count) / S, sqrt(2 - |both|^2)] (every row of norm sqrt(2), so
+IVF's k-means and probing behave as for cosine) and the query is
+[w_a * user, w_p * S, 0], so one maximum-inner-product search answers any
+weights, and a new champion with new weights needs no new index.
 Below EXACT_BELOW items the index is a flat scan (exact); above it an IVF index
 (about sqrt(n) lists, float16 vectors) probes NPROBE lists per query, which
 bench/recommend.py and tests/integration/test_candidates.py measure against

@@ -29,12 +29,12 @@ class Compute:
 
     engine: str = "local"
     ray_address: str | None = None
-    ray_cpus: int | None = None
+    ray_cpus: int | None = None  # a local Ray's CPUs (Settings.local_ray_cpus)
     rows_per_partition: int = ROWS_PER_PARTITION
 
     @classmethod
     def of(cls, settings: Settings) -> Compute:
-        return cls(settings.engine, settings.ray_address, settings.ray_cpus)
+        return cls(settings.engine, settings.ray_address, settings.local_ray_cpus)
 
     def by_entity(self, fn: Callable[..., pd.DataFrame], key: str, *frames: pd.DataFrame, **kw) -> pd.DataFrame:
         """fn(*frames, **kw); on Ray, every frame is split by a hash of its `key`
@@ -67,13 +67,11 @@ class Compute:
             ray.init(num_cpus=self._cpus(), include_dashboard=False, log_to_driver=False)
 
     def _cpus(self) -> int:
-        import os
-
         if self.ray_address:
             import ray
 
             return max(1, int(ray.cluster_resources().get("CPU", 1)))
-        return self.ray_cpus or os.cpu_count() or 1
+        return self.ray_cpus or 1
 
 
 def _call(fn: Callable[..., pd.DataFrame], frames: list[pd.DataFrame], kw: dict) -> pd.DataFrame:

@@ -96,7 +96,7 @@ def ray_engine(settings: Settings) -> dict:
     online writes run as Ray tasks, on the cluster at PORTRAIT_RAY_ADDRESS or on a
     local Ray of PORTRAIT_RAY_CPUS CPUs. Writes go in parallel: both online stores take
     concurrent upserts."""
-    cpus = settings.ray_cpus or os.cpu_count() or 1
+    cpus = settings.local_ray_cpus
     block: dict = {"type": "ray.engine", "write_concurrency": cpus if not settings.ray_address else 8}
     if settings.ray_address:
         block["ray_address"] = settings.ray_address

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
@@ -91,29 +90,26 @@ def load_item_snapshot(
 ) -> ItemSnapshot:
     """The item features `refs` of every item in item_ids, read from the online store
     in batches through the store's own online_read (what get_online_features calls,
-    without building a response row by row: 10x fewer Python objects per item), with
-    the views' TTL applied as get_online_features applies it. Embeddings go straight
-    into one matrix, float16 where the index keeps float16: no float32 copy of a large
-    catalog is ever whole."""
+    without building a response row by row: 10x fewer Python objects per item).
+    Embeddings go straight into one matrix, float16 where the index keeps float16: no
+    float32 copy of a large catalog is ever whole."""
     from feast.infra.online_stores.helpers import get_online_store_from_config
     from tqdm import tqdm
 
     online = get_online_store_from_config(store.config.online_store)
     by_view: dict[str, list[str]] = {}
     for ref in refs:
-        view, name = ref.split(":", 1)
-        by_view.setdefault(view, []).append(name)
+        view_name, name = ref.split(":", 1)
+        by_view.setdefault(view_name, []).append(name)
+    views = [(store.get_feature_view(view_name), names) for view_name, names in by_view.items()]
     n = len(item_ids)
     stats = {name: np.full(n, np.nan) for names in by_view.values() for name in names if name != EMBEDDING}
     matrix: np.ndarray | None = None
-    now = datetime.now(timezone.utc)
     for start in tqdm(range(0, n, batch), desc="item snapshot", unit="batch", disable=n < 20 * batch, leave=False):
         keys = [_item_key(i) for i in item_ids[start : start + batch]]
-        for view_name, names in by_view.items():
-            view = store.get_feature_view(view_name)
-            oldest = now - view.ttl if view.ttl and view.ttl.total_seconds() > 0 else None
-            for i, (ts, values) in enumerate(online.online_read(store.config, view, keys, names)):
-                if values is None or (oldest is not None and ts is not None and _utc(ts) < oldest):
+        for view, names in views:
+            for i, (_, values) in enumerate(online.online_read(store.config, view, keys, names)):
+                if values is None:
                     continue
                 row = start + i
                 for name, value in values.items():
@@ -138,10 +134,6 @@ def _item_key(item_id: str):
     from feast.protos.feast.types.Value_pb2 import Value
 
     return EntityKey(join_keys=["item_id"], entity_values=[Value(string_val=item_id)])
-
-
-def _utc(ts: datetime) -> datetime:
-    return ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)
 
 
 def offline_item_ids(store) -> list[str]:

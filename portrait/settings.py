@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     ray_cpus: int | None = None  # local Ray only; default: every core
 
     @property
+    def local_ray_cpus(self) -> int:
+        """The CPUs of a local Ray (no ray_address): ray_cpus, else every core."""
+        return self.ray_cpus or os.cpu_count() or 1
+
+    @property
     def profile(self) -> str:
         return "external" if self.database_url else "local"
 
