@@ -3,8 +3,10 @@ server named by PORTRAIT_DATABASE_URL (external profile)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -154,3 +156,13 @@ def engine(settings: Settings, database: str | None = None, **kwargs) -> sa.Engi
     if settings.profile == "local" and _postmaster(settings.pgdata) is None:
         up(settings)
     return sa.create_engine(server_url(settings, database), pool_pre_ping=True, **kwargs)
+
+
+@contextlib.contextmanager
+def advisory_lock(engine: sa.Engine, name: str) -> Iterator[None]:
+    """Hold PostgreSQL's transaction-level advisory lock named `name` for the block:
+    one holder at a time across every thread, process and replica sharing the
+    database, released when the block ends or its connection dies."""
+    with engine.begin() as conn:
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:name, 0))"), {"name": name})
+        yield

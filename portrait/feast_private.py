@@ -8,8 +8,9 @@ the symbol's name, not deep inside forget or a training join:
   arguments; wrapped to plan its point-in-time join with hash joins.
 - `_redis_key`, `_table_id`: where the Redis and PostgreSQL online stores keep an
   entity's rows; `portrait forget` deletes them there.
-- `_get_conn`, `_get_connection_pool`, `_to_naive_utc`: the PostgreSQL online store's
-  connections and timestamps, which Portrait's COPY-writing store repeats.
+- `_get_conninfo`, `_get_conn_kwargs`, `_to_naive_utc`: how the PostgreSQL online store
+  connects and stores timestamps; Portrait's COPY-writing store connects the same way,
+  through a thread-safe pool of its own.
 """
 
 from __future__ import annotations
@@ -23,10 +24,9 @@ CONN_KWARGS = ("feast.infra.utils.postgres.connection_utils", "_get_conn_kwargs"
 REDIS_KEY = ("feast.infra.online_stores.helpers", "_redis_key")
 PG_TABLE_ID = ("feast.infra.online_stores.postgres_online_store.postgres", "_table_id")
 # the COPY-writing online store (portrait/online_stores.py) repeats Feast's connection handling
-PG_CONN = ("feast.infra.online_stores.postgres_online_store.postgres", "_get_conn")
-PG_POOL = ("feast.infra.online_stores.postgres_online_store.postgres", "_get_connection_pool")
+PG_CONNINFO = ("feast.infra.utils.postgres.connection_utils", "_get_conninfo")
 NAIVE_UTC = ("feast.infra.online_stores.helpers", "_to_naive_utc")
-SYMBOLS = (CONN_KWARGS, REDIS_KEY, PG_TABLE_ID, PG_CONN, PG_POOL, NAIVE_UTC)
+SYMBOLS = (CONN_KWARGS, REDIS_KEY, PG_TABLE_ID, PG_CONNINFO, NAIVE_UTC)
 
 
 class FeastPrivateSymbolMissing(ImportError):

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import os
 import queue
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -362,7 +365,7 @@ class Loader:
             cur.execute(
                 "UPDATE ingest_runs SET rows_read = rows_read + %s, rows_loaded = rows_loaded + %s, "
                 "rows_rejected = rows_rejected + %s, rows_duplicate = rows_duplicate + %s, "
-                "rows_forgotten = rows_forgotten + %s WHERE run_id = %s",
+                "rows_forgotten = rows_forgotten + %s, heartbeat_at = now() WHERE run_id = %s",
                 (counts.read, counts.loaded, counts.rejected, counts.duplicates, counts.forgotten, self.run_id),
             )
         return counts
@@ -413,17 +416,87 @@ class Loader:
         return loaded, forgotten
 
 
+def run_owner() -> tuple[str, int, datetime]:
+    """This process as an ingest run's owner: (host, pid, process start time). The
+    start time tells a reused pid from the process that opened the run."""
+    import psutil
+
+    return socket.gethostname(), os.getpid(), datetime.fromtimestamp(psutil.Process().create_time(), timezone.utc)
+
+
 def start_run(conn, source: str, path: str) -> int:
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(
-            "INSERT INTO ingest_runs (source, path, status) VALUES (%s, %s, 'running') RETURNING run_id", (source, path)
+            "INSERT INTO ingest_runs (source, path, status, owner_host, owner_pid, owner_started_at, heartbeat_at) "
+            "VALUES (%s, %s, 'running', %s, %s, %s, now()) RETURNING run_id",
+            (source, path, *run_owner()),
         )
         return cur.fetchone()[0]
 
 
 def finish_run(conn, run_id: int, status: str) -> None:
     with conn.transaction(), conn.cursor() as cur:
-        cur.execute("UPDATE ingest_runs SET status = %s, finished_at = now() WHERE run_id = %s", (status, run_id))
+        cur.execute(
+            "UPDATE ingest_runs SET status = %s, finished_at = now(), heartbeat_at = now() WHERE run_id = %s",
+            (status, run_id),
+        )
+
+
+# A run on another host is presumed dead when it has not beaten for this long (the
+# API beats with its champion poll, every 30 s; a file ingest with every batch).
+STALE_HEARTBEAT = timedelta(minutes=10)
+
+
+def owner_alive(host: str | None, pid: int | None, started: datetime | None, heartbeat: datetime | None) -> bool:
+    """Whether a run's owner still runs: on this host, by its pid and start time; on
+    another, by a heartbeat younger than STALE_HEARTBEAT."""
+    import psutil
+
+    if host == socket.gethostname() and pid is not None:
+        try:
+            created = datetime.fromtimestamp(psutil.Process(pid).create_time(), timezone.utc)
+        except psutil.NoSuchProcess:
+            return False
+        return started is None or abs((created - started).total_seconds()) < 1
+    return heartbeat is not None and datetime.now(timezone.utc) - heartbeat < STALE_HEARTBEAT
+
+
+def reconcile_runs(engine: sa.Engine) -> list[int]:
+    """Mark `interrupted` every running run whose owner is gone; returns their ids."""
+    with engine.begin() as conn:
+        running = conn.execute(
+            sa.text(
+                "SELECT run_id, owner_host, owner_pid, owner_started_at, heartbeat_at FROM ingest_runs "
+                "WHERE status = 'running' FOR UPDATE SKIP LOCKED"
+            )
+        ).all()
+        dead = [r.run_id for r in running if not owner_alive(*r[1:])]
+        if dead:
+            conn.execute(
+                sa.text("UPDATE ingest_runs SET status = 'interrupted', finished_at = now() WHERE run_id = ANY(:ids)"),
+                {"ids": dead},
+            )
+    return dead
+
+
+def heartbeat(engine: sa.Engine, run_id: int) -> None:
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE ingest_runs SET heartbeat_at = now() WHERE run_id = :r"), {"r": run_id})
+
+
+def list_runs(engine: sa.Engine, limit: int = 20) -> list[dict[str, Any]]:
+    """The latest runs, newest first (after reconciling the ones whose owner is gone)."""
+    reconcile_runs(engine)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT run_id, source, status, started_at, finished_at, heartbeat_at, owner_host, owner_pid, "
+                "rows_read, rows_loaded, rows_rejected, rows_duplicate FROM ingest_runs "
+                "ORDER BY run_id DESC LIMIT :n"
+            ),
+            {"n": limit},
+        ).mappings()
+        return [dict(r) for r in rows]
 
 
 API_SOURCE, API_PATH = "api", "POST /reviews"
@@ -448,37 +521,47 @@ def item_known(engine: sa.Engine, item_id: str) -> bool:
         return conn.execute(sa.text("SELECT 1 FROM items WHERE item_id = :i"), {"i": item_id}).first() is not None
 
 
-def close_api_runs(engine: sa.Engine, run_id: int | None) -> None:
-    """End the API's ingest run: this process's (run_id) at shutdown, or, with None
-    at start-up, any left `running` by a server that died without closing its own."""
-    where = "run_id = :r" if run_id is not None else "source = :s AND status = 'running'"
+def close_api_run(engine: sa.Engine, run_id: int) -> None:
+    """End this process's API ingest run (at shutdown)."""
     with engine.begin() as conn:
         conn.execute(
-            sa.text(f"UPDATE ingest_runs SET status = 'done', finished_at = now() WHERE {where}"),
-            {"r": run_id, "s": API_SOURCE},
+            sa.text(
+                "UPDATE ingest_runs SET status = 'done', finished_at = now(), heartbeat_at = now() WHERE run_id = :r"
+            ),
+            {"r": run_id},
         )
 
 
-def add_review(
-    engine: sa.Engine, row: ReviewRow, run_id: int | None, key: bytes
-) -> tuple[int, IngestCounts, int | None]:
-    """One review from the HTTP API, through the same load path (and SQL) as a
-    file's rows, counted in the API's own ingest run (started when run_id is None).
-    Returns (run id, the counts, the new review_id or None when nothing was loaded:
-    the user already reviewed the item, or was forgotten)."""
+@contextlib.contextmanager
+def _autocommit(engine: sa.Engine) -> Iterator[Any]:
+    """A psycopg connection from the engine's pool with explicit transactions (as the
+    loader wants), handed back to the pool as it came."""
     raw_conn = engine.raw_connection()
     conn: Any = raw_conn.driver_connection  # a psycopg connection (SQLAlchemy types it loosely)
     try:
-        conn.autocommit = True  # transactions are explicit, as in ingest_file
-        if run_id is None:
-            run_id = start_run(conn, API_SOURCE, API_PATH)
-        loader = Loader(conn, API_SOURCE, API_PATH, run_id, key)
-        counts = loader.load(Batch(rows=[(1, row, "")], rejects=[]))
-        return run_id, counts, loader.last_review_id if counts.loaded else None
+        conn.autocommit = True
+        yield conn
     finally:
         if not conn.closed:
             conn.autocommit = False
         raw_conn.close()
+
+
+def open_api_run(engine: sa.Engine) -> int:
+    """The ingest run that counts this API process's reviews."""
+    with _autocommit(engine) as conn:
+        return start_run(conn, API_SOURCE, API_PATH)
+
+
+def add_review(engine: sa.Engine, row: ReviewRow, run_id: int, key: bytes) -> tuple[IngestCounts, int | None]:
+    """One review from the HTTP API, through the same load path (and SQL) as a
+    file's rows, counted in the API's own ingest run. Returns (the counts, the new
+    review_id or None when nothing was loaded: the user already reviewed the item,
+    or was forgotten)."""
+    with _autocommit(engine) as conn:
+        loader = Loader(conn, API_SOURCE, API_PATH, run_id, key)
+        counts = loader.load(Batch(rows=[(1, row, "")], rejects=[]))
+        return counts, loader.last_review_id if counts.loaded else None
 
 
 def _batches(source: str, path: Path, stream: BinaryIO, key: bytes, batch_size: int, spec) -> Iterator[Batch]:
@@ -514,6 +597,7 @@ def ingest_file(
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
     stored_path = str(path.resolve())
+    reconcile_runs(engine)  # an earlier run killed mid-file is shown as interrupted, not running
     counts = IngestCounts()
     raw_conn = engine.raw_connection()
     conn: Any = raw_conn.driver_connection  # a psycopg connection (SQLAlchemy types it loosely)

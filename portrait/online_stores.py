@@ -11,6 +11,7 @@ calls are resolved through portrait.feast_private, which fails by name on a Feas
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Generator
 from datetime import datetime
 from typing import Any, Literal
@@ -19,13 +20,13 @@ from feast import FeatureView
 from feast.infra.key_encoding_utils import get_list_val_str, serialize_entity_key
 from feast.infra.online_stores.helpers import extract_text_and_num
 from feast.infra.online_stores.postgres_online_store import postgres as feast_pg
-from feast.infra.utils.postgres.postgres_config import ConnectionType
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.repo_config import RepoConfig
 from psycopg import sql
+from psycopg_pool import ConnectionPool
 
-from portrait.feast_private import NAIVE_UTC, PG_CONN, PG_POOL, PG_TABLE_ID, resolve
+from portrait.feast_private import CONN_KWARGS, NAIVE_UTC, PG_CONNINFO, PG_TABLE_ID, resolve
 
 TYPE = "portrait.online_stores.PortraitPostgreSQLOnlineStore"
 
@@ -35,21 +36,34 @@ class PortraitPostgreSQLOnlineStoreConfig(feast_pg.PostgreSQLOnlineStoreConfig):
 
 
 class PortraitPostgreSQLOnlineStore(feast_pg.PostgreSQLOnlineStore):
+    # Feast's store keeps one connection per store object (conn_type singleton) and
+    # flips its autocommit per call: under a threaded server two requests share one
+    # transaction and the connection wedges (ProgrammingError ... INTRANS). This store
+    # always draws from a psycopg pool: a connection belongs to one thread for one
+    # call, is rolled back on error, and is checked and replaced when it broke.
+    _pool_lock = threading.Lock()
+
+    def _pool(self, config: RepoConfig) -> Any:
+        with self._pool_lock:
+            if self._conn_pool is None or self._conn_pool.closed:
+                cfg = config.online_store
+                pool = ConnectionPool(
+                    conninfo=resolve(PG_CONNINFO)(cfg),
+                    kwargs=resolve(CONN_KWARGS)(cfg),
+                    min_size=cfg.min_conn,
+                    max_size=cfg.max_conn,
+                    check=ConnectionPool.check_connection,  # a dead server's connections never reach a caller
+                    open=False,
+                )
+                pool.open()
+                self._conn_pool = pool
+            return self._conn_pool
+
     @contextlib.contextmanager
     def _get_conn(self, config: RepoConfig, autocommit: bool = False) -> Generator[Any, Any, Any]:
-        if config.online_store.conn_type == ConnectionType.pool:
-            if not self._conn_pool:
-                self._conn_pool = resolve(PG_POOL)(config.online_store)
-                self._conn_pool.open()
-            connection = self._conn_pool.getconn()
-            connection.set_autocommit(autocommit)
+        with self._pool(config).connection() as connection:  # commit on success, rollback on error
+            connection.autocommit = autocommit
             yield connection
-            self._conn_pool.putconn(connection)
-        else:
-            if not self._conn:
-                self._conn = resolve(PG_CONN)(config.online_store)
-            self._conn.set_autocommit(autocommit)
-            yield self._conn
 
     def online_write_batch(
         self,

@@ -10,8 +10,35 @@ import re
 
 USER_PREFIX = "u_"
 
-# An e-mail address: local part, @, a dotted domain.
-EMAIL_RE = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+# An e-mail address: local part, @, a dotted domain. Matched by anchoring on each "@"
+# (mask_emails), not by a regex search: a search tries every start position and
+# rescans the local part's run from each, quadratic in a long run of letters before
+# an "@" (49,000 "a" + "@" took 2.8 s a line).
+EMAIL_LOCAL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._%+-")
+EMAIL_DOMAIN_RE = re.compile(r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+
+
+def mask_emails(text: str) -> str:
+    """Every e-mail address replaced by [email], in time linear in the text: the
+    local part is scanned back from each "@" only as far as the previous match or
+    "@" (neither is a local-part character), the domain forward to the next "@"."""
+    out, done = [], 0
+    at = text.find("@")
+    while at != -1:
+        start = at
+        while start > done and text[start - 1] in EMAIL_LOCAL:
+            start -= 1
+        domain = EMAIL_DOMAIN_RE.match(text, at + 1) if start < at else None
+        if domain is None:
+            at = text.find("@", at + 1)
+            continue
+        out += [text[done:start], "[email]"]
+        done = domain.end()
+        at = text.find("@", done)
+    out.append(text[done:])
+    return "".join(out)
+
+
 # A phone number: "+" and a country code followed by digit groups ("+44 20 7946 0958"),
 # or the North American shape ("555-123-4567", "(555) 123-4567", "1-800-555-1234").
 # Digit runs with other shapes are left alone: in reviews they are part numbers
@@ -58,7 +85,7 @@ def mask_contacts(text: str) -> str:
     """Replace e-mail addresses, phone numbers, Chinese resident ID numbers and QQ
     numbers by [email], [phone], [id] and [qq]."""
     if "@" in text:
-        text = EMAIL_RE.sub("[email]", text)
+        text = mask_emails(text)
     if _MAYBE_CN_RE.search(text):
         text = CN_ID_RE.sub(lambda m: "[id]" if _valid_cn_id(m.group()) else m.group(), text)
         text = CN_MOBILE_RE.sub("[phone]", text)

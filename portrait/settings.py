@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     api_keys: str | None = None  # comma-separated storefront keys of the HTTP API (X-API-Key header)
     admin_keys: str | None = None  # comma-separated keys that may also call /admin/* (none: no admin access)
     max_body_bytes: int = 4 * 1024 * 1024  # larger request bodies get 413 before they are read
+    body_timeout_s: float = 10.0  # a body not fully received in this time gets 408 (slow clients free their slot)
     rate_limit: float = 200.0  # requests per second per key (token bucket), 429 beyond
     rate_burst: int = 400
     key_concurrency: int = 64  # requests in flight per key, 429 beyond

@@ -3,6 +3,7 @@ reason reaches the client; outages are recognised by exception type."""
 
 from __future__ import annotations
 
+import re
 from contextvars import ContextVar
 from http import HTTPStatus
 
@@ -83,9 +84,27 @@ def is_stale_connection(err: BaseException) -> bool:
     return False
 
 
+# What a 503's reason must not reveal: where the dependency lives (socket paths, file
+# paths, addresses, ports). The log keeps the whole error.
+_WHERE = (
+    (re.compile(r"(?:on socket|at|server|host)\s+\"[^\"]*\""), lambda m: m.group().split(" ")[0] + " <hidden>"),
+    (re.compile(r"(?<![\w.])/(?:[^\s\"':,]+/)+[^\s\"':,]*"), lambda m: "<path>"),
+    (re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?\b|\[[0-9a-fA-F:]+\](?::\d+)?"), lambda m: "<host>"),
+    (re.compile(r"\bport \d+"), lambda m: "port <hidden>"),
+)
+
+
+def hide_locations(reason: str) -> str:
+    """The reason with paths, addresses and ports replaced: what is down, not where."""
+    for pattern, replacement in _WHERE:
+        reason = pattern.sub(replacement, reason)
+    return reason
+
+
 def down(reason: str) -> ServiceUnavailable:
     """A 503 whose reason reaches the client (BentoML hides 5xx messages; the
-    middleware puts this one back)."""
+    middleware puts this one back), without where the dependency lives."""
+    reason = hide_locations(reason)
     notes = request_notes.get(None)
     if notes is not None:
         notes["reason"] = reason

@@ -22,6 +22,7 @@ import functools
 import hashlib
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,24 +60,72 @@ class Rejected(Exception):
         self.status, self.reason, self.headers = status, reason, headers or []
 
 
-def invalid_text(value: Any, where: str = "body") -> str | None:
-    """The first string (or key) holding NUL or a lone surrogate, named by its path."""
-    if isinstance(value, str):
-        if "\x00" in value:
-            return f"{where} contains a NUL character"
-        if any(0xD800 <= ord(c) <= 0xDFFF for c in value):
-            return f"{where} contains an invalid code point (a lone UTF-16 surrogate)"
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            problem = invalid_text(k, f"{where} key") or invalid_text(v, k if where == "body" else f"{where}.{k}")
-            if problem:
-                return problem
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            problem = invalid_text(v, f"{where}[{i}]")
-            if problem:
-                return problem
+# Bounds on a body's JSON, far above what any route takes (64 texts, 100 item ids),
+# checked before anything walks it: the walk is then bounded too.
+MAX_JSON_VALUES = 10_000
+MAX_JSON_DEPTH = 16
+MAX_KEY_CHARS = 128
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+
+
+def json_shape_problem(value: Any) -> str | None:
+    """Why a parsed body is beyond the bounds (values, depth, key length), or None.
+    Iterative, and stops at the first value past MAX_JSON_VALUES."""
+    stack, count = [(value, 1)], 0
+    while stack:
+        node, depth = stack.pop()
+        count += 1
+        if count > MAX_JSON_VALUES:
+            return f"body holds more than {MAX_JSON_VALUES:,} JSON values"
+        if depth > MAX_JSON_DEPTH:
+            return f"body nests deeper than {MAX_JSON_DEPTH} levels"
+        if isinstance(node, dict):
+            if any(len(k) > MAX_KEY_CHARS for k in node):
+                return f"body has a key longer than {MAX_KEY_CHARS} characters"
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
     return None
+
+
+def _bad_string(value: str) -> str | None:
+    if "\x00" in value:
+        return "contains a NUL character"
+    if _SURROGATE_RE.search(value):
+        return "contains an invalid code point (a lone UTF-16 surrogate)"
+    return None
+
+
+def invalid_text(value: Any) -> str | None:
+    """The first string (or key) holding NUL or a lone surrogate, named by its path.
+    Paths are built only for the string reported (call json_shape_problem first:
+    this walk assumes a bounded body)."""
+    stack: list[tuple[Any, tuple]] = [(value, ())]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, str):
+            problem = _bad_string(node)
+            if problem:
+                return f"{_path_name(path)} {problem}"
+        elif isinstance(node, dict):
+            for k, v in reversed(node.items()):
+                problem = _bad_string(k)
+                if problem:
+                    return f"{_path_name(path)} key {problem}"
+                stack.append((v, (*path, k)))
+        elif isinstance(node, list):
+            stack.extend((v, (*path, i)) for i, v in reversed(list(enumerate(node))))
+    return None
+
+
+def _path_name(path: tuple) -> str:
+    """("texts", 3) -> texts[3]; () -> body (as the error messages always said)."""
+    if not path:
+        return "body"
+    name = str(path[0]) if isinstance(path[0], str) else f"body[{path[0]}]"
+    for part in path[1:]:
+        name += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return name
 
 
 @dataclass
@@ -97,6 +146,7 @@ class Limits:
         self.rate, self.burst = settings.rate_limit, settings.rate_burst
         self.key_concurrency = settings.key_concurrency
         self.max_body = settings.max_body_bytes
+        self.body_timeout = settings.body_timeout_s
         self.heavy = asyncio.Semaphore(settings.heavy_concurrency)
         self.budgets: dict[str, KeyBudget] = {}
 
@@ -166,7 +216,7 @@ class Gate:
             budget = limits.admit(key)
             budget.in_flight += 1
             try:
-                body = await self._body(scope, receive, limits.max_body)
+                body = await self._body(scope, receive, limits.max_body, limits.body_timeout)
                 replay = _replay(body, receive)
                 notes: dict = {}
                 token = request_notes.set(notes)
@@ -186,15 +236,16 @@ class Gate:
         finally:
             self._record(scope["method"], route, status["code"], time.perf_counter() - started, key_id)
 
-    async def _body(self, scope, receive, limit: int) -> bytes:
+    async def _body(self, scope, receive, limit: int, timeout: float) -> bytes:
         """The whole body, bounded; for POST, checked to be clean JSON."""
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > limit):
             raise Rejected(413, f"request body over the {limit:,}-byte limit (PORTRAIT_MAX_BODY_BYTES)")
         chunks, size = [], 0
+        deadline = time.monotonic() + timeout
         while True:
-            message = await receive()
+            message = await _receive_by(receive, deadline)
             if message["type"] == "http.disconnect":
                 raise Rejected(400, "client disconnected")
             chunk = message.get("body", b"")
@@ -211,7 +262,7 @@ class Gate:
             except (ValueError, RecursionError) as err:
                 where = f" at position {err.pos}" if isinstance(err, json.JSONDecodeError) else ""
                 raise Rejected(400, f"request body is not valid JSON{where}") from None
-            problem = invalid_text(parsed)
+            problem = json_shape_problem(parsed) or invalid_text(parsed)
             if problem:
                 raise Rejected(400, problem)
         return body
@@ -284,6 +335,15 @@ async def _metrics(send) -> None:
     headers = [(b"content-type", prometheus_client.CONTENT_TYPE_LATEST.encode())]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+async def _receive_by(receive, deadline: float) -> dict:
+    """The next ASGI message, or 408 when the body is not in by the deadline (a client
+    trickling its body must not hold its key's in-flight slot)."""
+    try:
+        return await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
+    except TimeoutError:
+        raise Rejected(408, "request body not received in time (PORTRAIT_BODY_TIMEOUT_S)") from None
 
 
 def _replay(body: bytes, receive):

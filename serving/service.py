@@ -54,6 +54,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("portrait.serving")
 CANDIDATES = 100  # items re-ranked by the rating model per /recommend
+READY_CACHE_S = 2.0  # /readyz re-checks the stores at most this often
+REBUILD_AFTER = 3  # unexpected feature-route failures in a row before the store client is rebuilt
+READINESS_PROBE_USER = "u_readiness_probe"  # not a pseudonym any user can have (those are hex)
 
 
 @bentoml.service(name="portrait-sentiment", traffic={"timeout": 60})
@@ -163,10 +166,15 @@ class Portrait:
         self._encoder: Encoder | None = None
         self._encoder_lock = threading.Lock()
         self._api_run_id: int | None = None
+        self._run_lock = threading.Lock()
         self._sentiment_version: str | None = None
-        from portrait.ingest import close_api_runs
+        self._failures = 0  # feature-route failures in a row: a client that keeps failing is rebuilt
+        self._failures_lock = threading.Lock()
+        self._ready_lock = threading.Lock()
+        self._ready, self._ready_at = False, -READY_CACHE_S
+        from portrait.ingest import reconcile_runs
 
-        close_api_runs(self.engine, None)
+        reconcile_runs(self.engine)  # runs of processes that are gone (never a live replica's)
         self._refresh()
         poll_forever(self._refresh)
         settle()
@@ -190,17 +198,27 @@ class Portrait:
         return self._reader
 
     def _online(self, action):
-        """Run action(reader); a dead store gives 503 with the reason and a reconnect next time."""
+        """Run action(reader); a dead store gives 503 with the reason and a reconnect
+        next time, and so does a reader that failed REBUILD_AFTER times in a row for
+        any other reason (a client left broken must not fail every request after)."""
         reader = self._reader or self._connect_store()
         if reader is None:
             raise down(f"feature store unavailable: {self._store_error}")
         try:
-            return action(reader)
+            result = action(reader)
         except Exception as err:
-            if not is_outage(err) or isinstance(err, ServiceUnavailable):
+            if isinstance(err, ServiceUnavailable) or _is_client_error(err):
                 raise
-            self._reader, self._store_error = None, describe(err)
-            raise down(f"online store unavailable: {self._store_error}") from None
+            with self._failures_lock:
+                self._failures += 1
+                if is_outage(err) or self._failures >= REBUILD_AFTER:
+                    log.warning("feature store client rebuilt after: %s", describe(err))
+                    self._reader, self._store_error, self._failures = None, describe(err), 0
+            if is_outage(err):
+                raise down(f"online store unavailable: {describe(err)}") from None
+            raise
+        self._failures = 0
+        return result
 
     def _db(self, action):
         try:
@@ -222,6 +240,13 @@ class Portrait:
         from mlflow import MlflowClient
 
         self.rating.refresh()
+        if self._api_run_id is not None:
+            from portrait.ingest import heartbeat
+
+            try:
+                heartbeat(self.engine, self._api_run_id)  # the run's owner is alive
+            except Exception as err:  # noqa: BLE001 - the next poll beats again
+                log.warning("cannot beat the API run's heartbeat: %s", describe(err))
         reader = self._reader or self._connect_store()
         if reader is not None:
             try:
@@ -405,6 +430,7 @@ class Portrait:
         a user erased by `portrait forget` gets 410 and nothing is stored."""
         import pandas as pd
 
+        from portrait.database import advisory_lock
         from portrait.encoder import review_text
         from portrait.ingest import add_review, item_known
         from portrait.labels import rating_sentiment
@@ -428,26 +454,31 @@ class Portrait:
             total_votes=0,
             event_timestamp=now,
         )
-        self._api_run_id, counts, review_id = self._db(lambda: add_review(self.engine, row, self._api_run_id, self.key))
+        run_id = self._api_run()
+        counts, review_id = self._db(lambda: add_review(self.engine, row, run_id, self.key))
         if counts.forgotten:
             raise Gone("this user was erased (right to be forgotten); their reviews are not stored")
         if review_id is None:
             raise Conflict(f"this user has already reviewed item {item_id}")
 
         def push(reader) -> bool:
-            user = reader.user(pseudonym)
             vector = self._embed(review_text(summary, text))
-            # the profile keeps the source its shares were built from
-            from_model = (user.get("sentiment_source") or "ratings") != "ratings"
-            label = sentiment["label"] if from_model else rating_sentiment(rating)
-            update = pushed_text_profile(user, vector, label, now)
-            reader.store.push("user_text_push", pd.DataFrame({"user_id": [pseudonym], **update}))
+            # read-modify-write of the running mean, one writer per user at a time across
+            # threads, workers and replicas (concurrent reviews would otherwise lose counts)
+            with advisory_lock(self.engine, f"portrait/online-profile/{pseudonym}"):
+                user = reader.user(pseudonym)
+                # the profile keeps the source its shares were built from
+                from_model = (user.get("sentiment_source") or "ratings") != "ratings"
+                label = sentiment["label"] if from_model else rating_sentiment(rating)
+                # stamped inside the lock: a store that keeps the newest row (Redis) keeps this one
+                update = pushed_text_profile(user, vector, label, datetime.now(timezone.utc))
+                reader.store.push("user_text_push", pd.DataFrame({"user_id": [pseudonym], **update}))
             return True
 
         try:
             updated = self._online(push)
-        except ServiceUnavailable as err:
-            log.warning("review %s stored; online profile not updated: %s", review_id, err)
+        except Exception as err:  # noqa: BLE001 - the review is stored: the answer must say so, not 5xx
+            log.warning("review %s stored; online profile not updated: %s", review_id, describe(err))
             updated = False
         return ReviewResponse(
             user_id=user_id,
@@ -459,6 +490,16 @@ class Portrait:
             online_profile_updated=updated,
             models=self.versions(_default_version([sentiment])),
         )
+
+    def _api_run(self) -> int:
+        """This process's API ingest run, opened by the first review (once, whatever
+        the number of concurrent first reviews)."""
+        from portrait.ingest import open_api_run
+
+        with self._run_lock:
+            if self._api_run_id is None:
+                self._api_run_id = self._db(lambda: open_api_run(self.engine))
+            return self._api_run_id
 
     def _embed(self, text: str) -> np.ndarray:
         from portrait.encoder import Encoder
@@ -480,13 +521,32 @@ class Portrait:
     @bentoml.on_shutdown
     def close_api_run(self) -> None:
         """The API's ingest run ends with the process that counted it."""
-        from portrait.ingest import close_api_runs
+        from portrait.ingest import close_api_run
 
-        close_api_runs(self.engine, self._api_run_id)
+        if self._api_run_id is not None:
+            close_api_run(self.engine, self._api_run_id)
 
     def __is_ready__(self) -> bool:
-        # the routes that need a missing champion answer 503 with the reason; the store is needed by all
-        return self._reader is not None
+        """Ready when the database and the online store answer now: a real read of
+        each, cached for READY_CACHE_S so that probes cost nothing. Routes that need a
+        missing champion answer 503 with the reason; the stores are needed by all."""
+        with self._ready_lock:
+            if time.monotonic() - self._ready_at >= READY_CACHE_S:
+                self._ready = self._dependencies_answer()
+                self._ready_at = time.monotonic()
+            return self._ready
+
+    def _dependencies_answer(self) -> bool:
+        import sqlalchemy as sa
+
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+            self._online(lambda reader: reader.user(READINESS_PROBE_USER))
+        except Exception as err:  # noqa: BLE001 - any failure: not ready, and the log says why
+            log.warning("not ready: %s", describe(err))
+            return False
+        return True
 
 
 def rank_items(items, query: np.ndarray, excluded: np.ndarray, weights: dict, predict, k: int):
@@ -501,6 +561,13 @@ def rank_items(items, query: np.ndarray, excluded: np.ndarray, weights: dict, pr
     prior = ranking_prior(affinity, items.stats["item_review_count"][cand], weights)
     top, scores, ratings = rerank(cand, prior, predict, weights, k)
     return top, scores, ratings, dict(zip(cand.tolist(), affinity))
+
+
+def _is_client_error(err: BaseException) -> bool:
+    """An error that is the request's fault (answered 4xx), not the store client's."""
+    from bentoml.exceptions import BentoMLException
+
+    return isinstance(err, BentoMLException) and int(err.error_code) < 500
 
 
 def _default_version(results: list[dict]) -> str | None:

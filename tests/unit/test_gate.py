@@ -189,3 +189,84 @@ def _validation_error(model, data):
     except ValidationError as err:
         return err
     raise AssertionError("expected a validation error")
+
+
+def test_a_large_valid_body_is_checked_at_c_speed(tmp_path):
+    """790,000 one-character strings (4 MB): refused by its value count without a
+    per-character walk (the walk took ~0.42 s a body on the event loop)."""
+    import time
+
+    body = json.dumps({"texts": ["a"] * 790_000}).encode()
+    g = gate(tmp_path, max_body_bytes=8 * 1024 * 1024)
+
+    async def go():
+        async with client(g) as c:
+            start = time.perf_counter()
+            r = await c.post("/sentiment", content=body, headers={"X-API-Key": STORE})
+            return r, time.perf_counter() - start
+
+    r, seconds = run(go())
+    assert r.status_code == 400 and "more than 10,000 JSON values" in r.json()["error"]
+    assert seconds < 0.35, seconds  # json.loads itself is ~0.1 s of it here
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ({"a": [[[[[[[[[[[[[[[[[["x"]]]]]]]]]]]]]]]]]]}, "nests deeper than 16 levels"),
+        ({"k" * 200: 1}, "key longer than 128 characters"),
+        ({"texts": list(range(10_001))}, "more than 10,000 JSON values"),
+    ],
+)
+def test_json_beyond_the_bounds_is_refused_before_it_is_walked(value, message):
+    from serving.middleware import json_shape_problem
+
+    assert message in (json_shape_problem(value) or "")
+
+
+def test_deep_bodies_cost_neither_time_nor_memory(tmp_path):
+    """900 levels of objects with long keys: one 400, no path strings built per level."""
+    import time
+    import tracemalloc
+
+    nested: dict = {}
+    for _ in range(900):
+        nested = {"k" * 100: nested}
+    body = json.dumps(nested).encode()
+
+    async def go():
+        async with client(gate(tmp_path)) as c:
+            return await c.post("/reviews", content=body, headers={"X-API-Key": STORE})
+
+    tracemalloc.start()
+    start = time.perf_counter()
+    r = run(go())
+    seconds = time.perf_counter() - start
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert r.status_code == 400 and "levels" in r.json()["error"]
+    assert seconds < 1.0 and peak < 50 * 1024 * 1024, (seconds, peak)
+
+
+def test_a_slow_body_gets_408_and_frees_its_slot(tmp_path):
+    """Clients trickling a body hold the key's in-flight budget only until the body
+    timeout: then 408, and the key's real requests are served."""
+
+    async def go():
+        async with client(gate(tmp_path, key_concurrency=2, body_timeout_s=0.3)) as c:
+
+            async def trickle():
+                for _ in range(100):
+                    yield b" "
+                    await asyncio.sleep(0.1)
+
+            slow = [
+                asyncio.create_task(c.post("/rating", content=trickle(), headers={"X-API-Key": STORE}))
+                for _ in range(2)
+            ]
+            done = await asyncio.gather(*slow)
+            assert [r.status_code for r in done] == [408, 408]
+            assert "not received in time" in done[0].json()["error"]
+            assert (await c.post("/rating", json={}, headers={"X-API-Key": STORE})).status_code == 200
+
+    run(go())
