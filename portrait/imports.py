@@ -11,8 +11,8 @@ loader, pseudonymization and masking as every other source (portrait.ingest)."""
 from __future__ import annotations
 
 import codecs
+import collections
 import csv
-import io
 import json
 import re
 from collections.abc import Iterator
@@ -148,19 +148,57 @@ def records(path: Path, stream: BinaryIO, spec: ImportSpec) -> Iterator[Record]:
         yield from _csv_records(stream, encoding, spec.delimiter or ("\t" if fmt == "tsv" else ","), spec)
 
 
+# A quoted field may span this many physical lines (multi-line review texts); a quote
+# still open past it (or at the end of the file) is taken as one that never closes.
+MAX_RECORD_LINES = 100
+
+
+class _CsvLines:
+    """A CSV's physical lines, decoded, fed to csv.reader one record at a time: it
+    counts the lines each record takes, stops a record at MAX_RECORD_LINES, and takes
+    lines back so that reading can resume right after a record set aside."""
+
+    def __init__(self, stream: BinaryIO, encoding: str) -> None:
+        from portrait.ingest import read_lines
+
+        self._source = read_lines(stream)
+        self._back: collections.deque[tuple[int, str, bool]] = collections.deque()
+        self.encoding = encoding
+        self.taken: list[tuple[int, str, bool]] = []  # (line number, text, oversize) of this record
+        self.cut = False  # this record wanted a line past the limit or the end of the file
+
+    def begin(self) -> None:
+        self.taken, self.cut = [], False
+
+    def give_back(self, lines: list[tuple[int, str, bool]]) -> None:
+        self._back.extendleft(reversed(lines))
+
+    def __iter__(self) -> _CsvLines:
+        return self
+
+    def __next__(self) -> str:
+        if len(self.taken) >= MAX_RECORD_LINES:
+            self.cut = True
+            raise StopIteration
+        if self._back:
+            line = self._back.popleft()
+        else:
+            try:
+                number, raw, oversize = next(self._source)
+            except StopIteration:
+                self.cut = bool(self.taken)
+                raise
+            line = (number, raw.decode(self.encoding, errors="surrogateescape"), oversize)
+        self.taken.append(line)
+        return line[1]
+
+
 def _csv_records(stream: BinaryIO, encoding: str, delimiter: str, spec: ImportSpec) -> Iterator[Record]:
-    text = io.TextIOWrapper(stream, encoding=encoding, errors="surrogateescape", newline="")
-    try:
-        yield from _csv_rows(csv.reader(text, delimiter=delimiter), encoding, delimiter, spec)
-    finally:
-        text.detach()  # the caller owns (and closes) the byte stream
-
-
-def _csv_rows(reader, encoding: str, delimiter: str, spec: ImportSpec) -> Iterator[Record]:
-    try:
-        header = [h.strip() for h in next(reader)]
-    except StopIteration:
+    lines = _CsvLines(stream, encoding)
+    header_row = _next_record(lines, delimiter)
+    if header_row is None:
         return
+    header = [h.strip().lstrip("\ufeff") for h in header_row]
     if len(set(header)) != len(header):
         raise MappingError(f"the header repeats a column name: {header}")
     missing = [c for c in spec.columns.values() if c not in header]
@@ -171,21 +209,75 @@ def _csv_rows(reader, encoding: str, delimiter: str, spec: ImportSpec) -> Iterat
         )
     while True:
         try:
-            row = next(reader)
-        except StopIteration:
-            return
+            row = _next_record(lines, delimiter)
         except csv.Error as err:  # e.g. a quoted field running past the size limit
-            yield reader.line_num, RowError(f"unreadable CSV record: {err}"), ""
+            yield _set_aside(lines, f"unreadable CSV record: {err}")
             continue
-        raw = delimiter.join(row)
-        if not any(f.strip() for f in row):
-            yield reader.line_num, RowError("empty record"), raw
+        if row is None:
+            return
+        # a record is numbered by the line it ends on (a reject by the line set aside)
+        number, raw = lines.taken[-1][0], "".join(text for _, text, _ in lines.taken)
+        if problem := _runaway_quote(lines, header, delimiter, spec):
+            yield _set_aside(lines, problem)
+        elif any(oversize for _, _, oversize in lines.taken):
+            yield number, RowError(f"line is over {parsing.MAX_LINE_BYTES:,} bytes"), raw[:1000]
+        elif not any(f.strip() for f in row):
+            yield number, RowError("empty record"), raw
         elif len(row) != len(header):
-            yield reader.line_num, RowError(f"expected {len(header)} fields (the header's), got {len(row)}"), raw
+            yield number, RowError(f"expected {len(header)} fields (the header's), got {len(row)}"), raw
         elif bad := next((h for h, v in zip(header, row) if _UNDECODABLE_RE.search(v)), None):
-            yield reader.line_num, RowError(f"column {bad} holds bytes that are not valid {encoding}"), raw
+            yield number, RowError(f"column {bad} holds bytes that are not valid {encoding}"), raw
         else:
-            yield reader.line_num, dict(zip(header, row)), raw
+            yield number, dict(zip(header, row)), raw
+
+
+def _next_record(lines: _CsvLines, delimiter: str) -> list[str] | None:
+    """The next record's fields (None at the end of the file); lines.taken holds its lines."""
+    lines.begin()
+    return next(csv.reader(lines, delimiter=delimiter), None)
+
+
+def _runaway_quote(lines: _CsvLines, header: list[str], delimiter: str, spec: ImportSpec) -> str | None:
+    """Why a record spanning several lines is a quote that never closed, or None: its
+    quote is still open at the line limit or the end of the file, or one of its later
+    lines reads as a whole record of its own (the header's width, a user and a valid
+    time: a review's own line break does not look like that)."""
+    first = lines.taken[0][0]
+    if lines.cut:
+        return (
+            f"a quoted field opened on line {first} does not close within {MAX_RECORD_LINES} lines "
+            f"or before the end of the file; set aside, reading resumes at line {first + 1}"
+        )
+    for number, text, _ in lines.taken[1:]:
+        if _reads_as_record(text, header, delimiter, spec):
+            return (
+                f"a quoted field opened on line {first} runs into line {number}, which reads as a record "
+                f"of its own; set aside, reading resumes at line {first + 1}"
+            )
+    return None
+
+
+def _reads_as_record(text: str, header: list[str], delimiter: str, spec: ImportSpec) -> bool:
+    fields = next(csv.reader([text], delimiter=delimiter), [])
+    if len(fields) != len(header):
+        return False
+    record = dict(zip(header, fields))
+    user, time_column = spec.columns.get("user"), spec.columns.get("time")
+    if not user or not record.get(user, "").strip() or not time_column:
+        return False
+    try:
+        parse_time(record.get(time_column), time_column, spec)
+    except RowError:
+        return False
+    return True
+
+
+def _set_aside(lines: _CsvLines, reason: str) -> Record:
+    """Reject the record's first line and take its other lines back: reading resumes
+    on the next line, so a runaway quote costs one record, not the rest of the file."""
+    number, text, _ = lines.taken[0]
+    lines.give_back(lines.taken[1:])
+    return number, RowError(reason), text
 
 
 def _jsonl_records(stream: BinaryIO, encoding: str) -> Iterator[Record]:

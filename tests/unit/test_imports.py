@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 
@@ -122,3 +123,57 @@ def test_a_record_becomes_a_review_row():
     with pytest.raises(RowError) as caught:
         parse_review_record({**record, "评分": "张三"}, spec, KEY)
     assert "张三" not in str(caught.value) and caught.value.user_id == row.user_id
+
+
+def _export(lines: list[str]) -> list:
+    spec = ImportSpec(columns=parse_mapping("user=u,item=i,rating=r,time=t,text=x", REVIEW_FIELDS))
+    body = ("u,i,r,t,x\n" + "".join(lines)).encode()
+    return list(records(Path("export.csv"), io.BytesIO(body), spec))
+
+
+def _record(n: int, text: str) -> str:
+    return f"user{n},item{n},5,2021-01-{1 + n % 28:02d},{text}\n"
+
+
+def test_an_unclosed_quote_costs_one_record_not_the_rest_of_the_file():
+    """41 records, the 4th opens a quote that never closes: the 4th is set aside with
+    the reason and the 37 after it load as themselves (none inside its text)."""
+    lines = [_record(n, "fine") for n in range(41)]
+    lines[3] = _record(3, '"it never closes, and swallows')
+    got = _export(lines)
+    assert len(got) == 41
+    rejects = [(n, r) for n, r, _ in got if isinstance(r, RowError)]
+    assert [n for n, _ in rejects] == [5]  # line 5: the header is line 1
+    assert "quoted field opened on line 5" in str(rejects[0][1]) and "resumes at line 6" in str(rejects[0][1])
+    rows = [r for _, r, _ in got if not isinstance(r, RowError)]
+    assert [r["u"] for r in rows] == [f"user{n}" for n in range(41) if n != 3]
+    assert all("user" not in r["x"] for r in rows)
+
+
+def test_a_quote_that_closes_far_below_is_caught_by_the_records_inside_it():
+    """The open quote closes at a later record's own quote: the lines in between read
+    as records of their own, so the first is set aside and reading resumes after it."""
+    lines = [_record(n, "fine") for n in range(10)]
+    lines[2] = _record(2, '"opens here')
+    lines[7] = _record(7, 'and "quotes" here')
+    got = _export(lines)
+    rejects = [n for n, r, _ in got if isinstance(r, RowError)]
+    assert rejects[0] == 4 and "runs into line 5" in str(got[2][1])
+    loaded = [r["u"] for _, r, _ in got if not isinstance(r, RowError)]
+    assert loaded[:2] == ["user0", "user1"] and "user3" in loaded and "user6" in loaded
+
+
+def test_multi_line_texts_still_load_whole():
+    lines = [_record(0, '"line one\nline two, with a comma\n\nline four"'), _record(1, "next")]
+    got = _export(lines)
+    assert [r["x"] for _, r, _ in got] == ["line one\nline two, with a comma\n\nline four", "next"]
+    assert [n for n, _, _ in got] == [5, 6]  # the line each record ends on
+
+
+def test_a_quote_open_past_the_line_limit_is_set_aside():
+    from portrait.imports import MAX_RECORD_LINES
+
+    lines = [_record(0, '"' + "x\n" * (MAX_RECORD_LINES + 5)), _record(1, "after")]
+    got = _export(lines)
+    assert isinstance(got[0][1], RowError) and f"within {MAX_RECORD_LINES} lines" in str(got[0][1])
+    assert got[-1][1]["u"] == "user1"  # resynchronised: the later record loads as itself

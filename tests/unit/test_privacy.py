@@ -87,3 +87,41 @@ def test_numbers_that_are_not_contacts_survive(text):
     from portrait.privacy import mask_contacts
 
     assert mask_contacts(text) == text
+
+
+ADVERSARIAL = {
+    "letters then @": "a" * 49_000 + "@",
+    "many short local parts": ("abcdefghij@" * 9_000),
+    "a dotted domain without a top level": "a@" + "b." * 25_000,
+    "dots and at signs": ".@" * 25_000,
+    "digits": "1" * 50_000,
+    "plus signs and digits": "+1 " * 17_000,
+    "phone-like groups": "555-" * 12_500,
+    "QQ prefixes": "QQ:" * 16_000,
+    "86 prefixes": "86 " * 16_000,
+    "id-like digits": "11010519491231002" * 3_000,
+}
+
+
+@pytest.mark.parametrize("name", sorted(ADVERSARIAL))
+def test_masking_is_linear_on_adversarial_text(name):
+    """Each pattern on ~50,000 characters: well under a second (the e-mail pattern
+    took 2.8 s on the first one), and twice the text takes about twice the time."""
+    import time
+
+    text = ADVERSARIAL[name]
+
+    def seconds(t: str) -> float:
+        start = time.perf_counter()
+        mask_contacts(t)
+        return time.perf_counter() - start
+
+    one, two = min(seconds(text) for _ in range(3)), min(seconds(text * 2) for _ in range(3))
+    assert one < 0.25, (name, one)
+    assert two < 4 * one + 0.01, (name, one, two)  # linear, with room for noise
+
+
+def test_addresses_after_adversarial_runs_are_still_masked():
+    text = "a" * 10_000 + "@ then write to jane.doe@example.com or +44 20 7946 0958"
+    masked = mask_contacts(text)
+    assert "jane.doe" not in masked and "[email]" in masked and "[phone]" in masked
