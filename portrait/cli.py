@@ -27,9 +27,16 @@ class PortraitGroup(click.Group):
 @click.option("-v", "--verbose", is_flag=True, help="Log debug detail.")
 def main(verbose: bool) -> None:
     """Portrait: e-commerce user portraits from reviews, purchases and views."""
+    import os
+
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
+    os.umask(0o077)  # what Portrait writes (state, artifacts, report) is the owner's only
+    if get_settings().profile == "local" or get_settings().state_dir.exists():
+        from portrait.settings import private_state_dir
+
+        private_state_dir(get_settings())
 
 
 # --- database -------------------------------------------------------------
@@ -141,6 +148,31 @@ def _ingest(source: str, path: Path, batch_size: int | None, spec=None) -> None:
         click.echo(f"  rejected lines and reasons: portrait ingest rejects {run_id}")
     if not counts.reconciles:
         raise click.ClickException("counts do not reconcile")
+
+
+@ingest.command("runs")
+@click.option("--limit", type=int, default=20, show_default=True)
+def ingest_runs(limit: int) -> None:
+    """The latest ingest runs with their owner and counts; a run whose process is gone
+    (killed, crashed) is marked interrupted first."""
+    from portrait import database
+    from portrait.ingest import list_runs
+
+    engine = database.engine(get_settings())
+    try:
+        runs = list_runs(engine, limit)
+    finally:
+        engine.dispose()
+    click.echo(
+        f"{'run':>5}  {'source':<15} {'status':<12} {'started':<20} {'last sign of life':<20} owner  read/loaded/rejected/dup"
+    )
+    for r in runs:
+        beat = r["finished_at"] or r["heartbeat_at"]
+        click.echo(
+            f"{r['run_id']:>5}  {r['source']:<15} {r['status']:<12} {r['started_at']:%Y-%m-%d %H:%M:%S}  "
+            f"{(f'{beat:%Y-%m-%d %H:%M:%S}' if beat else '-'):<20} {r['owner_host'] or '-'}:{r['owner_pid'] or '-'}  "
+            f"{r['rows_read']}/{r['rows_loaded']}/{r['rows_rejected']}/{r['rows_duplicate']}"
+        )
 
 
 @ingest.command("rejects")
@@ -805,7 +837,7 @@ def serve(port: int, host: str) -> None:
     """Serve the HTTP API with BentoML (bentoml serve serving.service:Portrait)."""
     import os
 
-    from portrait.settings import REPO_ROOT, admin_keys, api_keys
+    from portrait.settings import admin_keys, api_keys
 
     settings = get_settings()
     api_keys(settings), admin_keys(settings)  # fail now, not at the first request, if a key is missing
@@ -816,9 +848,8 @@ def serve(port: int, host: str) -> None:
         )
     else:
         click.echo("API keys: PORTRAIT_API_KEYS (storefront), PORTRAIT_ADMIN_KEYS (admin)")
-    bentoml = str(Path(sys.executable).with_name("bentoml"))
-    os.chdir(REPO_ROOT)
-    os.execv(bentoml, [bentoml, "serve", "serving.service:Portrait", "--host", host, "--port", str(port)])
+    # serving.launch: bentoml serve with its process manager on owner-only Unix sockets
+    os.execv(sys.executable, [sys.executable, "-m", "serving.launch", "--host", host, "--port", str(port)])
 
 
 if __name__ == "__main__":

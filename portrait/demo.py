@@ -36,7 +36,6 @@ from registry.models import RATING, SENTIMENT
 AMAZON = "amazon_musical_instruments_5core/reviews_Musical_Instruments_5.json.gz"
 CDNOW = "cdnow_purchases/CDNOW_master.txt"
 PORTRAIT = str(Path(sys.executable).with_name("portrait"))
-BENTOML = str(Path(sys.executable).with_name("bentoml"))
 DEMO_USER = "A2IBPI20UZIR0U"  # the English shop's most active reviewer
 
 
@@ -72,7 +71,8 @@ def start_service(port: int, state: Path) -> subprocess.Popen:
     log = os.fdopen(os.open(state / "serve.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w")
     os.chmod(state / "serve.log", 0o600)  # an older log may have been created readable
     proc = subprocess.Popen(
-        [BENTOML, "serve", "serving.service:Portrait", "--host", "127.0.0.1", "--port", str(port)],
+        # serving.launch: bentoml serve with the process manager on Unix sockets, its own BentoML home
+        [sys.executable, "-m", "serving.launch", "--host", "127.0.0.1", "--port", str(port)],
         cwd=REPO_ROOT,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -202,6 +202,7 @@ def main() -> None:
         "--reviews", type=int, default=6000, help="size of the Chinese shop's synthetic export (--lang zh)"
     )
     args = parser.parse_args()
+    os.umask(0o077)  # the state, artifacts and report are the owner's only
     if args.lang == "zh":  # a second shop: its own state (database, registry, keys) and encoder
         os.environ.setdefault("PORTRAIT_STATE_DIR", str(REPO_ROOT / ".portrait-zh"))
         state = Path(os.environ["PORTRAIT_STATE_DIR"])

@@ -74,6 +74,21 @@ def get_settings() -> Settings:
     return Settings()
 
 
+def private_state_dir(settings: Settings) -> Path:
+    """The state directory, created and kept owner-only (0700), with its own
+    directories (artifacts, report, BentoML home) likewise: it holds the keys, the
+    models and the service's sockets. The embedded server's pgdata keeps its own mode."""
+    state = settings.state_dir
+    state.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for path in (state, *(p for p in state.iterdir() if p.is_dir() and p.name != "pgdata")):
+        try:
+            if path.stat().st_mode & 0o077:
+                path.chmod(path.stat().st_mode & 0o700)
+        except PermissionError:  # not ours (an embedded server run as its own user)
+            continue
+    return state
+
+
 def _state_secret(settings: Settings, name: str) -> str:
     """A secret generated once under the state directory (local profile)."""
     path = settings.state_dir / name

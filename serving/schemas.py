@@ -82,6 +82,7 @@ class Profile(BaseModel):
     behavior: dict[str, float | int | None]
     sentiment_tendency: dict[str, float | None]
     sentiment_source: str | None
+    sentiment_reviews: int | None = None  # reviews behind the text profile (its embedding and shares)
     interest_tags: list[str]
     last_activity: str | None
     models: ModelVersions

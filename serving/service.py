@@ -410,6 +410,7 @@ class Portrait:
             behavior={k: user.get(k) for k in reader.behavior if not k.endswith("_unix")},
             sentiment_tendency={k: user.get(f"share_{k}") for k in SENTIMENT_LABELS},
             sentiment_source=user.get("sentiment_source"),
+            sentiment_reviews=user.get("embedded_review_count"),
             interest_tags=[t for t in (user.get("interest_tags") or "").split(", ") if t],
             last_activity=datetime.fromtimestamp(last, tz=timezone.utc).isoformat() if last else None,
             models=self.versions(),

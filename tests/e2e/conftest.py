@@ -103,16 +103,9 @@ def deployment_env(root: Path, encoder: Path, **extra: str) -> dict:
     return env
 
 
-@pytest.fixture(scope="session")
-def deployment(tmp_path_factory, tiny_bert, tiny_multilingual_bert):
-    if not shutil.which("redis-server"):
-        if os.environ.get("CI"):
-            pytest.fail("redis-server is needed for the e2e tests")
-        pytest.skip("redis-server not installed")
-    root = tmp_path_factory.mktemp("deployment")
-    redis = PrivateRedis(root)
-    redis.start()
-    env = deployment_env(root, tiny_bert, PORTRAIT_REDIS_URL=redis.url)
+def start_deployment(root: Path, env: dict, tiny_bert: Path, chinese: Path | None, redis=None):
+    """Build a deployment under root the way a user does (CLI commands), serve it with
+    `portrait serve`'s launcher, and yield it; torn down after."""
     data = root / "reviews.json"
     data.write_bytes(b"".join(real_lines(400)))
     split = "--train-before 2012-01-01 --test-from 2013-01-01"
@@ -127,16 +120,19 @@ def deployment(tmp_path_factory, tiny_bert, tiny_multilingual_bert):
         "&& portrait models promote review-sentiment 1 --force && portrait models promote rating-predictor 1 --force",
         env,
     )
-    # a bilingual shop: Chinese texts routed to a Chinese model (trained on the Chinese data only)
-    sh(
-        f"portrait train sentiment --language zh --chinese 200 --model {tiny_multilingual_bert} --max-steps 4 "
-        f"--batch-size 16 {split} && portrait models promote review-sentiment-zh 1 --force",
-        env,
-    )
+    if (
+        chinese is not None
+    ):  # a bilingual shop: Chinese texts routed to a Chinese model (trained on the Chinese data only)
+        sh(
+            f"portrait train sentiment --language zh --chinese 200 --model {chinese} --max-steps 4 "
+            f"--batch-size 16 {split} && portrait models promote review-sentiment-zh 1 --force",
+            env,
+        )
     port = free_port()
     log = root / "serve.log"
     proc = subprocess.Popen(
-        [str(BIN / "bentoml"), "serve", "serving.service:Portrait", "--port", str(port), "--host", "127.0.0.1"],
+        # as `portrait serve` runs it: the process manager on Unix sockets, BentoML's home in the state
+        [sys.executable, "-m", "serving.launch", "--port", str(port), "--host", "127.0.0.1"],
         cwd=REPO,
         env=env,
         stdout=open(log, "w"),  # noqa: SIM115 - the server process writes it after we return
@@ -153,5 +149,42 @@ def deployment(tmp_path_factory, tiny_bert, tiny_multilingual_bert):
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
-        redis.stop()
+        if redis is not None:
+            redis.stop()
         subprocess.run(["portrait", "db", "down"], env=env, capture_output=True, timeout=60)
+
+
+@pytest.fixture(scope="session")
+def deployment(tmp_path_factory, tiny_bert, tiny_multilingual_bert):
+    """The local profile (embedded PostgreSQL) with a Redis online store of its own."""
+    if not shutil.which("redis-server"):
+        if os.environ.get("CI"):
+            pytest.fail("redis-server is needed for the e2e tests")
+        pytest.skip("redis-server not installed")
+    root = tmp_path_factory.mktemp("deployment")
+    redis = PrivateRedis(root)
+    redis.start()
+    env = deployment_env(root, tiny_bert, PORTRAIT_REDIS_URL=redis.url)
+    yield from start_deployment(root, env, tiny_bert, tiny_multilingual_bert, redis)
+
+
+@pytest.fixture(scope="session")
+def pg_deployment(tmp_path_factory, tiny_bert):
+    """The production profile (PORTRAIT_DATABASE_URL: the machine's PostgreSQL, a fresh
+    database) with the PostgreSQL online store, and no BENTOML_HOME given (the launcher
+    puts it in the state directory)."""
+    from portrait import database
+    from portrait.settings import Settings
+    from tests.conftest import _drop_external_database, _fresh_external_database, require_external
+
+    base = require_external("PORTRAIT_TEST_DATABASE_URL")
+    url, _ = _fresh_external_database(base)
+    root = tmp_path_factory.mktemp("pg-deployment")
+    env = deployment_env(root, tiny_bert, PORTRAIT_DATABASE_URL=url)
+    env.pop("BENTOML_HOME")
+    try:
+        yield from start_deployment(root, env, tiny_bert, None)
+    finally:
+        settings = Settings(state_dir=root / "state", database_url=url)
+        for role in database.ROLES:
+            _drop_external_database(base, database.database_name(settings, role))

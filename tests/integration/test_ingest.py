@@ -184,4 +184,41 @@ def test_a_run_killed_mid_batch_leaves_no_half_batch_and_the_rerun_completes(db,
     assert _scalar(engine, "SELECT rows_loaded FROM ingest_runs") == 300
     _, counts = _ingest(db, "amazon-reviews", path, batch_size=100)
     assert (counts.read, counts.loaded, counts.duplicates, counts.rejected) == (1000, 700, 300, 0)
+    # the killed run's owner is gone: the rerun marked it interrupted, not left running
+    assert _scalar(engine, "SELECT status FROM ingest_runs WHERE run_id = 1") == "interrupted"
+    assert _scalar(engine, "SELECT finished_at IS NOT NULL FROM ingest_runs WHERE run_id = 1") is True
     assert _scalar(engine, "SELECT count(*) FROM reviews") == 1000
+
+
+def test_runs_are_interrupted_only_when_their_owner_is_gone(db):
+    """A live process's run (here: this one's) stays running; a dead pid's, a reused
+    pid's (another start time) and a silent other host's are interrupted."""
+    import sqlalchemy as sa
+
+    from portrait.ingest import list_runs, open_api_run, reconcile_runs
+
+    _, engine = db
+    live = open_api_run(engine)
+    with engine.begin() as conn:
+
+        def run(host: str, pid: int, started: str, beat: str) -> int:
+            return conn.execute(
+                sa.text(
+                    "INSERT INTO ingest_runs (source, path, status, owner_host, owner_pid, owner_started_at, "
+                    "heartbeat_at) VALUES ('api', 'x', 'running', :h, :p, now() - CAST(:s AS interval), "
+                    "now() - CAST(:b AS interval)) RETURNING run_id"
+                ),
+                {"h": host, "p": pid, "s": started, "b": beat},
+            ).scalar_one()
+
+        import socket
+
+        here = socket.gethostname()
+        dead_pid = run(here, 2**22 + 7, "1 hour", "1 minute")  # above pid_max: no such process
+        reused = run(here, os.getpid(), "400 days", "1 minute")  # this pid, but not this process
+        other_live = run("another-host", 1, "1 hour", "10 seconds")
+        other_silent = run("another-host", 1, "1 hour", "1 hour")
+    assert sorted(reconcile_runs(engine)) == sorted([dead_pid, reused, other_silent])
+    status = {r["run_id"]: r["status"] for r in list_runs(engine)}
+    assert status[live] == "running" and status[other_live] == "running"
+    assert status[dead_pid] == status[reused] == status[other_silent] == "interrupted"

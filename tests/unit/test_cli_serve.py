@@ -27,4 +27,6 @@ def test_serve_never_prints_a_key(tmp_path, monkeypatch):
     assert all(len(k) >= 32 for k in keys) and keys[0] != keys[1]
     assert not any(k in result.output for k in keys)
     assert str(tmp_path / "api_key") in result.output
-    assert started and "serving.service:Portrait" in started[0]
+    from serving.launch import SERVICE
+
+    assert started and started[0][1:3] == ["-m", "serving.launch"] and SERVICE == "serving.service:Portrait"
