@@ -14,13 +14,19 @@ request, 44% of a core at 150 requests/s; aiohttp 0.4 ms).
 3. Isolation: /recommend p99 at that rate alone, then while 8 clients keep
    /sentiment saturated with maximum-size batches (64 texts of 5,000 characters),
    side by side in one run; the ratio (target <= 3x).
+4. Reads beside writes, on each online store (the demo's PostgreSQL one, and Redis
+   with --redis-url, materialized there first): readers of /recommend, /profile and
+   /rating at a fixed rate alone, then beside 3 clients posting new reviews; the
+   error rate of both (target 0) and the readers' p99 ratio. The reviews come from
+   bench users who are forgotten afterwards (`portrait forget`'s code path).
 
 Each server gets its own BENTOML_HOME (a temporary directory), so another
 `bentoml serve` on the host cannot touch its metrics or state.
 
 Needs the demo's state: promoted champions and materialized features.
 
-    .venv/bin/python bench/serving.py [--seconds 20] [--rate 20]
+    .venv/bin/python bench/serving.py [--seconds 20] [--rate 20] [--redis-url redis://127.0.0.1:6379/14]
+    .venv/bin/python bench/serving.py --only mixed     (part 4 alone)
 """
 
 from __future__ import annotations
@@ -51,7 +57,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(service: str) -> tuple[subprocess.Popen, str]:
+def start(service: str, env: dict | None = None) -> tuple[subprocess.Popen, str]:
     import tempfile
 
     port = free_port()
@@ -59,7 +65,7 @@ def start(service: str) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen(
         [BENTOML, "serve", service, "--port", str(port), "--host", "127.0.0.1"],
         cwd=REPO,
-        env={**os.environ, "BENTOML_HOME": home},
+        env={**os.environ, **(env or {}), "BENTOML_HOME": home},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -133,24 +139,7 @@ async def open_loop(
     url: str, path: str, bodies: list, rate: float, seconds: float, headers: dict
 ) -> tuple[list[float], int]:
     """Requests sent at a fixed rate whatever the answers do; latency of each."""
-    latencies, errors = [], 0
-
-    async def one(http: aiohttp.ClientSession, body) -> None:
-        nonlocal errors
-        t = time.perf_counter()
-        if await post(http, f"{url}{path}", body, headers):
-            latencies.append(time.perf_counter() - t)
-        else:
-            errors += 1
-
-    tasks = []
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
-        t0 = time.perf_counter()
-        for i in range(int(rate * seconds)):
-            await asyncio.sleep(max(0.0, i / rate - (time.perf_counter() - t0)))
-            tasks.append(asyncio.create_task(one(http, bodies[i % len(bodies)])))
-        await asyncio.gather(*tasks)
-    return latencies, errors
+    return await open_loop_mixed(url, [(path, body) for body in bodies], rate, seconds, headers)
 
 
 def main() -> None:
@@ -158,7 +147,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--rate", type=float, default=20, help="recommend requests per second")
+    parser.add_argument("--redis-url", help="also run part 4 on a Redis online store (materialized there first)")
+    parser.add_argument("--only", choices=["mixed"], help="run part 4 alone")
     args = parser.parse_args()
+    if args.only == "mixed":
+        return mixed_runs(args)
     texts = review_texts(256)
 
     proc, url = start("serving.service:SentimentModel")
@@ -212,6 +205,146 @@ def main() -> None:
         f"64 x 5,000-character batches {busy_p99:.1f} ms ({len(loaded)} answered, {loaded_errors} errors; "
         f"{sentiment_done} sentiment batches served): ratio {busy_p99 / idle_p99:.2f}x (target <= 3x)"
     )
+    mixed_runs(args)
+
+
+def mixed_runs(args) -> None:
+    """Part 4 on each online store."""
+    stores: list[tuple[str, dict[str, str]]] = [("postgres", {})]
+    if args.redis_url:
+        env = {"PORTRAIT_REDIS_URL": args.redis_url}
+        subprocess.run(
+            [str(Path(sys.executable).with_name("portrait")), "features", "materialize", "--full"],
+            cwd=REPO,
+            env={**os.environ, **env},
+            check=True,
+            capture_output=True,
+        )
+        stores.append(("redis", env))
+    for name, env in stores:
+        mixed_run(name, env, args.rate, args.seconds)
+
+
+def mixed_run(store: str, env: dict, rate: float, seconds: float) -> None:
+    """Readers alone, then beside 3 writers, against one service on `store`."""
+    import uuid
+
+    from portrait.settings import api_keys, get_settings
+
+    headers = {"X-API-Key": sorted(api_keys(get_settings()))[0]}
+    users = _raw_user_ids(60)
+    items = catalog_items(40)
+    reads = [
+        req
+        for i, u in enumerate(users)
+        for req in (
+            ("/recommend", {"user_id": u, "k": 10}),
+            ("/profile", {"user_id": u}),
+            ("/rating", {"user_id": u, "item_ids": items[i % len(items) : i % len(items) + 5]}),
+        )
+    ]
+    writers = [f"bench-writer-{uuid.uuid4().hex[:8]}-{w}" for w in range(30)]
+    writes = [
+        ("/reviews", {"user_id": u, "item_id": i, "rating": 1 + n % 5, "text": f"bench mixed review {n}"})
+        for n, (u, i) in enumerate((u, i) for i in items for u in writers)
+    ]
+    proc, url = start("serving.service:Portrait", env)
+    try:
+        asyncio.run(open_loop_mixed(url, reads, rate, 3, headers))  # warm-up
+        alone, alone_errors = asyncio.run(open_loop_mixed(url, reads, rate, seconds, headers))
+        (beside, beside_errors), (written, write_errors) = asyncio.run(
+            beside_writers(url, headers, reads, writes, rate, seconds)
+        )
+    finally:
+        stop(proc)
+        forget_users(writers, env)
+    if not alone or not beside:
+        sys.exit(f"{store}: reads answered nothing ({alone_errors} / {beside_errors} errors)")
+    p99_alone, p99_beside = np.percentile(np.array(alone) * 1000, 99), np.percentile(np.array(beside) * 1000, 99)
+    total = len(alone) + len(beside) + alone_errors + beside_errors + written + write_errors
+    errors = alone_errors + beside_errors + write_errors
+    print(
+        f"reads beside writes ({store} online store): reads at {rate:.0f}/s (recommend, profile, rating) "
+        f"alone p99 {p99_alone:.1f} ms ({len(alone)} answered), beside 3 writers p99 {p99_beside:.1f} ms "
+        f"({len(beside)} answered; {written} reviews written): ratio {p99_beside / p99_alone:.2f}x; "
+        f"errors {errors} of {total} requests ({errors / max(total, 1):.2%}, target 0)"
+    )
+
+
+async def open_loop_mixed(url: str, requests: list, rate: float, seconds: float, headers: dict):
+    """Requests (path, body) sent in turn at a fixed rate whatever the answers do;
+    latency of each answered one, and the number of errors."""
+    latencies, errors = [], 0
+
+    async def one(http: aiohttp.ClientSession, path: str, body) -> None:
+        nonlocal errors
+        t = time.perf_counter()
+        if await post(http, f"{url}{path}", body, headers):
+            latencies.append(time.perf_counter() - t)
+        else:
+            errors += 1
+
+    tasks = []
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+        t0 = time.perf_counter()
+        for i in range(int(rate * seconds)):
+            await asyncio.sleep(max(0.0, i / rate - (time.perf_counter() - t0)))
+            path, body = requests[i % len(requests)]
+            tasks.append(asyncio.create_task(one(http, path, body)))
+        await asyncio.gather(*tasks)
+    return latencies, errors
+
+
+async def beside_writers(url, headers, reads, writes, rate, seconds, writers: int = 3):
+    """Reads at `rate` while `writers` clients post the reviews in `writes` one after another."""
+    queue = list(reversed(writes))
+    counts = {"ok": 0, "errors": 0}
+    deadline = time.perf_counter() + seconds + 4
+
+    async def writer(http: aiohttp.ClientSession) -> None:
+        while queue and time.perf_counter() < deadline:
+            path, body = queue.pop()
+            counts["ok" if await post(http, f"{url}{path}", body, headers) else "errors"] += 1
+
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
+        load = asyncio.gather(*(writer(http) for _ in range(writers)))
+        await asyncio.sleep(2)  # the writers under way before the first measured read
+        measured = await open_loop_mixed(url, reads, rate, seconds, headers)
+        await load
+    return measured, (counts["ok"], counts["errors"])
+
+
+def catalog_items(n: int) -> list[str]:
+    import sqlalchemy as sa
+
+    from portrait import database
+    from portrait.settings import get_settings
+
+    engine = database.engine(get_settings())
+    with engine.connect() as conn:
+        return list(conn.execute(sa.text("SELECT item_id FROM items ORDER BY item_id LIMIT :n"), {"n": n}).scalars())
+
+
+def forget_users(users: list[str], env: dict) -> None:
+    """Erase the bench's writers (database and online store), as `portrait forget` does."""
+    os.environ.update(env)
+    from portrait import database
+    from portrait.featurestore import feature_store
+    from portrait.forget import forget
+    from portrait.idkey import verified_id_key
+    from portrait.settings import get_settings
+
+    get_settings.cache_clear()
+    settings = get_settings()
+    engine = database.engine(settings)
+    store = feature_store(settings)
+    key = verified_id_key(settings, engine)
+    for user in users:
+        forget(engine, store, user, key)
+    engine.dispose()
+    for name in env:
+        os.environ.pop(name)
+    get_settings.cache_clear()
 
 
 async def beside_sentiment_load(url, headers, recommend_bodies, texts, rate, seconds):

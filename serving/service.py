@@ -177,6 +177,10 @@ class Portrait:
         reconcile_runs(self.engine)  # runs of processes that are gone (never a live replica's)
         self._refresh()
         poll_forever(self._refresh)
+        # the encoder /reviews embeds with, loaded now off the request path: loading it
+        # at the first review made that review (and those beside it) wait ~15 s
+        self._warmed = threading.Event()  # readiness waits for it (set on failure too)
+        threading.Thread(target=self._warm_encoder, name="encoder-warm-up", daemon=True).start()
         settle()
 
     # --- dependencies ---------------------------------------------------------------
@@ -502,6 +506,14 @@ class Portrait:
                 self._api_run_id = self._db(lambda: open_api_run(self.engine))
             return self._api_run_id
 
+    def _warm_encoder(self) -> None:
+        try:
+            self._embed("warm-up")
+        except Exception as err:  # noqa: BLE001 - /reviews then loads it, and says why if it cannot
+            log.warning("cannot load the review encoder yet: %s", describe(err))
+        finally:
+            self._warmed.set()
+
     def _embed(self, text: str) -> np.ndarray:
         from portrait.encoder import Encoder
 
@@ -528,9 +540,12 @@ class Portrait:
             close_api_run(self.engine, self._api_run_id)
 
     def __is_ready__(self) -> bool:
-        """Ready when the database and the online store answer now: a real read of
-        each, cached for READY_CACHE_S so that probes cost nothing. Routes that need a
+        """Ready when the review encoder is loaded and the database and the online
+        store answer now: a real read of each, cached for READY_CACHE_S so that probes
+        cost nothing. Routes that need a
         missing champion answer 503 with the reason; the stores are needed by all."""
+        if not self._warmed.is_set():
+            return False  # the encoder is loading: /reviews would wait for it
         with self._ready_lock:
             if time.monotonic() - self._ready_at >= READY_CACHE_S:
                 self._ready = self._dependencies_answer()

@@ -180,7 +180,7 @@ def pg_deployment(tmp_path_factory, tiny_bert):
     base = require_external("PORTRAIT_TEST_DATABASE_URL")
     url, _ = _fresh_external_database(base)
     root = tmp_path_factory.mktemp("pg-deployment")
-    env = deployment_env(root, tiny_bert, PORTRAIT_DATABASE_URL=url)
+    env = deployment_env(root, tiny_bert, PORTRAIT_DATABASE_URL=url, PORTRAIT_ID_KEY="e2e-production-id-key-0123456789")
     env.pop("BENTOML_HOME")
     try:
         yield from start_deployment(root, env, tiny_bert, None)
