@@ -29,6 +29,7 @@ from psycopg_pool import ConnectionPool
 from portrait.feast_private import CONN_KWARGS, NAIVE_UTC, PG_CONNINFO, PG_TABLE_ID, resolve
 
 TYPE = "portrait.online_stores.PortraitPostgreSQLOnlineStore"
+POOL_TIMEOUT_S = 5.0  # longest wait for a connection (none free, or the server unreachable)
 
 
 class PortraitPostgreSQLOnlineStoreConfig(feast_pg.PostgreSQLOnlineStoreConfig):
@@ -53,6 +54,7 @@ class PortraitPostgreSQLOnlineStore(feast_pg.PostgreSQLOnlineStore):
                     min_size=cfg.min_conn,
                     max_size=cfg.max_conn,
                     check=ConnectionPool.check_connection,  # a dead server's connections never reach a caller
+                    timeout=POOL_TIMEOUT_S,  # a server that is down: a 503 in seconds, not a request's whole budget
                     open=False,
                 )
                 pool.open()
