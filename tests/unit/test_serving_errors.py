@@ -63,3 +63,24 @@ def test_a_write_on_a_closed_connection_is_retried_too():
     from serving.errors import is_stale_connection
 
     assert is_stale_connection(aiohttp.ClientOSError(None, "Can not write request body"))
+
+
+@pytest.mark.parametrize(
+    ("reason", "hidden"),
+    [
+        (
+            "feature store unavailable: OperationalError: connection failed: connection to server on socket "
+            '"/srv/shop/.portrait/run/.s.PGSQL.5432" failed: No such file or directory',
+            "/srv/shop",
+        ),
+        ('OperationalError: connection to server at "10.1.2.3", port 6543 failed: Connection refused', "10.1.2.3"),
+        ("ConnectionError: Error 111 connecting to 192.168.7.7:6380. Connection refused.", "192.168.7.7"),
+        ("OSError: [Errno 2] No such file or directory: '/home/shop/state/bentoml/x.sock'", "/home/shop"),
+    ],
+)
+def test_a_503_says_what_is_down_not_where(reason, hidden):
+    from serving.errors import down
+
+    said = str(down(reason))
+    assert hidden not in said and "6543" not in said
+    assert said.split(":")[0] == reason.split(":")[0]  # what is down stays

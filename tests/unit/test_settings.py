@@ -30,3 +30,16 @@ def test_environment_selects_the_profile(monkeypatch, tmp_path):
     monkeypatch.setenv("PORTRAIT_STATE_DIR", str(tmp_path))
     s = Settings()
     assert s.profile == "external" and s.state_dir == tmp_path
+
+
+def test_the_state_directory_is_made_owner_only(tmp_path):
+    from portrait.settings import private_state_dir
+
+    state = tmp_path / "state"
+    state.mkdir(mode=0o755)
+    (state / "mlartifacts").mkdir(mode=0o755)
+    (state / "report").mkdir(mode=0o775)
+    state.chmod(0o755)  # as an older Portrait left it (mkdir's mode is masked by the umask)
+    private_state_dir(Settings(state_dir=state, database_url=None))
+    for path in (state, state / "mlartifacts", state / "report"):
+        assert path.stat().st_mode & 0o077 == 0, path
