@@ -77,13 +77,17 @@ def get_settings() -> Settings:
 def private_state_dir(settings: Settings) -> Path:
     """The state directory, created and kept owner-only (0700), with its own
     directories (artifacts, report, BentoML home) likewise: it holds the keys, the
-    models and the service's sockets. The embedded server's pgdata keeps its own mode."""
+    models and the service's sockets. The embedded server's pgdata keeps its own mode.
+    As root the embedded server runs as its own system user, which must reach pgdata
+    through the state directory: there it is 0711 (others may pass, not list or read;
+    everything inside is owner-only)."""
     state = settings.state_dir
     state.mkdir(mode=0o700, parents=True, exist_ok=True)
-    for path in (state, *(p for p in state.iterdir() if p.is_dir() and p.name != "pgdata")):
+    own = 0o711 if os.geteuid() == 0 else 0o700
+    for path, mode in ((state, own), *((p, 0o700) for p in state.iterdir() if p.is_dir() and p.name != "pgdata")):
         try:
-            if path.stat().st_mode & 0o077:
-                path.chmod(path.stat().st_mode & 0o700)
+            if path.stat().st_mode & 0o777 & ~mode:
+                path.chmod(path.stat().st_mode & mode)
         except PermissionError:  # not ours (an embedded server run as its own user)
             continue
     return state

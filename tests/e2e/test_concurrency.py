@@ -242,6 +242,7 @@ def test_the_state_directory_is_owner_only_and_bentoml_home_is_its_own(pg_deploy
     workers = [p for p in psutil.Process(d.proc.pid).children(recursive=True)]
     dirs = {p.environ().get("PROMETHEUS_MULTIPROC_DIR") for p in workers} - {None}
     assert dirs and all(x.startswith(str(state / "bentoml")) for x in dirs), dirs
-    for path in (state, state / "mlartifacts", state / "bentoml"):
+    assert os.stat(state).st_mode & 0o066 == 0, oct(os.stat(state).st_mode)  # nobody else lists or reads it
+    for path in (state / "mlartifacts", state / "bentoml"):
         if path.exists():
             assert os.stat(path).st_mode & 0o077 == 0, (path, oct(os.stat(path).st_mode))
