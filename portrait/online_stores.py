@@ -48,12 +48,25 @@ class PortraitPostgreSQLOnlineStore(feast_pg.PostgreSQLOnlineStore):
         with self._pool_lock:
             if self._conn_pool is None or self._conn_pool.closed:
                 cfg = config.online_store
+
+                def check(conn: Any) -> None:
+                    # A dead server's connections never reach a caller. One broken
+                    # connection means the server most likely dropped them all (a
+                    # restart, a failover, an admin): sweep the idle ones at once, or
+                    # the pool tries them one by one with a growing back-off (1, 2, 4 s)
+                    # and a request times out after the third.
+                    try:
+                        ConnectionPool.check_connection(conn)
+                    except Exception:
+                        pool.check()
+                        raise
+
                 pool = ConnectionPool(
                     conninfo=resolve(PG_CONNINFO)(cfg),
                     kwargs=resolve(CONN_KWARGS)(cfg),
                     min_size=cfg.min_conn,
                     max_size=cfg.max_conn,
-                    check=ConnectionPool.check_connection,  # a dead server's connections never reach a caller
+                    check=check,
                     timeout=POOL_TIMEOUT_S,  # a server that is down: a 503 in seconds, not a request's whole budget
                     open=False,
                 )
