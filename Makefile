@@ -32,11 +32,11 @@ test-unit: setup
 	$(BIN)/pytest tests/unit
 
 demo: setup
-	$(BIN)/python -m portrait.demo $(ARGS)
+	$(BIN)/python -m portrait.cli.demo $(ARGS)
 
 # The Chinese shop (its own state in .portrait-zh): synthetic export of real reviews, multilingual-e5-small
 demo-zh: setup
-	$(BIN)/python -m portrait.demo --lang zh $(ARGS)
+	$(BIN)/python -m portrait.cli.demo --lang zh $(ARGS)
 
 bench: setup
 	$(BIN)/python bench/ingest.py

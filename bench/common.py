@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import sqlalchemy as sa
 
-from portrait import database, migrate
 from portrait.settings import Settings, get_settings
+from portrait.store import database, migrate
 
 
 @contextlib.contextmanager

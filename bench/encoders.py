@@ -16,8 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from portrait.encoder import Encoder, default_model_path, review_text
 from portrait.settings import get_settings
+from portrait.text.encoder import Encoder, default_model_path, review_text
 
 
 def english(n: int) -> list[str]:
@@ -31,7 +31,7 @@ def english(n: int) -> list[str]:
 
 
 def chinese(n: int) -> list[str]:
-    from portrait.zh_sample import source_rows
+    from portrait.ingest.zh_sample import source_rows
 
     rows = source_rows(get_settings().resolved_data_dir())
     step = max(1, len(rows) // n)  # spread over the 10 categories
@@ -51,7 +51,7 @@ def main() -> None:
     e5_dir = get_settings().state_dir / "encoders" / "multilingual-e5-small"
     with tempfile.TemporaryDirectory() as tmp:
         if not (e5_dir / "config.json").exists():
-            from portrait.e5_install import install
+            from portrait.text.e5_install import install
 
             e5_dir = Path(tmp) / "e5"
             install(e5_dir, progress=lambda _: None)

@@ -34,8 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import online_rows, scratch_feast
 
-from portrait import database, featurestore
+from portrait.featurestore import repo as featurestore
 from portrait.settings import get_settings
+from portrait.store import database
 
 
 def percentiles(samples: list[float]) -> tuple[float, float]:
@@ -48,7 +49,7 @@ def bench_embedding(engine, sample: int) -> None:
     batch to 128 tokens; each on the same texts, interleaved."""
     import torch
 
-    from portrait.encoder import Encoder, resolve_precision, review_text
+    from portrait.text.encoder import Encoder, resolve_precision, review_text
 
     with engine.connect() as conn:
         rows = conn.execute(sa.text("SELECT summary, text FROM reviews ORDER BY review_id")).all()
@@ -100,7 +101,7 @@ def bench_embedding(engine, sample: int) -> None:
 
 
 def bench_online(settings, engine, online: str, redis_url: str, requests: int, n_items: int) -> dict:
-    from portrait.online import OnlineReader
+    from serving.online import OnlineReader
 
     if online == "redis":
         import redis

@@ -16,10 +16,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import scratch_database
 
-from portrait import database
-from portrait.ingest import Batch, Loader, ingest_file
-from portrait.parsing import ReviewRow
+from portrait.ingest.loader import Batch, Loader, ingest_file
+from portrait.ingest.parsing import ReviewRow
 from portrait.settings import get_settings
+from portrait.store import database
 
 AMAZON = "amazon_musical_instruments_5core/reviews_Musical_Instruments_5.json.gz"
 
@@ -29,8 +29,8 @@ class NaiveLoader(Loader):
     review event), rejects one INSERT each; still one commit per batch."""
 
     def load(self, batch: Batch):
-        from portrait.ingest import IngestCounts
-        from portrait.privacy import seal
+        from portrait.ingest.loader import IngestCounts
+        from portrait.privacy.pseudonyms import seal
 
         counts = IngestCounts(read=len(batch), rejected=len(batch.rejects))
         with self.conn.transaction(), self.conn.cursor() as cur:

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import argparse
 
-from portrait import database, tracking
-from portrait.featurestore import feature_store
+from portrait.featurestore.repo import feature_store
 from portrait.settings import get_settings
+from portrait.store import database
+from registry import tracking
 from training.config import FineTuneConfig
 from training.rating import RatingConfig, run_rating_training
 from training.sentiment import run_sentiment_training

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from portrait import database
 from portrait.settings import get_settings
+from portrait.store import database
 from training.common import TimeSplit
 from training.rating import ndcg_recall_at_k
 

@@ -3,7 +3,7 @@
 Catalogs are SYNTHETIC but made of real text embeddings: the 10,261 real Amazon
 reviews are embedded once with the shop's encoder (cached under the state
 directory), and each synthetic item is the mean of a real item's count of reviews,
-drawn mostly from one real product (portrait.synth.catalog_embeddings); uniform
+drawn mostly from one real product (portrait.ops.synth.catalog_embeddings); uniform
 random vectors would make recall meaningless. Queries are the 1,429 real users'
 mean review embeddings.
 
@@ -50,9 +50,9 @@ WEIGHTS = {
 
 def real_review_embeddings() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(embeddings, item, user) of every real review; embedded once per encoder."""
-    from portrait.encoder import Encoder, default_model_path, encoder_name, review_text
+    from portrait.ops.synth import AMAZON
     from portrait.settings import get_settings
-    from portrait.synth import AMAZON
+    from portrait.text.encoder import Encoder, default_model_path, encoder_name, review_text
 
     settings = get_settings()
     model = settings.encoder or str(default_model_path())
@@ -79,7 +79,7 @@ def serving_contract():
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "feature_repo"))
     import portrait_features as repo
 
-    from portrait.online import ServingContract
+    from serving.online import ServingContract
 
     def refs(service, views) -> list[str]:
         return [f"{p.name}:{f.name}" for p in service.feature_view_projections if p.name in views for f in p.features]
@@ -134,10 +134,10 @@ def run_one(n: int, seed: int) -> dict[str, float]:
     """One catalog size, in this process."""
     import feast  # noqa: F401 - serving's imports, for a serving-like resident set
 
-    from portrait.online import ItemSnapshot, OnlineReader
-    from portrait.rating_inputs import affinity, normalize
-    from portrait.synth import catalog_embeddings
+    from portrait.features.rating_inputs import affinity, normalize
+    from portrait.ops.synth import catalog_embeddings
     from registry.rating_model import ranking_prior, top_candidates
+    from serving.online import ItemSnapshot, OnlineReader
     from serving.service import CANDIDATES, rank_items
 
     vectors, review_items, review_users = real_review_embeddings()

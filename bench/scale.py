@@ -46,7 +46,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import online_rows, scratch_database, scratch_feast
 
-from portrait import database, featurestore
+from portrait.featurestore import repo as featurestore
+from portrait.store import database
 
 T = TypeVar("T")
 REVIEWS_PER_USER, REVIEWS_PER_ITEM = 7.18, 11.4  # the real Amazon data's ratios
@@ -76,11 +77,11 @@ def timed(fn: Callable[..., T], *args, **kw) -> tuple[float, T]:
 def run_size(
     n: int, real, work: Path, redis_url: str, seed: int, ray: bool = False, stock: bool = True
 ) -> dict[str, float]:
-    from portrait import synth
-    from portrait.encoder import Encoder, review_text
-    from portrait.features import build_features
-    from portrait.ingest import ingest_file
-    from portrait.online import OnlineReader
+    from portrait.features.build import build_features
+    from portrait.ingest.loader import ingest_file
+    from portrait.ops import synth
+    from portrait.text.encoder import Encoder, review_text
+    from serving.online import OnlineReader
     from training.rating import FEATURE_SERVICE, label_rows
 
     users, items = max(1, round(n / REVIEWS_PER_USER)), max(1, round(n / REVIEWS_PER_ITEM))
@@ -283,7 +284,7 @@ def main() -> None:
     )
     parser.add_argument("--png", type=Path, default=Path("docs/scale.png"))
     args = parser.parse_args()
-    from portrait import synth
+    from portrait.ops import synth
     from portrait.settings import get_settings
 
     real = synth.load_real(get_settings().resolved_data_dir())

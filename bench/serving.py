@@ -45,7 +45,7 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 
-from portrait.demo import wait_ready
+from portrait.cli.demo import wait_ready
 
 REPO = Path(__file__).resolve().parents[1]
 BENTOML = str(Path(sys.executable).with_name("bentoml"))
@@ -90,9 +90,9 @@ def stop(proc: subprocess.Popen) -> None:
 def review_texts(n: int) -> list[str]:
     import sqlalchemy as sa
 
-    from portrait import database
-    from portrait.encoder import review_text
     from portrait.settings import get_settings
+    from portrait.store import database
+    from portrait.text.encoder import review_text
 
     engine = database.engine(get_settings())
     with engine.connect() as conn:
@@ -317,8 +317,8 @@ async def beside_writers(url, headers, reads, writes, rate, seconds, writers: in
 def catalog_items(n: int) -> list[str]:
     import sqlalchemy as sa
 
-    from portrait import database
     from portrait.settings import get_settings
+    from portrait.store import database
 
     engine = database.engine(get_settings())
     with engine.connect() as conn:
@@ -328,11 +328,11 @@ def catalog_items(n: int) -> list[str]:
 def forget_users(users: list[str], env: dict) -> None:
     """Erase the bench's writers (database and online store), as `portrait forget` does."""
     os.environ.update(env)
-    from portrait import database
-    from portrait.featurestore import feature_store
-    from portrait.forget import forget
-    from portrait.idkey import verified_id_key
+    from portrait.featurestore.repo import feature_store
+    from portrait.ops.forget import forget
+    from portrait.privacy.idkey import verified_id_key
     from portrait.settings import get_settings
+    from portrait.store import database
 
     get_settings.cache_clear()
     settings = get_settings()
@@ -371,8 +371,8 @@ def forward_ceiling(texts: list[str]) -> tuple[float, float]:
     32 per call (the same pyfunc the service calls)."""
     import pandas as pd
 
-    from portrait import tracking
     from portrait.settings import get_settings
+    from registry import tracking
     from registry.models import SENTIMENT, load
 
     tracking.configure(get_settings())

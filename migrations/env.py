@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from alembic import context
 
-from portrait import database
 from portrait.settings import get_settings
+from portrait.store import database
 
 config = context.config
 # Migrations are written by hand and are the one definition of the schema.

@@ -146,7 +146,7 @@ def id_key(settings: Settings) -> bytes:
     """The pseudonymization key. Local profile: generated once and kept under the
     state directory. External profile: PORTRAIT_ID_KEY is required, so that every
     process of a deployment pseudonymizes the same id the same way. Use
-    portrait.idkey.verified_id_key, which also holds the key to the database."""
+    portrait.privacy.idkey.verified_id_key, which also holds the key to the database."""
     if settings.id_key:
         key = settings.id_key.encode()
         if len(key) < MIN_ID_KEY_BYTES:

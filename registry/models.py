@@ -154,7 +154,7 @@ def load(name: str, alias: str = CHAMPION):
 
 class ModelSentiment:
     """A registered sentiment model as the feature build's labeler
-    (portrait.features.SentimentLabeler): labels review texts."""
+    (portrait.features.build.SentimentLabeler): labels review texts."""
 
     def __init__(self, model, version: int | str, name: str = SENTIMENT) -> None:
         self.model, self.source = model, f"model:{name}/{version}"
@@ -170,7 +170,7 @@ def champion_labeler(settings, fallback):
     (labels from ratings); the log says which and why."""
     import logging
 
-    from portrait import tracking
+    from registry import tracking
 
     try:
         tracking.configure(settings)

@@ -110,7 +110,7 @@ def rank_for_user(
     prior plus weighted predicted rating (predict: candidate item indices ->
     ratings). Returns the top-k item indices, their scores and predicted ratings,
     best first. /recommend finds the same candidates through an index
-    (portrait.candidates) and re-ranks them with rerank."""
+    (serving.candidates) and re-ranks them with rerank."""
     prior = ranking_prior(affinity, item_review_count, weights)
     cand = top_candidates(prior, allowed, candidates)
     return rerank(cand, prior[cand], predict, weights, k)

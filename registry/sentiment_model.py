@@ -4,7 +4,7 @@ Hugging Face classifier as an artifact, loaded by serving without training code.
 Input: a DataFrame with a `text` column. Output: label and the probability of
 each class (negative, neutral, positive; negative and positive only for a model
 trained on data without a neutral class, model_config `classes`). The forward pass runs in bf16 where
-the hardware has it (PORTRAIT_ENCODER_PRECISION, see portrait/encoder.py): on
+the hardware has it (PORTRAIT_ENCODER_PRECISION, see portrait/text/encoder.py): on
 this project's CPU 2x faster, 99.9% of the 2014 test reviews get the same label
 and no probability moves more than 0.013."""
 
@@ -67,7 +67,7 @@ def _precision() -> str:
     """bfloat16 or float32, as PORTRAIT_ENCODER_PRECISION says (default auto: bf16
     where native); float32 where Portrait's code is not installed beside the model."""
     try:
-        from portrait.encoder import resolve_precision
+        from portrait.text.encoder import resolve_precision
     except ImportError:
         return "float32"
     return resolve_precision(os.environ.get("PORTRAIT_ENCODER_PRECISION", "auto"))

@@ -76,7 +76,7 @@ def settle() -> None:
 
 
 def configure_tracking() -> None:
-    from portrait import tracking
     from portrait.settings import get_settings
+    from registry import tracking
 
     tracking.configure(get_settings())

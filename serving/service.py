@@ -4,7 +4,7 @@ models and Feast.
 `SentimentModel` serves models:/review-sentiment@champion with adaptive
 batching, in its own worker process; `Portrait` is the public API (sentiment,
 rating, recommend, profile, reviews): it reads the user's features from Feast
-per request (items from an in-process snapshot, portrait/online.py) and scores
+per request (items from an in-process snapshot, serving/online.py) and scores
 with models:/rating-predictor@champion. Champions are polled
 (serving/champions.py) and POST /admin/reload (admin keys) forces it. Keys,
 roles, limits, body checks, access log and metrics are the gate in
@@ -50,7 +50,7 @@ from serving.schemas import (
 )
 
 if TYPE_CHECKING:
-    from portrait.encoder import Encoder
+    from portrait.text.encoder import Encoder
 
 log = logging.getLogger("portrait.serving")
 CANDIDATES = 100  # items re-ranked by the rating model per /recommend
@@ -89,7 +89,7 @@ class SentimentModel:
         one, every other text (and all of them when there is none) to review-sentiment's."""
         if self.chinese.model is None:
             return self._predict(self.champion, texts)
-        from portrait.language import detect_language
+        from portrait.text.language import detect_language
 
         routes = [self.chinese if detect_language(t) == "zh" else self.champion for t in texts]
         out: list[dict] = [{} for _ in texts]
@@ -151,9 +151,9 @@ class Portrait:
     sentiment_model = bentoml.depends(SentimentModel)
 
     def __init__(self) -> None:
-        from portrait import database
-        from portrait.idkey import verified_id_key
+        from portrait.privacy.idkey import verified_id_key
         from portrait.settings import get_settings
+        from portrait.store import database
 
         self.settings = get_settings()
         configure_tracking()
@@ -172,7 +172,7 @@ class Portrait:
         self._failures_lock = threading.Lock()
         self._ready_lock = threading.Lock()
         self._ready, self._ready_at = False, -READY_CACHE_S
-        from portrait.ingest import reconcile_runs
+        from portrait.ingest.loader import reconcile_runs
 
         reconcile_runs(self.engine)  # runs of processes that are gone (never a live replica's)
         self._refresh()
@@ -187,8 +187,8 @@ class Portrait:
 
     def _connect_store(self):
         """A fresh FeatureStore and reader; the item snapshot survives a reconnect."""
-        from portrait.featurestore import feature_store
-        from portrait.online import OnlineReader
+        from portrait.featurestore.repo import feature_store
+        from serving.online import OnlineReader
 
         with self._store_lock:
             old = self._reader
@@ -245,7 +245,7 @@ class Portrait:
 
         self.rating.refresh()
         if self._api_run_id is not None:
-            from portrait.ingest import heartbeat
+            from portrait.ingest.loader import heartbeat
 
             try:
                 heartbeat(self.engine, self._api_run_id)  # the run's owner is alive
@@ -263,7 +263,7 @@ class Portrait:
             log.debug("no %s champion version to show", SENTIMENT)
 
     def _pseudonym(self, user_id: str) -> str:
-        from portrait.privacy import pseudonymize
+        from portrait.privacy.pseudonyms import pseudonymize
 
         try:
             return pseudonymize(user_id, self.key)
@@ -333,12 +333,12 @@ class Portrait:
         self, user_id: UserId, k: Annotated[int, Field(ge=1, le=MAX_ITEMS)] = 10, exclude_seen: bool = True
     ) -> RecommendResponse:
         """Top-k items: candidates by similarity to what the user reviewed plus a
-        popularity prior (from the item index, portrait.candidates), re-ranked with the
+        popularity prior (from the item index, serving.candidates), re-ranked with the
         predicted rating (weights chosen on validation at training); a user without a
         text profile gets the most popular items."""
-        from portrait.ingest import items_seen
-        from portrait.online import user_vector
+        from portrait.ingest.loader import items_seen
         from registry.rating_model import DEFAULT_RANKING
+        from serving.online import user_vector
 
         pseudonym = self._pseudonym(user_id)
         seen = self._db(lambda: items_seen(self.engine, pseudonym)) if exclude_seen else set()
@@ -398,8 +398,8 @@ class Portrait:
     @bentoml.api(route="/profile")
     def profile(self, user_id: UserId) -> Profile:
         """The user's portrait: behaviour, sentiment tendency, interests, segment."""
-        from portrait.labels import SENTIMENT_LABELS
-        from portrait.online import segment
+        from portrait.text.labels import SENTIMENT_LABELS
+        from serving.online import segment
 
         pseudonym = self._pseudonym(user_id)
         reader, user = self._online(lambda reader: (reader, reader.user(pseudonym)))
@@ -435,13 +435,13 @@ class Portrait:
         a user erased by `portrait forget` gets 410 and nothing is stored."""
         import pandas as pd
 
-        from portrait.database import advisory_lock
-        from portrait.encoder import review_text
-        from portrait.ingest import add_review, item_known
-        from portrait.labels import rating_sentiment
-        from portrait.online import pushed_text_profile
-        from portrait.parsing import review_row
-        from portrait.privacy import mask_contacts
+        from portrait.ingest.loader import add_review, item_known
+        from portrait.ingest.parsing import review_row
+        from portrait.privacy.pseudonyms import mask_contacts
+        from portrait.store.database import advisory_lock
+        from portrait.text.encoder import review_text
+        from portrait.text.labels import rating_sentiment
+        from serving.online import pushed_text_profile
 
         pseudonym = self._pseudonym(user_id)
         if not self._db(lambda: item_known(self.engine, item_id)):
@@ -499,7 +499,7 @@ class Portrait:
     def _api_run(self) -> int:
         """This process's API ingest run, opened by the first review (once, whatever
         the number of concurrent first reviews)."""
-        from portrait.ingest import open_api_run
+        from portrait.ingest.loader import open_api_run
 
         with self._run_lock:
             if self._api_run_id is None:
@@ -515,7 +515,7 @@ class Portrait:
             self._warmed.set()
 
     def _embed(self, text: str) -> np.ndarray:
-        from portrait.encoder import Encoder
+        from portrait.text.encoder import Encoder
 
         with self._encoder_lock:
             if self._encoder is None:
@@ -534,7 +534,7 @@ class Portrait:
     @bentoml.on_shutdown
     def close_api_run(self) -> None:
         """The API's ingest run ends with the process that counted it."""
-        from portrait.ingest import close_api_run
+        from portrait.ingest.loader import close_api_run
 
         if self._api_run_id is not None:
             close_api_run(self.engine, self._api_run_id)
@@ -567,7 +567,7 @@ class Portrait:
 
 def rank_items(items, query: np.ndarray, excluded: np.ndarray, weights: dict, predict, k: int):
     """/recommend's ranking for a user with a text profile (query: the normalized user
-    embedding): CANDIDATES items from the index (portrait.candidates), re-ranked by
+    embedding): CANDIDATES items from the index (serving.candidates), re-ranked by
     prior plus weighted predicted rating (predict: item rows -> ratings). Returns the
     top-k rows, their scores and ratings, and the candidates' affinity by row."""
     from registry.rating_model import ranking_prior, rerank

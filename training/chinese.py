@@ -25,7 +25,7 @@ def split_of(text: str) -> str:
 
 def load_chinese(data_dir: Path) -> pd.DataFrame:
     """category, input, label (positive | negative), split."""
-    from portrait.zh_sample import source_rows
+    from portrait.ingest.zh_sample import source_rows
 
     rows = source_rows(data_dir)
     df = pd.DataFrame(

@@ -111,7 +111,7 @@ def word_tfidf(chinese: bool = False, **options):
     (which has no spaces to split at)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    from portrait.language import jieba_words
+    from portrait.text.language import jieba_words
 
     words = {"tokenizer": jieba_words, "token_pattern": None, "lowercase": False} if chinese else {}
     return TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, **words, **options)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 @dataclass
 class FineTuneConfig:
-    model: str = ""  # Hugging Face model directory; default MiniLM (portrait.encoder.default_model_path)
+    model: str = ""  # Hugging Face model directory; default MiniLM (portrait.text.encoder.default_model_path)
     epochs: int = 3
     max_steps: int | None = None  # stop after this many optimizer steps (fewer than the epochs give)
     batch_size: int = 32
@@ -33,7 +33,7 @@ class FineTuneConfig:
     freeze_embeddings: bool | None = None
 
     def model_path(self) -> str:
-        from portrait.encoder import default_model_path
+        from portrait.text.encoder import default_model_path
 
         return self.model or str(default_model_path())
 

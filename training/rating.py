@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from portrait.database import REVIEW_ORDER
-from portrait.featurestore import service_features
-from portrait.rating_inputs import RATING_SERVICE
+from portrait.features.rating_inputs import RATING_SERVICE
+from portrait.featurestore.repo import service_features
+from portrait.store.database import REVIEW_ORDER
 from registry.models import RATING
 from training.common import (
     TimeSplit,
@@ -76,13 +76,13 @@ def label_rows(engine: sa.Engine) -> pd.DataFrame:
 
 def training_frame(store, labels: pd.DataFrame) -> pd.DataFrame:
     """Feast's point-in-time join of rating_v1 onto the label rows."""
-    from portrait.featurestore import historical_features
+    from portrait.featurestore.repo import historical_features
 
     entity_df = labels[["user_id", "item_id", "event_timestamp", "request_unix", "review_id", "rating"]].assign(
         label_order=np.arange(len(labels))
     )
     df = historical_features(store, entity_df, store.get_feature_service(FEATURE_SERVICE), progress=True)
-    # back in the labels' order (portrait.database.REVIEW_ORDER): Feast returns its own
+    # back in the labels' order (portrait.store.database.REVIEW_ORDER): Feast returns its own
     return df.sort_values("label_order").drop(columns="label_order").reset_index(drop=True)
 
 
@@ -265,7 +265,7 @@ def ndcg_recall_at_k(ranked: dict[str, list[str]], relevant: dict[str, set[str]]
 
 
 def _as_of(store, entities: pd.DataFrame, features: list[str]) -> pd.DataFrame:
-    from portrait.featurestore import historical_features
+    from portrait.featurestore.repo import historical_features
 
     return historical_features(store, entities, features)
 
@@ -294,11 +294,11 @@ class RankingPeriod:
 
 def ranking_period(store, before: pd.DataFrame, during: pd.DataFrame, start, cfg: RatingConfig) -> RankingPeriod:
     """Features as of `start`, fetched per user and per item (two small
-    point-in-time joins) and combined by portrait.rating_inputs, as serving
+    point-in-time joins) and combined by portrait.features.rating_inputs, as serving
     combines the online ones: a join per (user, item) pair would carry every item
     embedding snapshot through PostgreSQL."""
-    from portrait.featurestore import PROFILE_SERVICE, RECOMMEND_SERVICE, service_features, service_refs
-    from portrait.rating_inputs import RATING_SERVICE, affinity, embedding_matrix, rating_inputs
+    from portrait.features.rating_inputs import RATING_SERVICE, affinity, embedding_matrix, rating_inputs
+    from portrait.featurestore.repo import PROFILE_SERVICE, RECOMMEND_SERVICE, service_features, service_refs
 
     cut = pd.Timestamp(start) - pd.Timedelta(seconds=1)
     seen = before.groupby("user_id")["item_id"].agg(set).to_dict()

@@ -1,5 +1,5 @@
 """Review sentiment: fine-tune the encoder as a 3-class classifier (labels from
-the star rating, portrait.labels) and, on the same time split, a TF-IDF +
+the star rating, portrait.text.labels) and, on the same time split, a TF-IDF +
 logistic-regression baseline. Each is its own MLflow run; the fine-tuned model
 is registered as `review-sentiment`. Macro-F1 is the headline metric."""
 
@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from portrait.database import REVIEW_ORDER
-from portrait.encoder import autocast, encoder_prefix, resolve_precision, review_text
-from portrait.labels import SENTIMENT_LABELS, ratings_sentiment
+from portrait.store.database import REVIEW_ORDER
+from portrait.text.encoder import autocast, encoder_prefix, resolve_precision, review_text
+from portrait.text.labels import SENTIMENT_LABELS, ratings_sentiment
 from registry.models import SENTIMENT, SENTIMENT_ZH
 from training.behaviour import behaviour_report
 from training.common import (
@@ -497,7 +497,7 @@ def run_sentiment_training(
                 ["scikit-learn", "cloudpickle", "numpy", "scipy", *(["jieba"] if chinese_shop else [])]
             ),
             # its tokenizer is Portrait's jieba segmentation (loading it needs portrait installed)
-            skops_trusted_types=["portrait.language.jieba_words"] if chinese_shop else None,
+            skops_trusted_types=["portrait.text.language.jieba_words"] if chinese_shop else None,
         )
         if len(zh_train):  # the Chinese baseline: jieba TF-IDF + LR on the same Chinese training rows
             from training.chinese import train_jieba_baseline

@@ -16,7 +16,7 @@ branch_labels = None
 depends_on = None
 
 # Each snapshot's means over the user's reviews up to its time (the build's definition:
-# portrait.features.REVIEW_LENGTHS_SQL, copied here as migrations are frozen).
+# portrait.features.build.REVIEW_LENGTHS_SQL, copied here as migrations are frozen).
 BACKFILL = r"""
 UPDATE user_behavior b SET review_words_mean = s.words, review_chars_mean_zh = s.chars
 FROM (

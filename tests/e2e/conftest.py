@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from portrait.demo import wait_ready
+from portrait.cli.demo import wait_ready
 from tests.conftest import REPO
 from tests.integration.test_ingest import real_lines
 
@@ -173,8 +173,8 @@ def pg_deployment(tmp_path_factory, tiny_bert):
     """The production profile (PORTRAIT_DATABASE_URL: the machine's PostgreSQL, a fresh
     database) with the PostgreSQL online store, and no BENTOML_HOME given (the launcher
     puts it in the state directory)."""
-    from portrait import database
     from portrait.settings import Settings
+    from portrait.store import database
     from tests.conftest import _drop_external_database, _fresh_external_database, require_external
 
     base = require_external("PORTRAIT_TEST_DATABASE_URL")

@@ -42,7 +42,7 @@ def shop(tmp_path_factory, tiny_multilingual_bert):
     env = deployment_env(root, tiny_multilingual_bert)
     port = free_port()
     demo = subprocess.run(
-        [sys.executable, "-m", "portrait.demo", "--lang", "zh", "--port", str(port), "--reviews", "600"],
+        [sys.executable, "-m", "portrait.cli.demo", "--lang", "zh", "--port", str(port), "--reviews", "600"],
         cwd=REPO,
         env=env,
         capture_output=True,

@@ -36,8 +36,8 @@ def catalog() -> list[str]:
 
 
 def app_engine(d) -> sa.Engine:
-    from portrait import database
     from portrait.settings import Settings
+    from portrait.store import database
 
     url = d.env.get("PORTRAIT_DATABASE_URL")
     settings = Settings(state_dir=Path(d.env["PORTRAIT_STATE_DIR"]), database_url=url)
@@ -146,8 +146,8 @@ def test_concurrent_reviews_of_one_user_all_reach_the_online_profile(any_deploym
 def _terminate_online_store_sessions(d) -> int:
     """Kill the service's sessions to the Feast database (what an admin, a failover or
     a restart of PostgreSQL does to them); returns how many."""
-    from portrait import database
     from portrait.settings import Settings
+    from portrait.store import database
 
     settings = Settings(state_dir=Path(d.env["PORTRAIT_STATE_DIR"]), database_url=d.env["PORTRAIT_DATABASE_URL"])
     engine = sa.create_engine(

@@ -67,15 +67,15 @@ def _forget_and_reimport(d, tmp_path) -> tuple[str, str]:
     run = api_run[0]
     assert run["rows_forgotten"] == 1 and run["rows_loaded"] >= 1  # the accounting says what the API did
     assert run["rows_read"] == run["rows_loaded"] + run["rows_duplicate"] + run["rows_forgotten"] + run["rows_rejected"]
-    from portrait.privacy import pseudonymize
+    from portrait.privacy.pseudonyms import pseudonymize
 
     key = (Path(d.env["PORTRAIT_STATE_DIR"]) / "id_key").read_text().strip().encode()
     return raw_id, pseudonymize(raw_id, key)
 
 
 def _app_rows(d, sql: str) -> list[dict]:
-    from portrait import database
     from portrait.settings import Settings
+    from portrait.store import database
 
     settings = Settings(state_dir=Path(d.env["PORTRAIT_STATE_DIR"]), database_url=None)
     engine = sa.create_engine(database.server_url(settings))
@@ -87,8 +87,8 @@ def _app_rows(d, sql: str) -> list[dict]:
 
 
 def _database_dumps(d):
-    from portrait import database
     from portrait.settings import Settings
+    from portrait.store import database
 
     settings = Settings(state_dir=Path(d.env["PORTRAIT_STATE_DIR"]), database_url=None)
     for role in database.ROLES:

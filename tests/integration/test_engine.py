@@ -33,9 +33,9 @@ def _without_created(rows: dict[str, list]) -> dict[str, list]:
 
 
 def test_ray_build_and_materialization_equal_local(built, tiny_bert, caplog):  # noqa: F811
-    from portrait import featurestore
-    from portrait.engine import Compute
-    from portrait.features import build_features
+    from portrait.features.build import build_features
+    from portrait.features.executor import Compute
+    from portrait.featurestore import repo as featurestore
 
     settings, engine, _ = built
     ray_settings = settings.model_copy(update={"engine": "ray", "ray_cpus": 2})
@@ -52,7 +52,7 @@ def test_ray_build_and_materialization_equal_local(built, tiny_bert, caplog):  #
             conn.execute(sa.text(f"TRUNCATE feature_builds, {', '.join(FEATURE_TABLES)}"))
         compute = Compute.of(ray_settings)
         compute = Compute(compute.engine, compute.ray_address, compute.ray_cpus, rows_per_partition=50)
-        with caplog.at_level(logging.INFO, logger="portrait.engine"):
+        with caplog.at_level(logging.INFO, logger="portrait.features.executor"):
             result = build_features(engine, encoder_path=str(tiny_bert), progress=False, compute=compute)
         for fn in ("compute_user_behavior", "compute_user_text_profile", "compute_item_text_profile"):
             assert any(m.startswith(fn) and m.endswith("in 8 Ray tasks") for m in caplog.messages), fn

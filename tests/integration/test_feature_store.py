@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 
 
 def _ingest_lines(settings, engine, lines, name):
-    from portrait.ingest import ingest_file
+    from portrait.ingest.loader import ingest_file
 
     path = settings.state_dir / name
     path.write_bytes(b"".join(lines))
@@ -25,7 +25,7 @@ def _ingest_lines(settings, engine, lines, name):
 
 
 def _events(settings, engine, text):
-    from portrait.ingest import ingest_file
+    from portrait.ingest.loader import ingest_file
 
     path = settings.state_dir / "events.csv"
     path.write_text(text)
@@ -35,7 +35,7 @@ def _events(settings, engine, text):
 @pytest.fixture
 def built(db, tiny_bert):
     """400 real reviews, a few views/carts, features built with the tiny BERT."""
-    from portrait.features import build_features
+    from portrait.features.build import build_features
 
     settings, engine = db
     _ingest_lines(settings, engine, real_lines(400), "first.json")
@@ -72,7 +72,7 @@ def test_build_fills_every_feature_table(built):
 
 
 def test_rebuild_processes_only_what_is_new(built, tiny_bert):
-    from portrait.features import build_features
+    from portrait.features.build import build_features
 
     settings, engine, first = built
     again = build_features(engine, encoder_path=str(tiny_bert), progress=False)
@@ -94,7 +94,7 @@ def test_rebuild_processes_only_what_is_new(built, tiny_bert):
 
 
 def test_as_of_leaves_later_rows_for_the_next_build(db, tiny_bert):
-    from portrait.features import build_features
+    from portrait.features.build import build_features
 
     settings, engine = db
     _ingest_lines(settings, engine, real_lines(200), "part.json")
@@ -111,7 +111,7 @@ def test_as_of_leaves_later_rows_for_the_next_build(db, tiny_bert):
 
 
 def _store(settings, online: str):
-    from portrait import featurestore
+    from portrait.featurestore import repo as featurestore
     from tests.conftest import require_external
 
     if online == "redis":
@@ -156,7 +156,7 @@ def test_chunked_hash_join_returns_feasts_frame_and_reaches_the_connection(built
     connections inside the helper only."""
     from feast.infra.utils.postgres.connection_utils import _get_conn
 
-    from portrait import featurestore
+    from portrait.featurestore import repo as featurestore
     from training.rating import FEATURE_SERVICE, label_rows
 
     settings, engine, _ = built
@@ -184,8 +184,8 @@ def test_chunked_hash_join_returns_feasts_frame_and_reaches_the_connection(built
 
 @pytest.mark.parametrize("online", ["postgres", "redis"])
 def test_online_values_equal_the_latest_offline_values(built, online):
-    from portrait import featurestore
-    from portrait.privacy import pseudonymize
+    from portrait.featurestore import repo as featurestore
+    from portrait.privacy.pseudonyms import pseudonymize
 
     settings, engine, _ = built
     settings, store = _store(settings, online)
@@ -236,7 +236,7 @@ def test_online_values_equal_the_latest_offline_values(built, online):
 
 @pytest.mark.parametrize("online", ["postgres", "redis"])
 def test_push_source_changes_the_next_online_read(built, online):
-    from portrait import featurestore
+    from portrait.featurestore import repo as featurestore
 
     settings, engine, _ = built
     settings, store = _store(settings, online)
@@ -275,9 +275,9 @@ def test_push_source_changes_the_next_online_read(built, online):
 
 
 def test_reader_matches_feasts_affinity_and_follows_materialization(built, tiny_bert):
-    from portrait import featurestore
-    from portrait.features import build_features
-    from portrait.online import OnlineReader
+    from portrait.features.build import build_features
+    from portrait.featurestore import repo as featurestore
+    from serving.online import OnlineReader
 
     settings, engine, _ = built
     settings, store = _store(settings, "postgres")
@@ -314,10 +314,10 @@ def test_forget_is_complete_and_durable(built, online, tiny_bert):
     files, a rebuild and a materialize bring nothing of them back."""
     import json
 
-    from portrait import featurestore
-    from portrait.features import build_features
-    from portrait.forget import forget
-    from portrait.privacy import pseudonymize
+    from portrait.features.build import build_features
+    from portrait.featurestore import repo as featurestore
+    from portrait.ops.forget import forget
+    from portrait.privacy.pseudonyms import pseudonymize
 
     settings, engine, _ = built
     settings, store = _store(settings, online)
@@ -386,8 +386,8 @@ def test_forget_is_complete_and_durable(built, online, tiny_bert):
 
 
 def test_a_different_key_or_a_lost_key_file_is_refused(db, tmp_path):
-    from portrait.idkey import KeyMismatch, verified_id_key
-    from portrait.ingest import ingest_file
+    from portrait.ingest.loader import ingest_file
+    from portrait.privacy.idkey import KeyMismatch, verified_id_key
     from portrait.settings import Settings
 
     settings, engine = db

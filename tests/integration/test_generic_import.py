@@ -9,8 +9,8 @@ import json
 import pytest
 import sqlalchemy as sa
 
-from portrait.imports import EVENT_FIELDS, REVIEW_FIELDS, ImportSpec, parse_mapping
-from portrait.privacy import pseudonymize
+from portrait.ingest.imports import EVENT_FIELDS, REVIEW_FIELDS, ImportSpec, parse_mapping
+from portrait.privacy.pseudonyms import pseudonymize
 from tests.conftest import TEST_KEY
 from tests.integration.test_ingest import _scalar
 
@@ -59,7 +59,7 @@ def _csv(rows, delimiter=",") -> str:
 
 
 def _ingest(db, path, spec, source="reviews"):
-    from portrait.ingest import ingest_file
+    from portrait.ingest.loader import ingest_file
 
     return ingest_file(db[1], source, path, TEST_KEY, batch_size=3, progress=False, spec=spec)
 

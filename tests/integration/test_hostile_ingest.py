@@ -64,7 +64,7 @@ def test_every_bad_line_is_set_aside_and_every_good_line_lands(db, tmp_path, sou
 
 
 def test_sealed_rejects_are_readable_with_the_key_only(db, tmp_path):
-    from portrait.privacy import unseal
+    from portrait.privacy.pseudonyms import unseal
 
     settings, engine = db
     bad = amazon_bad_lines()
@@ -75,7 +75,7 @@ def test_sealed_rejects_are_readable_with_the_key_only(db, tmp_path):
     with engine.connect() as conn:
         rows = conn.execute(sa.text("SELECT user_id, raw_sealed FROM ingest_rejects ORDER BY line_number")).all()
     assert unseal(rows[0].raw_sealed, TEST_KEY) == bad["python-literal"].decode().rstrip("\n")
-    from portrait.privacy import pseudonymize
+    from portrait.privacy.pseudonyms import pseudonymize
 
     assert rows[1].user_id == pseudonymize("987654321987", TEST_KEY)  # located: forget finds it by pseudonym
     with pytest.raises(ValueError, match="another id key"):

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 
 
 def _ingest(db, source, path, batch_size=500):
-    from portrait.ingest import ingest_file
+    from portrait.ingest.loader import ingest_file
 
     settings, engine = db
     return ingest_file(engine, source, path, TEST_KEY, batch_size=batch_size, progress=False)
@@ -195,7 +195,7 @@ def test_runs_are_interrupted_only_when_their_owner_is_gone(db):
     pid's (another start time) and a silent other host's are interrupted."""
     import sqlalchemy as sa
 
-    from portrait.ingest import list_runs, open_api_run, reconcile_runs
+    from portrait.ingest.loader import list_runs, open_api_run, reconcile_runs
 
     _, engine = db
     live = open_api_run(engine)

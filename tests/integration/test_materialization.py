@@ -16,7 +16,7 @@ VIEWS = ("user_behavior", "user_text_profile", "item_stats", "item_text_profile"
 
 
 def _feast_database(settings) -> tuple[dict, str]:
-    from portrait import database
+    from portrait.store import database
 
     name = f"portrait_test_feast_{uuid.uuid4().hex[:8]}"
     admin = database.server_url(settings)
@@ -29,7 +29,7 @@ def _feast_database(settings) -> tuple[dict, str]:
 
 
 def _drop(settings, name: str) -> None:
-    from portrait import database
+    from portrait.store import database
 
     engine = sa.create_engine(database.server_url(settings), isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
@@ -38,7 +38,7 @@ def _drop(settings, name: str) -> None:
 
 
 def _online_rows(settings, name: str) -> dict[str, list]:
-    from portrait import database
+    from portrait.store import database
 
     engine = sa.create_engine(database.server_url(settings, name))
     try:
@@ -57,7 +57,7 @@ def _online_rows(settings, name: str) -> dict[str, list]:
 
 
 def test_postgres_online_rows_equal_stock_feasts(built):  # noqa: F811
-    from portrait import featurestore
+    from portrait.featurestore import repo as featurestore
 
     settings, engine, _ = built
     ours, ours_db = _feast_database(settings)
@@ -83,7 +83,7 @@ def test_postgres_online_rows_equal_stock_feasts(built):  # noqa: F811
 def test_redis_hashes_equal_stock_feasts(built):  # noqa: F811
     import redis
 
-    from portrait import featurestore
+    from portrait.featurestore import repo as featurestore
     from tests.conftest import require_external
 
     settings, engine, _ = built

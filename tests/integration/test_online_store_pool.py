@@ -21,8 +21,8 @@ HELD = 6  # more dead connections than the pool's back-off (1 + 2 + 4 s > 5 s) w
 
 @pytest.fixture()
 def store_and_config():
-    from portrait.database import DRIVER, create_database
-    from portrait.online_stores import PortraitPostgreSQLOnlineStore, PortraitPostgreSQLOnlineStoreConfig
+    from portrait.featurestore.online_stores import PortraitPostgreSQLOnlineStore, PortraitPostgreSQLOnlineStoreConfig
+    from portrait.store.database import DRIVER, create_database
 
     admin = sa.engine.make_url(require_external("PORTRAIT_TEST_DATABASE_URL")).set(drivername=DRIVER)
     name = f"portrait_test_pool_{uuid.uuid4().hex[:8]}"

@@ -1,7 +1,7 @@
 """Offline/online parity of the rating model's inputs: for (user, item, time t)
 rows, the inputs Feast's point-in-time join gives at t (the training path, its
 on-demand view included) equal those serving builds from the online store after
-materializing up to t (portrait.rating_inputs), and the logged model predicts
+materializing up to t (portrait.features.rating_inputs), and the logged model predicts
 the same ratings from both. Both profiles, both online stores."""
 
 from __future__ import annotations
@@ -48,10 +48,10 @@ def _sample(engine, n_users: int = 8, n_items: int = 6) -> tuple[list[str], list
 
 @pytest.mark.parametrize("online", ["postgres", "redis"])
 def test_historical_and_online_rating_inputs_are_equal_and_predict_alike(built, online):  # noqa: F811 - fixture
-    from portrait import featurestore, tracking
-    from portrait.online import OnlineReader
-    from portrait.rating_inputs import RATING_SERVICE
-    from registry import models
+    from portrait.features.rating_inputs import RATING_SERVICE
+    from portrait.featurestore import repo as featurestore
+    from registry import models, tracking
+    from serving.online import OnlineReader
     from training.common import TimeSplit
     from training.config import RatingConfig
     from training.rating import run_rating_training

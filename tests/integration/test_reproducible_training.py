@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from portrait.encoder import review_text
-from portrait.labels import ratings_sentiment
+from portrait.text.encoder import review_text
+from portrait.text.labels import ratings_sentiment
 from tests.conftest import AMAZON
 
 pytestmark = pytest.mark.integration
@@ -88,9 +88,9 @@ def test_training_sets_do_not_depend_on_the_pseudonymization_key(tmp_path):
     and another load order) read the same training rows in the same order."""
     import sqlalchemy as sa
 
-    from portrait import migrate
-    from portrait.ingest import ingest_file
+    from portrait.ingest.loader import ingest_file
     from portrait.settings import Settings
+    from portrait.store import migrate
     from tests.conftest import _drop_external_database, _fresh_external_database, require_external
     from tests.integration.test_ingest import real_lines
     from training.rating import label_rows

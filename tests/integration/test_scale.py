@@ -12,10 +12,10 @@ pytestmark = pytest.mark.integration
 
 
 def test_a_synthetic_shop_ingests_and_its_repeated_texts_embed_once(db, tmp_path, tiny_bert, monkeypatch):
-    from portrait import synth
-    from portrait.encoder import Encoder
-    from portrait.features import build_features
-    from portrait.ingest import ingest_file
+    from portrait.features.build import build_features
+    from portrait.ingest.loader import ingest_file
+    from portrait.ops import synth
+    from portrait.text.encoder import Encoder
 
     settings, engine = db
     real = synth.load_real(SHARED_DATA)
@@ -57,10 +57,10 @@ def test_a_synthetic_shop_ingests_and_its_repeated_texts_embed_once(db, tmp_path
 
 
 def test_incremental_builds_reuse_the_tag_vocabulary_until_the_corpus_grows_10_percent(db, tmp_path, tiny_bert):
-    from portrait import synth
-    from portrait.features import build_features
-    from portrait.forget import erase_offline
-    from portrait.ingest import ingest_file
+    from portrait.features.build import build_features
+    from portrait.ingest.loader import ingest_file
+    from portrait.ops import synth
+    from portrait.ops.forget import erase_offline
 
     settings, engine = db
     real = synth.load_real(SHARED_DATA)
@@ -100,8 +100,9 @@ def test_incremental_builds_reuse_the_tag_vocabulary_until_the_corpus_grows_10_p
 
 
 def test_text_profiles_built_in_slices_of_users_and_items_equal_one_pass(db, tmp_path, tiny_bert, monkeypatch):
-    from portrait import features, synth
-    from portrait.ingest import ingest_file
+    from portrait.features import build as features
+    from portrait.ingest.loader import ingest_file
+    from portrait.ops import synth
 
     settings, engine = db
     shop = synth.generate(

@@ -20,7 +20,7 @@ SPLIT_DATES = (datetime(2012, 1, 1, tzinfo=timezone.utc), datetime(2013, 1, 1, t
 
 @pytest.fixture
 def tracked(built):  # noqa: F811 - pytest passes the imported fixture by name
-    from portrait import tracking
+    from registry import tracking
 
     settings, engine, _ = built
     tracking.configure(settings)
@@ -104,7 +104,7 @@ def test_sentiment_fine_tune_register_promote_gate_rollback_and_load(tracked, ti
     assert listed[out.version].value == pytest.approx(champion_f1) and "champion" in listed[out.version].aliases
 
     # with a champion, the next feature build relabels every user's text profile with it
-    from portrait.features import RatingsSentiment, build_features
+    from portrait.features.build import RatingsSentiment, build_features
 
     sentiment = models.champion_labeler(settings, RatingsSentiment())
     assert sentiment.source == f"model:review-sentiment/{out.version}"

@@ -20,9 +20,9 @@ pytestmark = pytest.mark.model
 def champion():
     from mlflow.exceptions import MlflowException
 
-    from portrait import database, tracking
     from portrait.settings import Settings
-    from registry import models
+    from portrait.store import database
+    from registry import models, tracking
 
     # mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI: after the integration tests it
     # names their throwaway registry, whose tiny-BERT champion is not the one under test

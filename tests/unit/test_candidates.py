@@ -1,12 +1,12 @@
-"""/recommend's candidate index (portrait.candidates) finds the items the exact
+"""/recommend's candidate index (serving.candidates) finds the items the exact
 ranking pass finds (registry.rating_model), for any weights."""
 
 import numpy as np
 import pytest
 
-from portrait.candidates import CandidateIndex
-from portrait.rating_inputs import affinity, normalize
+from portrait.features.rating_inputs import affinity, normalize
 from registry.rating_model import ranking_prior, top_candidates
+from serving.candidates import CandidateIndex
 
 
 def catalog(n: int, dim: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -6,7 +6,7 @@ import os
 
 from click.testing import CliRunner
 
-from portrait import cli
+from portrait.cli import app as cli
 
 
 def test_serve_never_prints_a_key(tmp_path, monkeypatch):

@@ -4,8 +4,8 @@ embeddings as float32 padded to a fixed length, and the precision setting."""
 import numpy as np
 import pytest
 
-from portrait import encoder as enc
-from portrait.encoder import Encoder, resolve_precision
+from portrait.text import encoder as enc
+from portrait.text.encoder import Encoder, resolve_precision
 
 TEXTS = ["great strings", "", "the pedal hums when the cable is loose, returned it after a week " * 3, "ok"]
 

@@ -1,9 +1,9 @@
-"""Feast's private symbols, all behind portrait.feast_private: every one still
+"""Feast's private symbols, all behind portrait.featurestore.feast_private: every one still
 resolves on the pinned Feast, and a moved one fails with its name."""
 
 import pytest
 
-from portrait import feast_private
+from portrait.featurestore import feast_private
 
 
 @pytest.mark.parametrize("symbol", feast_private.SYMBOLS, ids=lambda s: s[1])

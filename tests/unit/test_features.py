@@ -5,14 +5,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from portrait.features import (
+from portrait.features.build import (
     compute_item_stats,
     compute_item_text_profile,
     compute_user_behavior,
     compute_user_text_profile,
     fit_tag_vocabulary,
 )
-from portrait.labels import ratings_sentiment
+from portrait.text.labels import ratings_sentiment
 
 
 def ts(day: str) -> pd.Timestamp:
@@ -188,7 +188,7 @@ def test_snapshots_never_depend_on_later_data():
 
 
 def test_a_stored_tag_vocabulary_tags_as_the_fitted_one():
-    from portrait.features import restore_tag_vocabulary
+    from portrait.features.build import restore_tag_vocabulary
 
     docs = [f"bright tone strings guitar {w} cable tuner" for w in ("cheap", "great", "noisy", "warm")] * 3
     fitted = fit_tag_vocabulary(docs + ["音色很好，琴弦也不错", "音色一般，琴弦容易断", "琴弦很好"])
@@ -200,7 +200,7 @@ def test_a_stored_tag_vocabulary_tags_as_the_fitted_one():
 
 
 def test_popularity_ranks_equal_a_direct_count():
-    from portrait.features import popularity_ranks
+    from portrait.features.build import popularity_ranks
 
     rng = np.random.default_rng(0)
     items = rng.choice([f"i{k}" for k in range(40)], size=3000, p=np.repeat([0.05, 0.01, 0.02], [10, 10, 20]))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from portrait.imports import (
+from portrait.ingest.imports import (
     EVENT_FIELDS,
     REVIEW_FIELDS,
     ImportSpec,
@@ -21,8 +21,8 @@ from portrait.imports import (
     records,
     scale_rating,
 )
-from portrait.parsing import RowError
-from portrait.privacy import pseudonymize
+from portrait.ingest.parsing import RowError
+from portrait.privacy.pseudonyms import pseudonymize
 
 KEY = b"k" * 32
 MAP = "user=买家,item=商品,rating=评分,time=时间,text=内容"
@@ -171,7 +171,7 @@ def test_multi_line_texts_still_load_whole():
 
 
 def test_a_quote_open_past_the_line_limit_is_set_aside():
-    from portrait.imports import MAX_RECORD_LINES
+    from portrait.ingest.imports import MAX_RECORD_LINES
 
     lines = [_record(0, '"' + "x\n" * (MAX_RECORD_LINES + 5)), _record(1, "after")]
     got = _export(lines)

@@ -4,8 +4,9 @@ import io
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from portrait import parsing
-from portrait.ingest import IngestCounts, open_source, parse_batches, read_lines
+from portrait.ingest import parsing
+from portrait.ingest.lines import open_source, read_lines
+from portrait.ingest.loader import IngestCounts, parse_batches
 
 KEY = b"k"
 

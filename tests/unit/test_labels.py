@@ -1,8 +1,8 @@
-"""portrait.labels: the one rating -> sentiment rule."""
+"""portrait.text.labels: the one rating -> sentiment rule."""
 
 import pandas as pd
 
-from portrait.labels import SENTIMENT_LABELS, is_low_rating, rating_sentiment, ratings_sentiment
+from portrait.text.labels import SENTIMENT_LABELS, is_low_rating, rating_sentiment, ratings_sentiment
 
 
 def test_stars_map_onto_the_three_classes():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from portrait.language import detect_language, tag_terms
+from portrait.text.language import detect_language, tag_terms
 
 
 @pytest.mark.parametrize(

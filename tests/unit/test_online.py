@@ -6,8 +6,8 @@ from datetime import datetime, timezone
 import numpy as np
 import pytest
 
-from portrait.online import ItemSnapshot, OnlineReader, ServingContract, pushed_text_profile, segment
-from portrait.rating_inputs import normalize
+from portrait.features.rating_inputs import normalize
+from serving.online import ItemSnapshot, OnlineReader, ServingContract, pushed_text_profile, segment
 
 CONTRACT = ServingContract(
     user_refs=[

@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import pytest
 
-from portrait.parsing import (
+from portrait.ingest.parsing import (
     MAX_TEXT_CHARS,
     EventKeys,
     RowError,
@@ -16,7 +16,7 @@ from portrait.parsing import (
     parse_cdnow_purchase,
     parse_event_csv,
 )
-from portrait.privacy import pseudonymize
+from portrait.privacy.pseudonyms import pseudonymize
 
 KEY = b"k" * 32
 GOOD = {

@@ -1,6 +1,6 @@
 import pytest
 
-from portrait.privacy import mask_contacts, pseudonymize
+from portrait.privacy.pseudonyms import mask_contacts, pseudonymize
 
 
 def test_pseudonym_is_deterministic_keyed_and_hides_the_id():
@@ -66,7 +66,7 @@ def _id_with_check(first17: str) -> str:
     ],
 )
 def test_chinese_contacts_are_masked(text, masked):
-    from portrait.privacy import mask_contacts
+    from portrait.privacy.pseudonyms import mask_contacts
 
     assert mask_contacts(text) == masked
 
@@ -84,7 +84,7 @@ def test_chinese_contacts_are_masked(text, masked):
     ],
 )
 def test_numbers_that_are_not_contacts_survive(text):
-    from portrait.privacy import mask_contacts
+    from portrait.privacy.pseudonyms import mask_contacts
 
     assert mask_contacts(text) == text
 

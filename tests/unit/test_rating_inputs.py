@@ -1,10 +1,10 @@
-"""portrait.rating_inputs: the one builder of the rating model's inputs."""
+"""portrait.features.rating_inputs: the one builder of the rating model's inputs."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from portrait.rating_inputs import affinity, embedding_matrix, rating_inputs
+from portrait.features.rating_inputs import affinity, embedding_matrix, rating_inputs
 
 
 def test_affinity_matches_the_on_demand_views_cosine_and_is_nan_without_a_vector():

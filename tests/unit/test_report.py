@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from portrait.report import demand_movers, period_end, render
+from portrait.ops.report import demand_movers, period_end, render
 
 
 def history(n: int = 2000, seed: int = 0) -> pd.DataFrame:
@@ -23,7 +23,7 @@ def history(n: int = 2000, seed: int = 0) -> pd.DataFrame:
 
 
 def portraits(n: int) -> pd.DataFrame:
-    """Latest portraits of n users, as portrait.report.load gives them (for the segments)."""
+    """Latest portraits of n users, as portrait.ops.report.load gives them (for the segments)."""
     return pd.DataFrame(
         {
             "user_id": [f"u_{i}" for i in range(n)],
@@ -76,7 +76,7 @@ def test_chinese_labels_render_with_a_cjk_font(tmp_path):
 
     import pytest
 
-    from portrait.report import cjk_fonts
+    from portrait.ops.report import cjk_fonts
 
     if not cjk_fonts():
         if os.environ.get("CI"):
@@ -93,7 +93,7 @@ def test_chinese_labels_render_with_a_cjk_font(tmp_path):
 
 def test_missing_glyphs_are_counted_on_the_page(tmp_path, monkeypatch):
     """Without a CJK font the Chinese labels are boxes: the page says so."""
-    from portrait import report
+    from portrait.ops import report
 
     monkeypatch.setattr(report, "cjk_fonts", lambda: [])
     users = portraits(20).assign(interest_tags="质量, 物流")

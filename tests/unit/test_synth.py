@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pytest
 
-from portrait import synth
+from portrait.ops import synth
 from tests.conftest import SHARED_DATA
 
 pytestmark = pytest.mark.skipif(not (SHARED_DATA / synth.AMAZON).exists(), reason="shared data not found")
@@ -69,7 +69,7 @@ def test_chinese_shop_writes_the_chinese_export_format(tmp_path):
     shop = synth.generate(real_zh, tmp_path, users=50, items=200, reviews=300, events=0, seed=0, progress=False)
     with open(shop.reviews_path, encoding="gb18030", newline="") as f:
         rows = list(csv.DictReader(f))
-    from portrait.zh_sample import COLUMNS
+    from portrait.ingest.zh_sample import COLUMNS
 
     assert list(rows[0]) == list(COLUMNS) and len(rows) == shop.reviews == 300
     assert {r["评分"] for r in rows} <= {"0", "1"}

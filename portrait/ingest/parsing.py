@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
 from decimal import Decimal, InvalidOperation
 
-from portrait.privacy import mask_contacts, pseudonymize
+from portrait.privacy.pseudonyms import mask_contacts, pseudonymize
 
 MAX_LINE_BYTES = 1_000_000
 MAX_TEXT_CHARS = 50_000
@@ -72,12 +72,12 @@ class ReviewRow:
     helpful_votes: int
     total_votes: int | None
     event_timestamp: datetime
-    language: str | None = None  # ISO 639-1 of summary + text (portrait.language)
+    language: str | None = None  # ISO 639-1 of summary + text (portrait.text.language)
 
 
 def review_row(**fields) -> ReviewRow:
     """A ReviewRow with its language detected from its (masked) summary and text."""
-    from portrait.language import detect_language
+    from portrait.text.language import detect_language
 
     return ReviewRow(**fields, language=detect_language(f"{fields['summary']} {fields['text']}"))
 

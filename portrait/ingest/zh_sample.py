@@ -23,7 +23,7 @@ FILE_NAME = "synthetic_zh_reviews_export.csv"
 
 def import_spec():
     """MAPPING and OPTIONS as the generic import's ImportSpec (what the CLI builds from them)."""
-    from portrait.imports import REVIEW_FIELDS, ImportSpec, parse_mapping, parse_scale
+    from portrait.ingest.imports import REVIEW_FIELDS, ImportSpec, parse_mapping, parse_scale
 
     options = dict(zip(OPTIONS[::2], OPTIONS[1::2]))
     return ImportSpec(

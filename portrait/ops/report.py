@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from portrait.labels import ratings_sentiment
+from portrait.text.labels import ratings_sentiment
 
 SEGMENT_FEATURES = [
     "review_count_total",
@@ -83,7 +83,7 @@ def segment_users(users: pd.DataFrame, k: int = 4, seed: int = 0) -> Segments:
 
 
 def monthly_trends(reviews: pd.DataFrame) -> pd.DataFrame:
-    """Per month: reviews, mean rating, share positive and negative (portrait.labels)."""
+    """Per month: reviews, mean rating, share positive and negative (portrait.text.labels)."""
     r = reviews.assign(month=reviews["event_timestamp"].dt.tz_convert(None).dt.to_period("M").dt.to_timestamp())
     g = r.groupby("month")["rating"]
     return pd.DataFrame(

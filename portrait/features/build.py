@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from portrait.database import REVIEW_ORDER
-from portrait.engine import Compute
-from portrait.labels import SENTIMENT_LABELS, is_low_rating, ratings_sentiment
+from portrait.features.executor import Compute
+from portrait.store.database import REVIEW_ORDER
+from portrait.text.labels import SENTIMENT_LABELS, is_low_rating, ratings_sentiment
 
 log = logging.getLogger(__name__)
 
@@ -262,7 +262,7 @@ def fit_tag_vocabulary(texts: list[str]):
     n = len(texts)
     # Terms in more than 2% of reviews are too common to characterize anyone; small
     # corpora (tests, a new shop) keep every term that is not in most documents.
-    from portrait.language import tag_terms
+    from portrait.text.language import tag_terms
 
     vectorizer = TfidfVectorizer(
         analyzer=tag_terms,  # words, not characters: jieba for Chinese, letter words for English
@@ -287,7 +287,7 @@ def tag_vocabulary(conn, as_of: datetime):
     VOCABULARY_REFIT_GROWTH since it was fitted (IDF weights barely move: an incremental
     build then reads no other review's text); else fitted on every review and stored.
     `portrait forget` drops the stored one, so no erased review's terms outlive it."""
-    from portrait.encoder import review_text
+    from portrait.text.encoder import review_text
 
     reviews = conn.execute(sa.text("SELECT count(*) FROM reviews WHERE event_timestamp <= :a"), {"a": as_of}).scalar()
     stored = conn.execute(
@@ -311,7 +311,7 @@ def restore_tag_vocabulary(terms: list[str], idf: list[float]):
         return None
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    from portrait.language import tag_terms
+    from portrait.text.language import tag_terms
 
     vectorizer = TfidfVectorizer(analyzer=tag_terms, vocabulary=terms, sublinear_tf=True)
     vectorizer.idf_ = np.asarray(idf, dtype=np.float64)
@@ -502,7 +502,7 @@ def build_features(
     `compute` says where the per-entity compute runs (default: PORTRAIT_ENGINE's)."""
     from pathlib import Path
 
-    from portrait.encoder import default_model_path, model_revision, review_text
+    from portrait.text.encoder import default_model_path, model_revision, review_text
 
     as_of = (as_of or datetime.now(timezone.utc)).astimezone(timezone.utc)
     model_path = encoder_path or str(default_model_path())
@@ -644,7 +644,7 @@ def build_features(
 
 def _embed_new_reviews(conn, model_path: str, revision: str, as_of: datetime, progress: bool) -> int:
     """Embed the reviews up to as_of that have no embedding by this encoder revision."""
-    from portrait.encoder import Encoder, encoder_name, review_text
+    from portrait.text.encoder import Encoder, encoder_name, review_text
 
     todo = _utc(
         _frame(

@@ -1,6 +1,6 @@
 """Where the feature build's pure compute runs: in this process, or as Ray tasks
 (PORTRAIT_ENGINE=ray), the engine Feast's ray.engine materializes on
-(portrait.featurestore.ray_engine).
+(portrait.featurestore.repo.ray_engine).
 
 The functions sent to Ray compute each entity from that entity's rows alone
 (compute_user_behavior, compute_user_text_profile, compute_item_text_profile), so

@@ -8,7 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from portrait.privacy import key_fingerprint
+from portrait.privacy.pseudonyms import key_fingerprint
 from portrait.settings import Settings, SettingsError, id_key, key_file
 
 

@@ -6,7 +6,7 @@ A mapping names the columns: `user=buyer_id,item=sku,rating=stars,time=created,
 text=content[,title=headline,helpful=useful]` (reviews) or `user=...,item=...,
 type=...,time=...[,quantity=...,amount=...]` (events). Records stream in constant
 memory; each one becomes a row or a reject with its reason, through the same
-loader, pseudonymization and masking as every other source (portrait.ingest)."""
+loader, pseudonymization and masking as every other source (portrait.ingest.loader)."""
 
 from __future__ import annotations
 
@@ -22,9 +22,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from portrait import parsing
-from portrait.parsing import EventRow, ReviewRow, RowError, located_user, shown
-from portrait.privacy import pseudonymize
+from portrait.ingest import parsing
+from portrait.ingest.lines import read_lines
+from portrait.ingest.parsing import EventRow, ReviewRow, RowError, located_user, shown
+from portrait.privacy.pseudonyms import pseudonymize
 
 # field -> required?
 REVIEW_FIELDS = {
@@ -159,8 +160,6 @@ class _CsvLines:
     lines back so that reading can resume right after a record set aside."""
 
     def __init__(self, stream: BinaryIO, encoding: str) -> None:
-        from portrait.ingest import read_lines
-
         self._source = read_lines(stream)
         self._back: collections.deque[tuple[int, str, bool]] = collections.deque()
         self.encoding = encoding
@@ -281,8 +280,6 @@ def _set_aside(lines: _CsvLines, reason: str) -> Record:
 
 
 def _jsonl_records(stream: BinaryIO, encoding: str) -> Iterator[Record]:
-    from portrait.ingest import read_lines
-
     for number, line, oversize in read_lines(stream):
         raw = line.decode(encoding, errors="replace").strip("\r\n\ufeff")
         if oversize:

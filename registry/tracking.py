@@ -4,8 +4,8 @@ directory. `import mlflow` happens only in the functions that need it."""
 
 from __future__ import annotations
 
-from portrait import database
 from portrait.settings import Settings
+from portrait.store import database
 
 EXPERIMENT = "portrait"
 

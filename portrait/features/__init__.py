@@ -1,0 +1,1 @@
+"""Behaviour and text features in the offline tables: the pure computations, tags and embeddings and the incremental build (build), where the build runs, locally or on Ray (executor), and the one definition of the rating model's inputs that training and serving share (rating_inputs)."""

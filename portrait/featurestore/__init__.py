@@ -1,0 +1,1 @@
+"""Feast: the repo config, apply, materialize and historical retrieval (repo), the PostgreSQL online store that writes by COPY (online_stores), and every private Feast member Portrait relies on, resolved by name and signature (feast_private)."""

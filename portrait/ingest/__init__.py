@@ -1,0 +1,1 @@
+"""Exports into the raw tables: physical lines (lines), the built-in formats (parsing), a shop's own CSV/JSON export by mapping (imports), the batched, resumable loader with its run records (loader), and the Chinese sample export built from the shared corpus (zh_sample)."""

