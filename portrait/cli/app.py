@@ -857,3 +857,19 @@ def serve(port: int, host: str) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+@main.command()
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 naming the pages that are stale.")
+def reference(check: bool) -> None:
+    """Generate docs/reference/ (CLI, settings, HTTP API, feature services) from the code."""
+    from portrait.cli import reference as pages
+
+    if check:
+        stale = pages.stale_pages(main)
+        if stale:
+            raise click.ClickException(f"stale reference pages: {', '.join(stale)} (run `portrait reference`)")
+        click.echo("docs/reference is current")
+        return
+    for path in pages.write_pages(main):
+        click.echo(f"wrote {path.relative_to(pages.REPO_ROOT)}")

@@ -203,7 +203,7 @@ def _hash_joins():
     """Feast's PostgreSQL offline store with nested-loop joins turned off for its
     connections. Its point-in-time join reads an entity table it has just created
     and never analyzed, so the planner expects one row from every CTE and picks
-    nested loops that compare every pair of rows (the README gives the measured
+    nested loops that compare every pair of rows (docs/benchmarks/ gives the measured
     cost; tests/integration/test_feature_store.py holds the frames equal)."""
     from portrait.featurestore.feast_private import offline_connection_options
 

@@ -4,7 +4,7 @@ reviewed without them; leave a tombstone (the pseudonym) so that no later ingest
 or POST /reviews brings them back; and keep an audit row that holds no id.
 
 MLflow datasets of past training runs hold review texts and labels without user
-ids (see README)."""
+ids (see docs/guides/operations.md)."""
 
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ def erase_rejects(conn, pseudonym: str, raw_id: str, key: bytes) -> int:
             if raw_id in unseal(sealed, key):
                 holding.append(reject_id)
         except ValueError:
-            continue  # sealed under another key: not readable, so it cannot be searched (the README says)
+            continue  # sealed under another key: not readable, so it cannot be searched (docs/guides/operations.md says)
     if holding:
         n += conn.execute(sa.text("DELETE FROM ingest_rejects WHERE reject_id = ANY(:ids)"), {"ids": holding}).rowcount
     return n
