@@ -5,28 +5,13 @@ PORTRAIT_TEST_DATABASE_URL (make test points it at 127.0.0.1:5432)."""
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
-AMAZON = SHARED_DATA / "amazon_musical_instruments_5core" / "reviews_Musical_Instruments_5.json.gz"
-CDNOW = SHARED_DATA / "cdnow_purchases" / "CDNOW_master.txt"
-TEST_KEY = b"test-pseudonymization-key-of-32-bytes-or-more"
-
-
-def require_external(name: str) -> str:
-    """The external server's URL; skipped locally when unset, an error in CI."""
-    url = os.environ.get(name)
-    if not url:
-        if os.environ.get("CI"):
-            pytest.fail(f"{name} is not set: CI must test the production profile")
-        pytest.skip(f"{name} is not set")
-    return url
+from tests.helpers.data import TEST_KEY
+from tests.helpers.databases import drop_external_database, fresh_external_database, require_external
 
 
 @pytest.fixture(scope="session")
@@ -40,25 +25,6 @@ def embedded_state(tmp_path_factory) -> Iterator[Path]:
     database.up(settings)
     yield state
     database.down(settings)
-
-
-def _fresh_external_database(base_url: str) -> tuple[str, str]:
-    from portrait.store.database import DRIVER, create_database
-
-    admin = sa.engine.make_url(base_url).set(drivername=DRIVER)
-    name = f"portrait_test_{uuid.uuid4().hex[:8]}"
-    create_database(admin, name)
-    return admin.set(database=name).render_as_string(hide_password=False), name
-
-
-def _drop_external_database(base_url: str, name: str) -> None:
-    from portrait.store.database import DRIVER
-
-    admin = sa.engine.make_url(base_url).set(drivername=DRIVER)
-    engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    engine.dispose()
 
 
 @pytest.fixture(scope="session", params=["local", "external"])
@@ -79,13 +45,13 @@ def profile_settings(request, embedded_state, tmp_path_factory):
         yield settings
         return
     base = require_external("PORTRAIT_TEST_DATABASE_URL")
-    url, name = _fresh_external_database(base)
+    url, name = fresh_external_database(base)
     settings = Settings(state_dir=tmp_path_factory.mktemp("ext"), database_url=url, id_key=TEST_KEY.decode())
     database.up(settings)  # creates the sibling Feast and MLflow databases
     migrate.upgrade(settings)
     yield settings
     for role in database.ROLES:
-        _drop_external_database(base, database.database_name(settings, role))
+        drop_external_database(base, database.database_name(settings, role))
 
 
 RAW_TABLES = (
@@ -172,3 +138,9 @@ def tiny_multilingual_bert(tmp_path_factory) -> Path:
     hf_tokenizer(packed).save_pretrained(path)
     (path / "portrait_encoder.json").write_text(json.dumps({"name": "tiny-multilingual-test", "prefix": PREFIX}))
     return path
+
+
+def pytest_collection_modifyitems(config, items):
+    """The privacy scan is the session's last stage: it searches everything the
+    other tests left behind (tables, state directories, logs) for raw user ids."""
+    items.sort(key=lambda item: item.get_closest_marker("privacy_scan") is not None)

@@ -16,24 +16,8 @@ from pathlib import Path
 import pytest
 
 from portrait.cli.demo import wait_ready
-from tests.conftest import REPO
-from tests.integration.test_ingest import real_lines
-
-BIN = Path(sys.executable).parent
-API_KEY = "e2e-test-key"
-ADMIN_KEY = "e2e-admin-key"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def sh(cmd: str, env: dict, timeout: int = 600) -> str:
-    res = subprocess.run(["bash", "-c", cmd], env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout)
-    assert res.returncode == 0, f"{cmd}\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
-    return res.stdout
+from tests.helpers.data import REPO, real_lines
+from tests.helpers.deployment import ADMIN_KEY, API_KEY, deployment_env, free_port, sh
 
 
 class PrivateRedis:
@@ -85,22 +69,6 @@ class Deployment:
 
     def headers(self, admin: bool = False) -> dict:
         return {"X-API-Key": ADMIN_KEY if admin else API_KEY}
-
-
-def deployment_env(root: Path, encoder: Path, **extra: str) -> dict:
-    """The environment of a deployment under root: its own state, encoder, keys and
-    BentoML home, none of the caller's PORTRAIT_/FEAST_/MLFLOW_ settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PORTRAIT_", "FEAST_", "MLFLOW_"))}
-    env.update(
-        PORTRAIT_STATE_DIR=str(root / "state"),
-        PORTRAIT_ENCODER=str(encoder),
-        PORTRAIT_API_KEYS=API_KEY,
-        PORTRAIT_ADMIN_KEYS=ADMIN_KEY,
-        PATH=f"{BIN}:{env['PATH']}",
-        BENTOML_HOME=str(root / "bentoml"),
-        **extra,
-    )
-    return env
 
 
 def start_deployment(root: Path, env: dict, tiny_bert: Path, chinese: Path | None, redis=None):
@@ -175,10 +143,10 @@ def pg_deployment(tmp_path_factory, tiny_bert):
     puts it in the state directory)."""
     from portrait.settings import Settings
     from portrait.store import database
-    from tests.conftest import _drop_external_database, _fresh_external_database, require_external
+    from tests.helpers.databases import drop_external_database, fresh_external_database, require_external
 
     base = require_external("PORTRAIT_TEST_DATABASE_URL")
-    url, _ = _fresh_external_database(base)
+    url, _ = fresh_external_database(base)
     root = tmp_path_factory.mktemp("pg-deployment")
     env = deployment_env(root, tiny_bert, PORTRAIT_DATABASE_URL=url, PORTRAIT_ID_KEY="e2e-production-id-key-0123456789")
     env.pop("BENTOML_HOME")
@@ -187,4 +155,4 @@ def pg_deployment(tmp_path_factory, tiny_bert):
     finally:
         settings = Settings(state_dir=root / "state", database_url=url)
         for role in database.ROLES:
-            _drop_external_database(base, database.database_name(settings, role))
+            drop_external_database(base, database.database_name(settings, role))

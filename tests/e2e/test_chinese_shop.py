@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import REPO
-from tests.e2e.conftest import ADMIN_KEY, API_KEY, deployment_env, free_port, sh
+from tests.helpers.data import REPO
+from tests.helpers.deployment import ADMIN_KEY, API_KEY, deployment_env, free_port, sh
 
 pytestmark = pytest.mark.e2e
 CHINESE_WORD = re.compile(r"[\u4e00-\u9fff]{2,}")
@@ -122,7 +122,7 @@ def test_a_chinese_review_is_masked_stored_and_profiled(shop):
 
 
 def test_the_report_renders_chinese_labels_in_chromium(shop, tmp_path):
-    from tests.e2e.test_report import render_in_chromium
+    from tests.helpers.report import render_in_chromium
 
     out = tmp_path / "report"
     sh(f"portrait report --out {out}", shop.env)

@@ -30,7 +30,7 @@ def any_deployment(request):
 
 
 def catalog() -> list[str]:
-    from tests.integration.test_ingest import real_lines
+    from tests.helpers.data import real_lines
 
     return sorted({json.loads(line)["asin"] for line in real_lines(400)})
 

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
-from tests.integration.test_ingest import real_lines
+from tests.helpers.data import REPO, real_lines
 
 pytestmark = pytest.mark.e2e
 BIN = Path(sys.executable).parent

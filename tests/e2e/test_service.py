@@ -83,7 +83,7 @@ def unreviewed_item(user: str) -> str:
     """A catalog item (of the deployment's data) the user has not reviewed."""
     import json
 
-    from tests.integration.test_ingest import real_lines
+    from tests.helpers.data import real_lines
 
     records = [json.loads(line) for line in real_lines(400)]
     reviewed = {r["asin"] for r in records if r["reviewerID"] == user}

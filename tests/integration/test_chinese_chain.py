@@ -10,7 +10,7 @@ import re
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import TEST_KEY
+from tests.helpers.data import TEST_KEY
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +47,7 @@ def test_review_lengths_are_words_and_characters_and_migration_0006_backfills_th
     from portrait.ingest.loader import ingest_file, zh_sample
     from portrait.settings import Settings
     from portrait.store import migrate
-    from tests.integration.test_ingest import real_lines
+    from tests.helpers.data import real_lines
 
     settings, engine = db
     path = zh_sample.write_export(Settings().resolved_data_dir(), tmp_path / zh_sample.FILE_NAME, reviews=200)

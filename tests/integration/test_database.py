@@ -66,7 +66,7 @@ def test_embedded_up_is_idempotent_and_concurrent_starts_do_not_fail(tmp_path):
 
 
 def test_external_profile_never_starts_a_server(tmp_path):
-    from tests.conftest import require_external
+    from tests.helpers.databases import require_external
 
     url = require_external("PORTRAIT_TEST_DATABASE_URL")
     res = _portrait(tmp_path, "db", "status", env_extra={"PORTRAIT_DATABASE_URL": url})

@@ -9,8 +9,7 @@ import logging
 import pytest
 import sqlalchemy as sa
 
-from tests.integration.test_feature_store import built  # noqa: F401 - the fixture
-from tests.integration.test_materialization import VIEWS, _drop, _feast_database, _online_rows
+from tests.helpers.featurestore import VIEWS, drop_database, feast_database, online_rows
 
 pytestmark = pytest.mark.integration
 FEATURE_TABLES = ("user_behavior", "item_stats", "user_text_profile", "item_text_profile")
@@ -32,7 +31,7 @@ def _without_created(rows: dict[str, list]) -> dict[str, list]:
     return {view: [r[:-1] for r in found] for view, found in rows.items()}  # created_ts is the last column
 
 
-def test_ray_build_and_materialization_equal_local(built, tiny_bert, caplog):  # noqa: F811
+def test_ray_build_and_materialization_equal_local(built, tiny_bert, caplog):
     from portrait.features.build import build_features
     from portrait.features.executor import Compute
     from portrait.featurestore import repo as featurestore
@@ -40,8 +39,8 @@ def test_ray_build_and_materialization_equal_local(built, tiny_bert, caplog):  #
     settings, engine, _ = built
     ray_settings = settings.model_copy(update={"engine": "ray", "ray_cpus": 2})
     assert type(featurestore.repo_config(ray_settings).batch_engine).__name__ == "RayComputeEngineConfig"
-    local, local_db = _feast_database(settings)
-    on_ray, ray_db = _feast_database(settings)
+    local, local_db = feast_database(settings)
+    on_ray, ray_db = feast_database(settings)
     try:
         want_rows = _feature_rows(engine)
         featurestore.apply(settings, local)
@@ -63,10 +62,10 @@ def test_ray_build_and_materialization_equal_local(built, tiny_bert, caplog):  #
 
         featurestore.apply(ray_settings, on_ray)
         featurestore.materialize(ray_settings, full=True, overrides=on_ray)
-        got, want = _online_rows(settings, ray_db), _online_rows(settings, local_db)
+        got, want = online_rows(settings, ray_db), online_rows(settings, local_db)
         for view in VIEWS:
             assert len(want[view]) > 50, view
             assert _without_created({view: got[view]}) == _without_created({view: want[view]}), view
     finally:
-        _drop(settings, local_db)
-        _drop(settings, ray_db)
+        drop_database(settings, local_db)
+        drop_database(settings, ray_db)

@@ -10,44 +10,10 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import TEST_KEY
-from tests.integration.test_ingest import real_lines
+from tests.helpers.data import TEST_KEY, real_lines
+from tests.helpers.featurestore import feature_store, ingest_events, ingest_lines
 
 pytestmark = pytest.mark.integration
-
-
-def _ingest_lines(settings, engine, lines, name):
-    from portrait.ingest.loader import ingest_file
-
-    path = settings.state_dir / name
-    path.write_bytes(b"".join(lines))
-    return ingest_file(engine, "amazon-reviews", path, TEST_KEY, progress=False)[1]
-
-
-def _events(settings, engine, text):
-    from portrait.ingest.loader import ingest_file
-
-    path = settings.state_dir / "events.csv"
-    path.write_text(text)
-    return ingest_file(engine, "events", path, TEST_KEY, progress=False)[1]
-
-
-@pytest.fixture
-def built(db, tiny_bert):
-    """400 real reviews, a few views/carts, features built with the tiny BERT."""
-    from portrait.features.build import build_features
-
-    settings, engine = db
-    _ingest_lines(settings, engine, real_lines(400), "first.json")
-    _events(
-        settings,
-        engine,
-        "user_id,item_id,event_type,event_timestamp,quantity,amount\n"
-        "A2IBPI20UZIR0U,1384719342,view,2014-03-01T10:00:00Z,,\n"
-        "A2IBPI20UZIR0U,1384719342,cart,2014-03-01T10:05:00Z,1,\n",
-    )
-    result = build_features(engine, encoder_path=str(tiny_bert), progress=False)
-    return settings, engine, result
 
 
 def _count(engine, sql, **p):
@@ -80,7 +46,7 @@ def test_rebuild_processes_only_what_is_new(built, tiny_bert):
     before = _count(engine, "SELECT max(created_timestamp) FROM user_behavior")
 
     new_lines = real_lines(450)[400:]
-    _ingest_lines(settings, engine, new_lines, "second.json")
+    ingest_lines(settings, engine, new_lines, "second.json")
     third = build_features(engine, encoder_path=str(tiny_bert), progress=False)
     assert third.reviews_embedded == 50
     with engine.connect() as conn:
@@ -97,7 +63,7 @@ def test_as_of_leaves_later_rows_for_the_next_build(db, tiny_bert):
     from portrait.features.build import build_features
 
     settings, engine = db
-    _ingest_lines(settings, engine, real_lines(200), "part.json")
+    ingest_lines(settings, engine, real_lines(200), "part.json")
     cut = datetime(2012, 1, 1, tzinfo=timezone.utc)
     early = build_features(engine, as_of=cut, encoder_path=str(tiny_bert), progress=False)
     assert _count(engine, "SELECT max(event_timestamp) FROM user_behavior") <= cut
@@ -108,20 +74,6 @@ def test_as_of_leaves_later_rows_for_the_next_build(db, tiny_bert):
 
 
 # --- Feast ----------------------------------------------------------------------
-
-
-def _store(settings, online: str):
-    from portrait.featurestore import repo as featurestore
-    from tests.conftest import require_external
-
-    if online == "redis":
-        import redis
-
-        url = require_external("PORTRAIT_TEST_REDIS_URL")
-        redis.Redis.from_url(url).flushdb()  # the test database only (make test uses db 15)
-        settings = settings.model_copy(update={"redis_url": url})
-    featurestore.apply(settings)
-    return settings, featurestore.feature_store(settings)
 
 
 def _two_snapshot_user(engine):
@@ -136,7 +88,7 @@ def _two_snapshot_user(engine):
 
 def test_point_in_time_join_never_sees_a_later_value(built):
     settings, engine, _ = built
-    _, store = _store(settings, "postgres")
+    _, store = feature_store(settings, "postgres")
     user, times, counts = _two_snapshot_user(engine)
     # a label between the first and second snapshot, and one exactly at the second
     between = times[0] + (times[1] - times[0]) / 2
@@ -160,7 +112,7 @@ def test_chunked_hash_join_returns_feasts_frame_and_reaches_the_connection(built
     from training.rating import FEATURE_SERVICE, label_rows
 
     settings, engine, _ = built
-    _, store = _store(settings, "postgres")
+    _, store = feature_store(settings, "postgres")
     labels = label_rows(engine)
     entity_df = labels[["user_id", "item_id", "event_timestamp", "request_unix", "review_id", "rating"]]
     service = store.get_feature_service(FEATURE_SERVICE)
@@ -188,7 +140,7 @@ def test_online_values_equal_the_latest_offline_values(built, online):
     from portrait.privacy.pseudonyms import pseudonymize
 
     settings, engine, _ = built
-    settings, store = _store(settings, online)
+    settings, store = feature_store(settings, online)
     featurestore.materialize(settings, full=True)  # tests switch online stores on one registry
     with engine.connect() as conn:
         latest = pd.DataFrame(
@@ -239,7 +191,7 @@ def test_push_source_changes_the_next_online_read(built, online):
     from portrait.featurestore import repo as featurestore
 
     settings, engine, _ = built
-    settings, store = _store(settings, online)
+    settings, store = feature_store(settings, online)
     featurestore.materialize(settings, full=True)  # tests switch online stores on one registry
     with engine.connect() as conn:
         row = (
@@ -280,7 +232,7 @@ def test_reader_matches_feasts_affinity_and_follows_materialization(built, tiny_
     from serving.online import OnlineReader
 
     settings, engine, _ = built
-    settings, store = _store(settings, "postgres")
+    settings, store = feature_store(settings, "postgres")
     featurestore.materialize(settings, full=True)
     reader = OnlineReader(store)
     with engine.connect() as conn:
@@ -298,7 +250,7 @@ def test_reader_matches_feasts_affinity_and_follows_materialization(built, tiny_
 
     # new reviews for new items: after materialization the snapshot has them
     before = reader.items()
-    _ingest_lines(settings, engine, real_lines(460)[400:], "more.json")
+    ingest_lines(settings, engine, real_lines(460)[400:], "more.json")
     build_features(engine, encoder_path=str(tiny_bert), progress=False)
     assert reader.refresh_items() is before  # nothing materialized yet: the same snapshot
     featurestore.materialize(settings)
@@ -320,7 +272,7 @@ def test_forget_is_complete_and_durable(built, online, tiny_bert):
     from portrait.privacy.pseudonyms import pseudonymize
 
     settings, engine, _ = built
-    settings, store = _store(settings, online)
+    settings, store = feature_store(settings, online)
     raw_id = "A2IBPI20UZIR0U"
     user = pseudonymize(raw_id, TEST_KEY)
     lines = real_lines(400)
@@ -331,7 +283,7 @@ def test_forget_is_complete_and_durable(built, online, tiny_bert):
         json.dumps({**theirs[0], "overall": 9}).encode() + b"\n",
         repr({**theirs[0], "asin": "B-PY"}).encode() + b"\n",
     ]
-    _ingest_lines(settings, engine, bad, "bad.json")
+    ingest_lines(settings, engine, bad, "bad.json")
     featurestore.materialize(settings, full=True)
     count_sql = "SELECT item_review_count FROM item_stats WHERE item_id = :i ORDER BY event_timestamp DESC LIMIT 1"
     before = _count(engine, count_sql, i=item)
@@ -350,9 +302,9 @@ def test_forget_is_complete_and_durable(built, online, tiny_bert):
     assert online_after.to_dict()["item_review_count"] == [before - 1]
 
     # the shop's next export still holds the user: nothing comes back
-    counts = _ingest_lines(settings, engine, lines, "first.json")
+    counts = ingest_lines(settings, engine, lines, "first.json")
     assert counts.forgotten == len(theirs) and counts.reconciles and counts.loaded == 0
-    events = _events(
+    events = ingest_events(
         settings,
         engine,
         f"user_id,item_id,event_type,event_timestamp,quantity,amount\n{raw_id},{item},view,2014-03-02T10:00:00Z,,\n",
@@ -391,7 +343,7 @@ def test_a_different_key_or_a_lost_key_file_is_refused(db, tmp_path):
     from portrait.settings import Settings
 
     settings, engine = db
-    _ingest_lines(settings, engine, real_lines(5), "five.json")  # the fingerprint of TEST_KEY is stored
+    ingest_lines(settings, engine, real_lines(5), "five.json")  # the fingerprint of TEST_KEY is stored
     path = tmp_path / "again.json"
     path.write_bytes(b"".join(real_lines(5)))
     with pytest.raises(KeyMismatch, match="not the one this database was built with"):

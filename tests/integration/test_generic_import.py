@@ -11,8 +11,8 @@ import sqlalchemy as sa
 
 from portrait.ingest.imports import EVENT_FIELDS, REVIEW_FIELDS, ImportSpec, parse_mapping
 from portrait.privacy.pseudonyms import pseudonymize
-from tests.conftest import TEST_KEY
-from tests.integration.test_ingest import _scalar
+from tests.helpers.data import TEST_KEY
+from tests.helpers.ingest import scalar
 
 pytestmark = pytest.mark.integration
 COLUMNS = {
@@ -68,7 +68,7 @@ def _check(db, counts, run_id, duplicates=1):
     settings, engine = db
     assert counts.reconciles, counts.summary()
     assert (counts.loaded, counts.rejected, counts.duplicates) == (len(GOOD), len(BAD), duplicates), counts.summary()
-    assert _scalar(engine, "SELECT count(*) FROM reviews") == len(GOOD)
+    assert scalar(engine, "SELECT count(*) FROM reviews") == len(GOOD)
     u1 = pseudonymize("buyer01", TEST_KEY)
     with engine.connect() as conn:
         rows = dict(conn.execute(sa.text("SELECT item_id, rating FROM reviews WHERE user_id = :u"), {"u": u1}).all())
@@ -76,11 +76,11 @@ def _check(db, counts, run_id, duplicates=1):
             conn.execute(sa.text("SELECT reason FROM ingest_rejects WHERE run_id = :r"), {"r": run_id}).scalars()
         )
     assert rows == {"SKU-1": 5, "SKU-2": 3}  # 10 -> 5, 6 -> 3 on 1-10
-    ts = _scalar(engine, "SELECT min(event_timestamp) FROM reviews")
+    ts = scalar(engine, "SELECT min(event_timestamp) FROM reviews")
     assert ts.isoformat().startswith("2021-05-01T01:30:00")  # 09:30 Asia/Shanghai
-    assert _scalar(engine, "SELECT text FROM reviews WHERE item_id = 'SKU-2' AND rating = 4") == "联系我 [phone]"
-    assert "\n" in _scalar(engine, "SELECT text FROM reviews WHERE rating = 1")  # the quoted newline survives
-    languages = _scalar(engine, "SELECT string_agg(language, ',' ORDER BY event_timestamp) FROM reviews")
+    assert scalar(engine, "SELECT text FROM reviews WHERE item_id = 'SKU-2' AND rating = 4") == "联系我 [phone]"
+    assert "\n" in scalar(engine, "SELECT text FROM reviews WHERE rating = 1")  # the quoted newline survives
+    languages = scalar(engine, "SELECT string_agg(language, ',' ORDER BY event_timestamp) FROM reviews")
     assert languages == "zh,zh,zh,en"  # detected per review at ingest
     assert any("missing field 买家ID" in r for r in reasons) and any("outside the declared scale" in r for r in reasons)
     assert any("does not match" in r for r in reasons) and any("评分 is not a number" in r for r in reasons)
@@ -140,4 +140,4 @@ def test_an_events_export_with_its_own_columns(db, tmp_path):
     )
     _, counts = _ingest(db, path, spec, source="events")
     assert counts.reconciles and (counts.loaded, counts.rejected) == (3, 1)  # the repeated purchase is a second one
-    assert _scalar(engine, "SELECT sum(amount) FROM events") == 398
+    assert scalar(engine, "SELECT sum(amount) FROM events") == 398

@@ -9,9 +9,9 @@ import random
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import CDNOW, TEST_KEY
-from tests.hostile import amazon_bad_lines, cdnow_bad_lines, events_bad_lines, events_good_lines, hostile_ids
-from tests.integration.test_ingest import _ingest, _scalar, real_lines
+from tests.helpers.data import CDNOW, TEST_KEY, real_lines
+from tests.helpers.hostile import amazon_bad_lines, cdnow_bad_lines, events_bad_lines, events_good_lines, hostile_ids
+from tests.helpers.ingest import ingest_path, scalar
 
 pytestmark = pytest.mark.integration
 
@@ -47,19 +47,19 @@ def test_every_bad_line_is_set_aside_and_every_good_line_lands(db, tmp_path, sou
     assert len(bad_lines) >= 20
     path = tmp_path / f"{source}.txt"
     path.write_bytes(b"".join(_mixed(good_lines, bad_lines, seed=len(bad_lines))))
-    run_id, counts = _ingest(db, source, path, batch_size=64)
+    run_id, counts = ingest_path(db, source, path, batch_size=64)
     assert counts.reconciles
     assert counts.rejected == len(bad_lines), counts.summary()
     assert counts.loaded + counts.duplicates == len(good_lines)
-    assert _scalar(engine, f"SELECT count(*) FROM {table}") == counts.loaded
-    assert _scalar(engine, "SELECT status FROM ingest_runs WHERE run_id = :r", r=run_id) == "done"
+    assert scalar(engine, f"SELECT count(*) FROM {table}") == counts.loaded
+    assert scalar(engine, "SELECT status FROM ingest_runs WHERE run_id = :r", r=run_id) == "done"
     with engine.connect() as conn:
         reasons = conn.execute(sa.text("SELECT reason FROM ingest_rejects WHERE run_id = :r"), {"r": run_id}).scalars()
         assert all(r and "Error" not in r for r in reasons)  # a reason names the problem, not an exception
     leaked = [i for i in hostile_ids() if i in dump_of(engine)]
     assert leaked == []
     # the rerun finds the same rejects and loads nothing twice
-    _, again = _ingest(db, source, path, batch_size=64)
+    _, again = ingest_path(db, source, path, batch_size=64)
     assert (again.loaded, again.rejected) == (0, len(bad_lines))
 
 
@@ -70,7 +70,7 @@ def test_sealed_rejects_are_readable_with_the_key_only(db, tmp_path):
     bad = amazon_bad_lines()
     path = tmp_path / "bad.json"
     path.write_bytes(bad["python-literal"] + bad["numeric-id"])
-    run_id, counts = _ingest(db, "amazon-reviews", path)
+    run_id, counts = ingest_path(db, "amazon-reviews", path)
     assert counts.rejected == 2
     with engine.connect() as conn:
         rows = conn.execute(sa.text("SELECT user_id, raw_sealed FROM ingest_rejects ORDER BY line_number")).all()
@@ -92,10 +92,10 @@ def test_a_row_the_database_refuses_is_set_aside_not_the_run(db, tmp_path):
         lines[77] = lines[77].replace(b'"asin": "', b'"asin": "B00XX", "_": "')
         path = tmp_path / "refused.json"
         path.write_bytes(b"".join(lines))
-        run_id, counts = _ingest(db, "amazon-reviews", path, batch_size=50)
+        run_id, counts = ingest_path(db, "amazon-reviews", path, batch_size=50)
     finally:
         with engine.begin() as conn:
             conn.execute(sa.text("ALTER TABLE reviews DROP CONSTRAINT ck_test_no_xx"))
     assert (counts.loaded, counts.rejected) == (199, 1)
-    reason = _scalar(engine, "SELECT reason FROM ingest_rejects WHERE run_id = :r", r=run_id)
+    reason = scalar(engine, "SELECT reason FROM ingest_rejects WHERE run_id = :r", r=run_id)
     assert "database refused the row" in reason and "ck_test_no_xx" in reason

@@ -11,45 +11,29 @@ import sys
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import AMAZON, CDNOW, TEST_KEY
+from tests.helpers.data import AMAZON, CDNOW, TEST_KEY, real_lines
+from tests.helpers.ingest import ingest_path, scalar
 
 pytestmark = pytest.mark.integration
 
 
-def _ingest(db, source, path, batch_size=500):
-    from portrait.ingest.loader import ingest_file
-
-    settings, engine = db
-    return ingest_file(engine, source, path, TEST_KEY, batch_size=batch_size, progress=False)
-
-
-def _scalar(engine, sql, **params):
-    with engine.connect() as conn:
-        return conn.execute(sa.text(sql), params).scalar()
-
-
-def real_lines(n: int) -> list[bytes]:
-    with gzip.open(AMAZON, "rb") as f:
-        return [f.readline() for _ in range(n)]
-
-
 def test_the_real_amazon_file_loads_whole_and_reruns_load_nothing(db):
     settings, engine = db
-    run_id, counts = _ingest(db, "amazon-reviews", AMAZON, batch_size=5000)
+    run_id, counts = ingest_path(db, "amazon-reviews", AMAZON, batch_size=5000)
     assert (counts.read, counts.loaded, counts.rejected, counts.duplicates) == (10_261, 10_261, 0, 0)
-    assert _scalar(engine, "SELECT count(*) FROM reviews") == 10_261
-    assert _scalar(engine, "SELECT count(DISTINCT user_id) FROM reviews") == 1_429
-    assert _scalar(engine, "SELECT count(*) FROM users") == 1_429
-    assert _scalar(engine, "SELECT count(*) FROM items") == 900
-    assert _scalar(engine, "SELECT count(*) FROM reviews WHERE text = ''") == 7
-    assert _scalar(engine, "SELECT count(*) FROM events WHERE event_type = 'review'") == 10_261
+    assert scalar(engine, "SELECT count(*) FROM reviews") == 10_261
+    assert scalar(engine, "SELECT count(DISTINCT user_id) FROM reviews") == 1_429
+    assert scalar(engine, "SELECT count(*) FROM users") == 1_429
+    assert scalar(engine, "SELECT count(*) FROM items") == 900
+    assert scalar(engine, "SELECT count(*) FROM reviews WHERE text = ''") == 7
+    assert scalar(engine, "SELECT count(*) FROM events WHERE event_type = 'review'") == 10_261
     run = dict(_scalar_row(engine, f"SELECT * FROM ingest_runs WHERE run_id = {run_id}"))
     assert (run["status"], run["rows_read"], run["rows_loaded"]) == ("done", 10_261, 10_261)
 
-    _, again = _ingest(db, "amazon-reviews", AMAZON, batch_size=5000)
+    _, again = ingest_path(db, "amazon-reviews", AMAZON, batch_size=5000)
     assert (again.read, again.loaded, again.duplicates) == (10_261, 0, 10_261)
-    assert _scalar(engine, "SELECT count(*) FROM reviews") == 10_261
-    assert _scalar(engine, "SELECT count(*) FROM events") == 10_261
+    assert scalar(engine, "SELECT count(*) FROM reviews") == 10_261
+    assert scalar(engine, "SELECT count(*) FROM events") == 10_261
 
 
 def _scalar_row(engine, sql):
@@ -70,8 +54,8 @@ def test_no_raw_reviewer_id_or_name_anywhere_in_the_database(db):
     bad = [line.replace(b'"overall": 5.0', b'"overall": 7.0') for line in lines[:20]]
     path = db[0].state_dir / "private.json"
     path.write_bytes(b"".join(lines[20:] + bad))
-    _ingest(db, "amazon-reviews", path)
-    assert _scalar(engine, "SELECT count(*) FROM ingest_rejects") > 0
+    ingest_path(db, "amazon-reviews", path)
+    assert scalar(engine, "SELECT count(*) FROM ingest_rejects") > 0
     with engine.connect() as conn:
         tables = (
             conn.execute(sa.text("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"))
@@ -101,13 +85,13 @@ def test_corrupted_copy_of_real_lines_reconciles_exactly(db, tmp_path):
     path = tmp_path / "corrupted.json.gz"
     path.write_bytes(gzip.compress(b"".join(lines)))
 
-    run_id, counts = _ingest(db, "amazon-reviews", path, batch_size=128)
+    run_id, counts = ingest_path(db, "amazon-reviews", path, batch_size=128)
     assert counts.reconciles
     assert counts.read == len(lines)
     assert counts.rejected == len(injected)
     assert counts.duplicates == 1
     assert counts.loaded == 1000
-    assert _scalar(engine, "SELECT count(*) FROM reviews") == 1000
+    assert scalar(engine, "SELECT count(*) FROM reviews") == 1000
     with engine.connect() as conn:
         rejects = conn.execute(
             sa.text("SELECT line_number, reason FROM ingest_rejects WHERE run_id = :r ORDER BY line_number"),
@@ -133,11 +117,11 @@ def test_corrupted_copy_of_real_lines_reconciles_exactly(db, tmp_path):
 
 def test_cdnow_purchases_all_land_as_purchase_events_and_rerun_is_idempotent(db):
     settings, engine = db
-    _, counts = _ingest(db, "purchases", CDNOW, batch_size=10_000)
+    _, counts = ingest_path(db, "purchases", CDNOW, batch_size=10_000)
     assert (counts.read, counts.loaded, counts.rejected, counts.duplicates) == (69_659, 69_659, 0, 0)
-    assert _scalar(engine, "SELECT count(DISTINCT user_id) FROM events WHERE event_type = 'purchase'") == 23_570
-    assert _scalar(engine, "SELECT round(sum(amount)) FROM events") == _cdnow_total()
-    _, again = _ingest(db, "purchases", CDNOW, batch_size=10_000)
+    assert scalar(engine, "SELECT count(DISTINCT user_id) FROM events WHERE event_type = 'purchase'") == 23_570
+    assert scalar(engine, "SELECT round(sum(amount)) FROM events") == _cdnow_total()
+    _, again = ingest_path(db, "purchases", CDNOW, batch_size=10_000)
     assert (again.loaded, again.duplicates) == (0, 69_659)
 
 
@@ -158,9 +142,9 @@ def test_generic_events_csv(db, tmp_path):
         "shopper1,B01,purchase,2014-03-01T10:09:00Z,1,19.90\n"
         "shopper1,B01,like,2014-03-01T10:09:00Z,1,\n"
     )
-    _, counts = _ingest(db, "events", path)
+    _, counts = ingest_path(db, "events", path)
     assert (counts.read, counts.loaded, counts.rejected) == (4, 3, 1)
-    assert _scalar(engine, "SELECT count(*) FROM items WHERE item_id = 'B01'") == 1
+    assert scalar(engine, "SELECT count(*) FROM items WHERE item_id = 'B01'") == 1
 
 
 def test_a_run_killed_mid_batch_leaves_no_half_batch_and_the_rerun_completes(db, tmp_path):
@@ -180,14 +164,14 @@ def test_a_run_killed_mid_batch_leaves_no_half_batch_and_the_rerun_completes(db,
     )
     assert proc.returncode == -9, proc.stderr.decode()[-2000:]
     # three batches committed, the fourth was mid-transaction: nothing of it is visible
-    assert _scalar(engine, "SELECT count(*) FROM reviews") == 300
-    assert _scalar(engine, "SELECT rows_loaded FROM ingest_runs") == 300
-    _, counts = _ingest(db, "amazon-reviews", path, batch_size=100)
+    assert scalar(engine, "SELECT count(*) FROM reviews") == 300
+    assert scalar(engine, "SELECT rows_loaded FROM ingest_runs") == 300
+    _, counts = ingest_path(db, "amazon-reviews", path, batch_size=100)
     assert (counts.read, counts.loaded, counts.duplicates, counts.rejected) == (1000, 700, 300, 0)
     # the killed run's owner is gone: the rerun marked it interrupted, not left running
-    assert _scalar(engine, "SELECT status FROM ingest_runs WHERE run_id = 1") == "interrupted"
-    assert _scalar(engine, "SELECT finished_at IS NOT NULL FROM ingest_runs WHERE run_id = 1") is True
-    assert _scalar(engine, "SELECT count(*) FROM reviews") == 1000
+    assert scalar(engine, "SELECT status FROM ingest_runs WHERE run_id = 1") == "interrupted"
+    assert scalar(engine, "SELECT finished_at IS NOT NULL FROM ingest_runs WHERE run_id = 1") is True
+    assert scalar(engine, "SELECT count(*) FROM reviews") == 1000
 
 
 def test_runs_are_interrupted_only_when_their_owner_is_gone(db):

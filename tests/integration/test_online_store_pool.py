@@ -13,7 +13,7 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import require_external
+from tests.helpers.databases import require_external
 
 pytestmark = pytest.mark.integration
 HELD = 6  # more dead connections than the pool's back-off (1 + 2 + 4 s > 5 s) would survive one by one

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from tests.integration.test_feature_store import _store, built  # noqa: F401 - a fixture, used by name
+from tests.helpers.featurestore import feature_store
 
 pytestmark = pytest.mark.integration
 AS_OF = datetime(2013, 3, 1, 12, 0, 7, tzinfo=timezone.utc)
@@ -47,7 +47,7 @@ def _sample(engine, n_users: int = 8, n_items: int = 6) -> tuple[list[str], list
 
 
 @pytest.mark.parametrize("online", ["postgres", "redis"])
-def test_historical_and_online_rating_inputs_are_equal_and_predict_alike(built, online):  # noqa: F811 - fixture
+def test_historical_and_online_rating_inputs_are_equal_and_predict_alike(built, online):
     from portrait.features.rating_inputs import RATING_SERVICE
     from portrait.featurestore import repo as featurestore
     from registry import models, tracking
@@ -57,7 +57,7 @@ def test_historical_and_online_rating_inputs_are_equal_and_predict_alike(built, 
     from training.rating import run_rating_training
 
     settings, engine, _ = built
-    settings, store = _store(settings, online)
+    settings, store = feature_store(settings, online)
     store.materialize(start_date=datetime(1970, 1, 1, tzinfo=timezone.utc), end_date=AS_OF)
     users, items = _sample(engine)
     assert len(users) >= 3 and len(items) >= 3

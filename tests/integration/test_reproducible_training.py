@@ -17,7 +17,7 @@ import pytest
 
 from portrait.text.encoder import review_text
 from portrait.text.labels import ratings_sentiment
-from tests.conftest import AMAZON
+from tests.helpers.data import AMAZON
 
 pytestmark = pytest.mark.integration
 
@@ -91,8 +91,8 @@ def test_training_sets_do_not_depend_on_the_pseudonymization_key(tmp_path):
     from portrait.ingest.loader import ingest_file
     from portrait.settings import Settings
     from portrait.store import migrate
-    from tests.conftest import _drop_external_database, _fresh_external_database, require_external
-    from tests.integration.test_ingest import real_lines
+    from tests.helpers.data import real_lines
+    from tests.helpers.databases import drop_external_database, fresh_external_database, require_external
     from training.rating import label_rows
     from training.sentiment import load_reviews
 
@@ -102,7 +102,7 @@ def test_training_sets_do_not_depend_on_the_pseudonymization_key(tmp_path):
     path.write_bytes(b"".join(lines[200:] + lines[:200]))  # a different line order as well, for the second
     frames = []
     for key, source in ((b"k" * 32, path), (b"another-key-for-another-shop-000", None)):
-        url, name = _fresh_external_database(base)
+        url, name = fresh_external_database(base)
         settings = Settings(state_dir=tmp_path / name, database_url=url, id_key=key.decode())
         migrate.upgrade(settings)
         engine = sa.create_engine(url)
@@ -114,7 +114,7 @@ def test_training_sets_do_not_depend_on_the_pseudonymization_key(tmp_path):
             frames.append((load_reviews(engine), label_rows(engine)))
         finally:
             engine.dispose()
-            _drop_external_database(base, name)
+            drop_external_database(base, name)
     (reviews_a, labels_a), (reviews_b, labels_b) = frames
     assert not set(labels_a["user_id"]) & set(labels_b["user_id"])  # different pseudonyms
     columns = ["event_timestamp", "rating", "input", "label"]

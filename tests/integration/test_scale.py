@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import SHARED_DATA, TEST_KEY
+from tests.helpers.data import SHARED_DATA, TEST_KEY
 
 pytestmark = pytest.mark.integration
 

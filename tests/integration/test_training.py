@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from tests.integration.test_feature_store import _store, built  # noqa: F401 - a fixture, used by name
+from tests.helpers.featurestore import feature_store
 
 pytestmark = pytest.mark.integration
 # The first 400 Amazon reviews span 2004-2014; this split gives every part reviews.
@@ -19,7 +19,7 @@ SPLIT_DATES = (datetime(2012, 1, 1, tzinfo=timezone.utc), datetime(2013, 1, 1, t
 
 
 @pytest.fixture
-def tracked(built):  # noqa: F811 - pytest passes the imported fixture by name
+def tracked(built):
     from registry import tracking
 
     settings, engine, _ = built
@@ -119,7 +119,7 @@ def test_rating_training_set_is_point_in_time_correct(tracked):
     from training.rating import label_rows, training_frame
 
     settings, engine = tracked
-    settings, store = _store(settings, "postgres")
+    settings, store = feature_store(settings, "postgres")
     frame = training_frame(store, label_rows(engine))
     with engine.connect() as conn:
         reviews = pd.DataFrame(
@@ -150,7 +150,7 @@ def test_rating_model_trains_registers_and_loads_by_alias(tracked):
     )
 
     settings, engine = tracked
-    settings, store = _store(settings, "postgres")
+    settings, store = feature_store(settings, "postgres")
     out = run_rating_training(engine, store, RatingConfig(epochs=5, mf_epochs=3), TimeSplit(*SPLIT_DATES))
     for key in (
         "test_rmse",

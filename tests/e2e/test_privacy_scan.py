@@ -1,4 +1,5 @@
-"""Runs last in the e2e session (file order): after every other e2e test, the
+"""Runs last in the session (marker privacy_scan; tests/conftest.py orders it after
+every other test): after every other e2e test, the
 hostile ingest corpus, probes that put raw ids in paths, bodies and bad JSON, and
 a forget followed by the shop's next export, no raw user id (and no pseudonym of
 the forgotten user) is found in any table of the three databases, any file under
@@ -15,11 +16,11 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from tests.e2e.conftest import sh
-from tests.hostile import amazon_bad_lines, cdnow_bad_lines, events_bad_lines, hostile_ids
-from tests.integration.test_ingest import real_lines
+from tests.helpers.data import real_lines
+from tests.helpers.deployment import sh
+from tests.helpers.hostile import amazon_bad_lines, cdnow_bad_lines, events_bad_lines, hostile_ids
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.privacy_scan]
 PROBE_IDS = [f"PROBEUSER{i:03d}Z" for i in range(40)]
 
 

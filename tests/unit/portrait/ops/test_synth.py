@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from portrait.ops import synth
-from tests.conftest import SHARED_DATA
+from tests.helpers.data import SHARED_DATA
 
 pytestmark = pytest.mark.skipif(not (SHARED_DATA / synth.AMAZON).exists(), reason="shared data not found")
 

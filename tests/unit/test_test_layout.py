@@ -1,0 +1,63 @@
+"""Tests stand on their own: a test module never imports another test module or a
+conftest.py (fixtures reach tests by name, from the conftest.py of their folder);
+what tests share lives in tests/helpers/, which imports no test either. Unit tests
+mirror the package tree."""
+
+from __future__ import annotations
+
+import ast
+
+from tests.helpers.data import REPO
+
+TESTS = REPO / "tests"
+
+
+def _imported_modules(path) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found.append(node.module)
+            found += [f"{node.module}.{a.name}" for a in node.names]
+        elif isinstance(node, ast.Import):
+            found += [a.name for a in node.names]
+    return found
+
+
+def _offenders(paths) -> list[str]:
+    found = []
+    for path in paths:
+        for module in _imported_modules(path):
+            parts = module.split(".")  # tests.helpers.* only: never a test module or a conftest
+            if parts[0] == "tests" and len(parts) > 1 and parts[1] != "helpers":
+                found.append(f"{path.name} imports {module}")
+    return found
+
+
+def test_no_test_module_imports_a_test_module_or_a_conftest():
+    offenders = _offenders(sorted(TESTS.rglob("*.py")))
+    assert offenders == [], "\n".join(offenders)
+
+
+def test_the_check_catches_a_test_importing_a_test_or_a_conftest(tmp_path):
+    bad = tmp_path / "test_x.py"
+    bad.write_text("from tests.integration.test_ingest import x\nfrom tests.helpers.data import REPO\n")
+    fixture = tmp_path / "test_y.py"
+    fixture.write_text("def f():\n    from tests.e2e.conftest import sh\n")
+    assert _offenders([bad, fixture]) == [
+        "test_x.py imports tests.integration.test_ingest",
+        "test_x.py imports tests.integration.test_ingest.x",
+        "test_y.py imports tests.e2e.conftest",
+        "test_y.py imports tests.e2e.conftest.sh",
+    ]
+
+
+def test_unit_tests_mirror_the_package_tree():
+    rooms = {"portrait", "training", "registry", "serving"}
+    misplaced = []
+    for path in sorted((TESTS / "unit").rglob("test_*.py")):
+        folder = path.parent.relative_to(TESTS / "unit")
+        if folder.parts and folder.parts[0] in rooms and (REPO / folder).is_dir():
+            continue
+        if path.name != "test_test_layout.py":
+            misplaced.append(str(path.relative_to(REPO)))
+    assert misplaced == [], misplaced
