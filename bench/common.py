@@ -67,3 +67,9 @@ def online_rows(engine) -> int:
                 ("item_text_profile", "item_id"),
             )
         )
+
+
+def engine(settings: Settings):
+    """An engine on the profile's server, the embedded one started first if needed."""
+    database.ensure_running(settings)
+    return database.engine(settings)

@@ -32,11 +32,11 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import common  # bench/common.py (bench/ is on sys.path when a script runs)
 from common import online_rows, scratch_feast
 
 from portrait.featurestore import repo as featurestore
 from portrait.settings import get_settings
-from portrait.store import database
 
 
 def percentiles(samples: list[float]) -> tuple[float, float]:
@@ -181,7 +181,7 @@ def main() -> None:
     parser.add_argument("--skip-embedding", action="store_true")
     args = parser.parse_args()
     settings = get_settings()
-    engine = database.engine(settings)
+    engine = common.engine(settings)
     with engine.connect() as conn:
         if not conn.execute(sa.text("SELECT count(*) FROM item_text_profile")).scalar():
             sys.exit("no features: run portrait features build first")

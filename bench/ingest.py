@@ -14,12 +14,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # bench/common.py (bench/ is on sys.path when a script runs)
 from common import scratch_database
 
 from portrait.ingest.loader import Batch, Loader, ingest_file
 from portrait.ingest.parsing import ReviewRow
 from portrait.settings import get_settings
-from portrait.store import database
 
 AMAZON = "amazon_musical_instruments_5core/reviews_Musical_Instruments_5.json.gz"
 
@@ -80,7 +80,7 @@ class NaiveLoader(Loader):
 
 
 def timed_run(settings, path: Path, loader) -> tuple[float, int]:
-    engine = database.engine(settings)
+    engine = common.engine(settings)
     with engine.begin() as conn:
         conn.exec_driver_sql(
             "TRUNCATE ingest_rejects, events, reviews, items, users, ingest_runs RESTART IDENTITY CASCADE"

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import argparse
 
+import common  # bench/common.py (bench/ is on sys.path when a script runs)
+
 from portrait.featurestore.repo import feature_store
 from portrait.settings import get_settings
-from portrait.store import database
 from registry import tracking
 from training.config import FineTuneConfig
 from training.rating import RatingConfig, run_rating_training
@@ -34,7 +35,7 @@ def main() -> None:
     args = parser.parse_args()
     settings = get_settings()
     tracking.configure(settings, experiment="portrait-bench")
-    engine = database.engine(settings)
+    engine = common.engine(settings)
     if not args.skip_sentiment:
         out = run_sentiment_training(engine, FineTuneConfig(model=settings.encoder or "", epochs=args.epochs))
         m, b = out.metrics, out.baseline_metrics

@@ -11,12 +11,12 @@ test. Reads the reviews table only; seconds.
 
 from __future__ import annotations
 
+import common  # bench/common.py (bench/ is on sys.path when a script runs)
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
 from portrait.settings import get_settings
-from portrait.store import database
 from training.common import TimeSplit
 from training.rating import ndcg_recall_at_k
 
@@ -105,7 +105,7 @@ def recommenders(d: dict) -> dict:
 
 
 def main() -> None:
-    engine = database.engine(get_settings())
+    engine = common.engine(get_settings())
     with engine.connect() as conn:
         reviews = pd.read_sql(sa.text("SELECT user_id, item_id, event_timestamp AS t FROM reviews"), conn)
     reviews["t"] = pd.to_datetime(reviews["t"], utc=True)

@@ -44,10 +44,10 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import common  # bench/common.py (bench/ is on sys.path when a script runs)
 from common import online_rows, scratch_database, scratch_feast
 
 from portrait.featurestore import repo as featurestore
-from portrait.store import database
 
 T = TypeVar("T")
 REVIEWS_PER_USER, REVIEWS_PER_ITEM = 7.18, 11.4  # the real Amazon data's ratios
@@ -90,7 +90,7 @@ def run_size(
     out["synth_s"] = t
     key = b"bench-pseudonymization-key-32-bytes-long"
     with scratch_database() as settings:
-        engine = database.engine(settings)
+        engine = common.engine(settings)
         try:
             t1, _ = timed(ingest_file, engine, "amazon-reviews", shop.reviews_path, key, progress=False)
             t2, _ = timed(ingest_file, engine, "events", shop.events_path, key, progress=False)

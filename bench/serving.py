@@ -43,6 +43,7 @@ import time
 from pathlib import Path
 
 import aiohttp
+import common  # bench/common.py (bench/ is on sys.path when a script runs)
 import numpy as np
 
 from portrait.cli.demo import wait_ready
@@ -91,10 +92,9 @@ def review_texts(n: int) -> list[str]:
     import sqlalchemy as sa
 
     from portrait.settings import get_settings
-    from portrait.store import database
     from portrait.text.encoder import review_text
 
-    engine = database.engine(get_settings())
+    engine = common.engine(get_settings())
     with engine.connect() as conn:
         rows = conn.execute(sa.text("SELECT summary, text FROM reviews ORDER BY review_id LIMIT :n"), {"n": n}).all()
     return [review_text(s, t)[:1000] for s, t in rows]
@@ -318,9 +318,8 @@ def catalog_items(n: int) -> list[str]:
     import sqlalchemy as sa
 
     from portrait.settings import get_settings
-    from portrait.store import database
 
-    engine = database.engine(get_settings())
+    engine = common.engine(get_settings())
     with engine.connect() as conn:
         return list(conn.execute(sa.text("SELECT item_id FROM items ORDER BY item_id LIMIT :n"), {"n": n}).scalars())
 
@@ -332,11 +331,10 @@ def forget_users(users: list[str], env: dict) -> None:
     from portrait.ops.forget import forget
     from portrait.privacy.idkey import verified_id_key
     from portrait.settings import get_settings
-    from portrait.store import database
 
     get_settings.cache_clear()
     settings = get_settings()
-    engine = database.engine(settings)
+    engine = common.engine(settings)
     store = feature_store(settings)
     key = verified_id_key(settings, engine)
     for user in users:

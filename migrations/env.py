@@ -25,6 +25,7 @@ def run_migrations_online() -> None:
     if connection is not None:
         _run(connection)
         return
+    database.ensure_running(get_settings())  # `alembic upgrade head` after a reboot
     engine = database.engine(get_settings())
     try:
         with engine.connect() as conn:

@@ -36,8 +36,6 @@ def configure(settings: Settings, experiment: str = EXPERIMENT) -> str:
     """Point MLflow at this profile and make sure the experiment exists; returns its id."""
     import mlflow
 
-    if settings.profile == "local":
-        database.up(settings)  # idempotent; the tracking database lives on it
     mlflow.set_tracking_uri(tracking_uri(settings))
     mlflow.set_registry_uri(tracking_uri(settings))
     found = mlflow.get_experiment_by_name(experiment)

@@ -77,6 +77,8 @@ def settle() -> None:
 
 def configure_tracking() -> None:
     from portrait.settings import get_settings
+    from portrait.store import database
     from registry import tracking
 
+    database.ensure_running(get_settings())  # the tracking database lives on the profile's server
     tracking.configure(get_settings())

@@ -3,15 +3,19 @@ calibration, residuals. Each returns a matplotlib figure."""
 
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
+
+
+def _subplots(*args, **kwargs):
+    """A figure and its axes without pyplot: no backend chosen for the whole process,
+    and nothing kept open once MLflow has saved the figure."""
+    fig = Figure(figsize=kwargs.pop("figsize", None))
+    return fig, fig.subplots(*args, **kwargs)
 
 
 def confusion_matrix(matrix: np.ndarray, labels: list[str], title: str):
-    fig, ax = plt.subplots(figsize=(4.8, 4.2))
+    fig, ax = _subplots(figsize=(4.8, 4.2))
     norm = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     for i in range(len(labels)):
@@ -35,7 +39,7 @@ def confusion_matrix(matrix: np.ndarray, labels: list[str], title: str):
 
 
 def learning_curves(history: list[dict], metrics: list[str], title: str):
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.6))
+    fig, axes = _subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.6))
     for ax, metric in zip(np.atleast_1d(axes), metrics):
         points = [(h["step"], h[metric]) for h in history if h.get(metric) is not None]
         if points:
@@ -59,7 +63,7 @@ def calibration(confidence: np.ndarray, correct: np.ndarray, title: str, bins: i
             mids.append(confidence[mask].mean())
             accs.append(correct[mask].mean())
             counts.append(int(mask.sum()))
-    fig, ax = plt.subplots(figsize=(4.5, 4.2))
+    fig, ax = _subplots(figsize=(4.5, 4.2))
     ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect")
     ax.plot(mids, accs, marker="o", label="model")
     for x, y, n in zip(mids, accs, counts):
@@ -73,7 +77,7 @@ def calibration(confidence: np.ndarray, correct: np.ndarray, title: str, bins: i
 
 
 def residuals(y_true: np.ndarray, y_pred: np.ndarray, title: str):
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.8))
+    fig, axes = _subplots(1, 2, figsize=(9, 3.8))
     for rating in range(1, 6):
         mask = y_true == rating
         if mask.any():

@@ -23,6 +23,27 @@ class PortraitGroup(click.Group):
             raise click.ClickException(str(err)) from None
 
 
+def _running(settings):
+    """The profile's database server, started first in the local profile (after a reboot)."""
+    from portrait.store import database
+
+    database.ensure_running(settings)
+    return settings
+
+
+def _engine(settings, **kwargs):
+    from portrait.store import database
+
+    return database.engine(_running(settings), **kwargs)
+
+
+def _tracking(settings) -> str:
+    """MLflow pointed at this profile (its tracking database lives on the profile's server)."""
+    from registry import tracking
+
+    return tracking.configure(_running(settings))
+
+
 @click.group(cls=PortraitGroup)
 @click.option("-v", "--verbose", is_flag=True, help="Log debug detail.")
 def main(verbose: bool) -> None:
@@ -102,6 +123,7 @@ def migrate(revision: str) -> None:
     from portrait.store import migrate as migrations
 
     settings = get_settings()
+    _running(settings)
     migrations.upgrade(settings, revision)
     click.echo(f"schema at revision {migrations.current_revision(settings)}")
 
@@ -114,6 +136,7 @@ def downgrade(revision: str) -> None:
     from portrait.store import migrate as migrations
 
     settings = get_settings()
+    _running(settings)
     migrations.downgrade(settings, revision)
     click.echo(f"schema at revision {migrations.current_revision(settings)}")
 
@@ -130,10 +153,9 @@ def _ingest(source: str, path: Path, batch_size: int | None, spec=None) -> None:
     from portrait.ingest.imports import MappingError
     from portrait.ingest.loader import ingest_file
     from portrait.privacy.idkey import verified_id_key
-    from portrait.store import database
 
     settings = get_settings()
-    engine = database.engine(settings)
+    engine = _engine(settings)
     try:
         key = verified_id_key(settings, engine)
         run_id, counts = ingest_file(
@@ -156,9 +178,8 @@ def ingest_runs(limit: int) -> None:
     """The latest ingest runs with their owner and counts; a run whose process is gone
     (killed, crashed) is marked interrupted first."""
     from portrait.ingest.loader import list_runs
-    from portrait.store import database
 
-    engine = database.engine(get_settings())
+    engine = _engine(get_settings())
     try:
         runs = list_runs(engine, limit)
     finally:
@@ -185,10 +206,9 @@ def ingest_rejects(run_id: int, limit: int) -> None:
 
     from portrait.privacy.idkey import verified_id_key
     from portrait.privacy.pseudonyms import unseal
-    from portrait.store import database
 
     settings = get_settings()
-    engine = database.engine(settings)
+    engine = _engine(settings)
     try:
         key = verified_id_key(settings, engine)
         with engine.connect() as conn:
@@ -449,13 +469,12 @@ def features_build(as_of: str | None, encoder: str | None, sentiment_from: str) 
     """Compute the feature tables, incrementally."""
     from portrait.features.build import RatingsSentiment, build_features
     from portrait.privacy.idkey import verified_id_key
-    from portrait.store import database
     from registry.models import champion_labeler
 
     settings = get_settings()
     sentiment = champion_labeler(settings, RatingsSentiment()) if sentiment_from == "champion" else RatingsSentiment()
     click.echo(f"review sentiment for the text profiles: {sentiment.source}")
-    engine = database.engine(settings)
+    engine = _engine(settings)
     try:
         verified_id_key(settings, engine)  # a build over another key's pseudonyms would mix two populations
         result = build_features(
@@ -491,10 +510,9 @@ def features_get(user_id: str) -> None:
     from portrait.featurestore.repo import feature_store, online_portrait
     from portrait.privacy.idkey import verified_id_key
     from portrait.privacy.pseudonyms import pseudonymize
-    from portrait.store import database
 
     settings = get_settings()
-    engine = database.engine(settings)
+    engine = _engine(settings)
     try:
         pseudonym = pseudonymize(user_id, verified_id_key(settings, engine))
     finally:
@@ -610,8 +628,6 @@ def train_sentiment(
     test_from,
 ) -> None:
     """Fine-tune the encoder as a 3-class review sentiment model (+ TF-IDF baseline)."""
-    from portrait.store import database
-    from registry import tracking
     from training.common import TimeSplit, device
     from training.sentiment import run_sentiment_training
 
@@ -630,8 +646,8 @@ def train_sentiment(
         language=language,
     )
     split = TimeSplit(_parse_time(train_before), _parse_time(test_from))
-    tracking.configure(settings)
-    engine = database.engine(settings)
+    _tracking(settings)
+    engine = _engine(settings)
     try:
         out = run_sentiment_training(engine, cfg, split)
     finally:
@@ -667,14 +683,12 @@ def train_sentiment(
 def train_rating(epochs: int, seed: int, train_before: str, test_from: str) -> None:
     """Train the rating model on Feast features (rating_v1) and its baselines."""
     from portrait.featurestore.repo import feature_store
-    from portrait.store import database
-    from registry import tracking
     from training.common import TimeSplit
     from training.rating import run_rating_training
 
     settings = get_settings()
-    tracking.configure(settings)
-    engine = database.engine(settings)
+    _tracking(settings)
+    engine = _engine(settings)
     try:
         out = run_rating_training(
             engine,
@@ -712,10 +726,9 @@ def models_list(name: str | None) -> None:
     """Versions, aliases and headline metrics."""
     from datetime import datetime, timezone
 
-    from registry import tracking
     from registry.models import HEADLINE, SENTIMENT_ZH, list_versions
 
-    tracking.configure(get_settings())
+    _tracking(get_settings())
     for model in [name] if name else list(HEADLINE):
         versions = list_versions(model)
         if not versions and not name and model == SENTIMENT_ZH:
@@ -738,10 +751,9 @@ def models_list(name: str | None) -> None:
 @click.argument("name")
 def models_champion(name: str) -> None:
     """Print the champion's version; exit 1 when there is none."""
-    from registry import tracking
     from registry.models import champion
 
-    tracking.configure(get_settings())
+    _tracking(get_settings())
     current = champion(name)
     if current is None:
         click.echo(f"{name} has no champion", err=True)
@@ -755,10 +767,9 @@ def models_champion(name: str) -> None:
 @click.option("--force", is_flag=True, help="Promote even if the headline metric is worse than the champion's.")
 def models_promote(name: str, version: int, force: bool) -> None:
     """Make VERSION the champion (served); the old champion becomes `previous`."""
-    from registry import tracking
     from registry.models import PromotionRefused, promote
 
-    tracking.configure(get_settings())
+    _tracking(get_settings())
     try:
         new, old = promote(name, version, force=force)
     except PromotionRefused as err:
@@ -771,10 +782,9 @@ def models_promote(name: str, version: int, force: bool) -> None:
 @click.argument("name")
 def models_rollback(name: str) -> None:
     """Restore the previous champion."""
-    from registry import tracking
     from registry.models import PromotionRefused, rollback
 
-    tracking.configure(get_settings())
+    _tracking(get_settings())
     try:
         restored, demoted = rollback(name)
     except PromotionRefused as err:
@@ -793,10 +803,9 @@ def models_rollback(name: str) -> None:
 def report(out_dir: Path | None) -> None:
     """Operations report: segments, trends, rising and falling items, cohorts (HTML + PNG)."""
     from portrait.ops.report import load, render
-    from portrait.store import database
 
     settings = get_settings()
-    engine = database.engine(settings)
+    engine = _engine(settings)
     try:
         reviews, users = load(engine)
     finally:
@@ -815,10 +824,9 @@ def forget(user_id: str) -> None:
     from portrait.featurestore.repo import feature_store
     from portrait.ops.forget import forget as erase
     from portrait.privacy.idkey import verified_id_key
-    from portrait.store import database
 
     settings = get_settings()
-    engine = database.engine(settings)
+    engine = _engine(settings)
     try:
         report = erase(engine, feature_store(settings), user_id, verified_id_key(settings, engine))
     finally:

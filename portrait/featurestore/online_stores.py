@@ -26,7 +26,7 @@ from feast.repo_config import RepoConfig
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
-from portrait.featurestore.feast_private import CONN_KWARGS, NAIVE_UTC, PG_CONNINFO, PG_TABLE_ID, resolve
+from portrait.featurestore.feast_private import CONN_KWARGS, NAIVE_UTC, PG_CONNINFO, postgres_online_table, resolve
 
 TYPE = "portrait.featurestore.online_stores.PortraitPostgreSQLOnlineStore"
 POOL_TIMEOUT_S = 5.0  # longest wait for a connection (none free, or the server unreachable)
@@ -90,7 +90,7 @@ class PortraitPostgreSQLOnlineStore(feast_pg.PostgreSQLOnlineStore):
         """The rows Feast's online_write_batch writes, COPYed into a staging table and
         upserted in one statement. Rows for the same (entity, feature) keep the last one,
         as Feast's row-by-row upserts do."""
-        table_name = resolve(PG_TABLE_ID)(config.project, table, config.registry.enable_online_feature_view_versioning)
+        table_name = postgres_online_table(config, table)
         with self._get_conn(config) as conn, conn.cursor() as cur:
             has_value_num = self._check_table_has_value_num(cur, table_name, config)
             compute_value_num = has_value_num  # as Feast: filled wherever the column exists

@@ -233,7 +233,7 @@ def _csv_records(stream: BinaryIO, encoding: str, delimiter: str, spec: ImportSp
 def _next_record(lines: _CsvLines, delimiter: str) -> list[str] | None:
     """The next record's fields (None at the end of the file); lines.taken holds its lines."""
     lines.begin()
-    return next(csv.reader(lines, delimiter=delimiter), None)
+    return next(parsing.csv_reader(lines, delimiter=delimiter), None)
 
 
 def _runaway_quote(lines: _CsvLines, header: list[str], delimiter: str, spec: ImportSpec) -> str | None:
@@ -257,7 +257,7 @@ def _runaway_quote(lines: _CsvLines, header: list[str], delimiter: str, spec: Im
 
 
 def _reads_as_record(text: str, header: list[str], delimiter: str, spec: ImportSpec) -> bool:
-    fields = next(csv.reader([text], delimiter=delimiter), [])
+    fields = next(parsing.csv_reader([text], delimiter=delimiter), [])
     if len(fields) != len(header):
         return False
     record = dict(zip(header, fields))

@@ -9,11 +9,12 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from portrait.privacy.pseudonyms import mask_contacts, pseudonymize
 
@@ -22,9 +23,6 @@ MAX_TEXT_CHARS = 50_000
 MAX_ID_CHARS = 256
 EARLIEST = datetime(1990, 1, 1, tzinfo=timezone.utc)
 EVENT_TYPES = ("view", "cart", "purchase", "review")
-# csv's default 131,072-character field limit is below a line's: let a long field
-# parse, so that its length check (MAX_TEXT_CHARS) rejects it with a reason.
-csv.field_size_limit(MAX_LINE_BYTES)
 EVENTS_CSV_HEADER = ("user_id", "item_id", "event_type", "event_timestamp", "quantity", "amount")
 CDNOW_HEADER = ("customer_id", "date", "number_of_cds", "dollar_value")
 
@@ -306,8 +304,18 @@ def _iso_or_unix(value: str, field: str, naive_tz: tzinfo = timezone.utc) -> dat
     return _plausible(ts.astimezone(timezone.utc), field)
 
 
+def csv_reader(lines: Iterable[str], **kwargs: Any) -> Iterator[list[str]]:
+    """csv.reader with room for a field as long as a line: csv's default 131,072
+    characters is below MAX_LINE_BYTES, and a long field must parse so that its
+    length check (MAX_TEXT_CHARS) rejects it with a reason. The limit is the csv
+    module's, process-wide: raised when a CSV is read (never lowered), not at import."""
+    if csv.field_size_limit() < MAX_LINE_BYTES:
+        csv.field_size_limit(MAX_LINE_BYTES)
+    return csv.reader(lines, **kwargs)
+
+
 def split_csv_line(line: str) -> list[str]:
-    return next(csv.reader([line]), [])
+    return next(csv_reader([line]), [])
 
 
 def is_events_header(line: str) -> bool:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import pandas as pd
 import sqlalchemy as sa
 
+from portrait.featurestore.feast_private import postgres_online_table, redis_key
+
 USER_VIEWS = ("user_behavior", "user_text_profile")
 ITEM_VIEWS = ("item_stats", "item_text_profile")
 
@@ -89,8 +91,6 @@ def delete_online(store, join_key: str, values: list[str], views: tuple[str, ...
     if config.online_store.type == "redis":
         import redis
 
-        from portrait.featurestore.feast_private import redis_key
-
         host, _, rest = config.online_store.connection_string.partition(",")
         options = dict(kv.split("=", 1) for kv in rest.split(",") if "=" in kv)
         client = redis.Redis(
@@ -101,14 +101,13 @@ def delete_online(store, join_key: str, values: list[str], views: tuple[str, ...
         )
         n = client.delete(*(redis_key(config.project, k, version) for k in keys)) if keys else 0
         return f"redis: {n} keys deleted"
-    from portrait.featurestore.feast_private import postgres_online_table
     from portrait.featurestore.repo import pg_connect
 
     serialized = [serialize_entity_key(k, entity_key_serialization_version=version) for k in keys]
     total = 0
     with pg_connect(config.online_store) as conn:
         for view in views:
-            table = postgres_online_table(config.project, store.get_feature_view(view))
+            table = postgres_online_table(config, store.get_feature_view(view))
             total += conn.execute(f'DELETE FROM "{table}" WHERE entity_key = ANY(%s)', (serialized,)).rowcount
     return f"postgres: {total} rows deleted"
 

