@@ -136,9 +136,10 @@ def run_one(n: int, seed: int) -> dict[str, float]:
 
     from portrait.features.rating_inputs import affinity, normalize
     from portrait.ops.synth import catalog_embeddings
+    from registry.rating_model import DEFAULT_CANDIDATES as CANDIDATES
     from registry.rating_model import ranking_prior, top_candidates
     from serving.online import ItemSnapshot, OnlineReader
-    from serving.service import CANDIDATES, rank_items
+    from serving.service import rank_items
 
     vectors, review_items, review_users = real_review_embeddings()
     users, owner = np.unique(review_users, return_inverse=True)
@@ -200,7 +201,9 @@ def run_one(n: int, seed: int) -> dict[str, float]:
 
             t0 = time.perf_counter()
             excluded = snapshot.rows([item_ids[j] for j in seen])
-            rank_items(snapshot, normalize(np.asarray(q)[None, :])[0], excluded, WEIGHTS["default"], predict, 10)
+            rank_items(
+                snapshot, normalize(np.asarray(q)[None, :])[0], excluded, WEIGHTS["default"], predict, 10, CANDIDATES
+            )
             if r >= 20:  # after a warm-up
                 samples.append(time.perf_counter() - t0)
     out["p50_ms"] = float(np.percentile(samples, 50) * 1000)

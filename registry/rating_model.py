@@ -74,6 +74,9 @@ def prepare(frame: pd.DataFrame, spec: dict) -> np.ndarray:
 # How /recommend ranks (weights chosen on the validation period by training; a
 # model logged without them ranks embedding-nearest candidates by predicted rating).
 DEFAULT_RANKING = {"affinity": 1.0, "popularity": 0.0, "rating": 1.0}
+# candidates by the prior that the rating model re-ranks: chosen with the weights at
+# training and logged in the spec beside them, so training and serving rank alike
+DEFAULT_CANDIDATES = 100
 
 
 def ranking_prior(affinity: np.ndarray, item_review_count: np.ndarray, weights: dict) -> np.ndarray:
@@ -137,6 +140,7 @@ class RatingModel(PythonModel):
         self.net.load_state_dict(torch.load(context.artifacts["weights"], map_location="cpu"))
         self.net.eval()
         self.ranking = {**DEFAULT_RANKING, **self.spec.get("ranking", {})}
+        self.candidates = int(self.spec.get("candidates", DEFAULT_CANDIDATES))  # models logged before: 100
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         import torch

@@ -51,9 +51,9 @@ from serving.schemas import (
 
 if TYPE_CHECKING:
     from portrait.text.encoder import Encoder
+    from serving.online import OnlineReader
 
 log = logging.getLogger("portrait.serving")
-CANDIDATES = 100  # items re-ranked by the rating model per /recommend
 READY_CACHE_S = 2.0  # /readyz re-checks the stores at most this often
 REBUILD_AFTER = 3  # unexpected feature-route failures in a row before the store client is rebuilt
 READINESS_PROBE_USER = "u_readiness_probe"  # not a pseudonym any user can have (those are hex)
@@ -161,7 +161,7 @@ class Portrait:
         self.engine = database.engine(self.settings, pool_size=8)
         self.key = verified_id_key(self.settings, self.engine)
         self._store_lock = threading.Lock()
-        self._reader = None
+        self._reader: OnlineReader | None = None  # built on first use (Feast loads lazily)
         self._store_error: str | None = None
         self._encoder: Encoder | None = None
         self._encoder_lock = threading.Lock()
@@ -337,7 +337,7 @@ class Portrait:
         predicted rating (weights chosen on validation at training); a user without a
         text profile gets the most popular items."""
         from portrait.ingest.loader import items_seen
-        from registry.rating_model import DEFAULT_RANKING
+        from registry.rating_model import DEFAULT_CANDIDATES, DEFAULT_RANKING
         from serving.online import user_vector
 
         pseudonym = self._pseudonym(user_id)
@@ -367,7 +367,9 @@ class Portrait:
                     ],
                 )
             model = self.rating.get()
-            weights = getattr(model.unwrap_python_model(), "ranking", DEFAULT_RANKING)
+            ranking = model.unwrap_python_model()
+            weights = getattr(ranking, "ranking", DEFAULT_RANKING)
+            candidates = getattr(ranking, "candidates", DEFAULT_CANDIDATES)  # the model's own, as evaluated
             review_count = items.stats["item_review_count"]
             top, scores, ratings, aff = rank_items(
                 items,
@@ -376,6 +378,7 @@ class Portrait:
                 weights,
                 lambda rows: self._predict_ratings(reader, user, [items.item_ids[j] for j in rows]),
                 k,
+                candidates,
             )
             return RecommendResponse(
                 user_id=user_id,
@@ -565,14 +568,14 @@ class Portrait:
         return True
 
 
-def rank_items(items, query: np.ndarray, excluded: np.ndarray, weights: dict, predict, k: int):
+def rank_items(items, query: np.ndarray, excluded: np.ndarray, weights: dict, predict, k: int, candidates: int):
     """/recommend's ranking for a user with a text profile (query: the normalized user
-    embedding): CANDIDATES items from the index (serving.candidates), re-ranked by
+    embedding): `candidates` items (the rating model's own count) from the index (serving.candidates), re-ranked by
     prior plus weighted predicted rating (predict: item rows -> ratings). Returns the
     top-k rows, their scores and ratings, and the candidates' affinity by row."""
     from registry.rating_model import ranking_prior, rerank
 
-    cand = items.candidates.top(query, weights, excluded, CANDIDATES)
+    cand = items.candidates.top(query, weights, excluded, candidates)
     affinity = items.candidates.affinity(query, cand)
     prior = ranking_prior(affinity, items.stats["item_review_count"][cand], weights)
     top, scores, ratings = rerank(cand, prior, predict, weights, k)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from registry.rating_model import DEFAULT_CANDIDATES
+
 
 @dataclass
 class FineTuneConfig:
@@ -50,5 +52,5 @@ class RatingConfig:
     mf_epochs: int = 40
     seed: int = 13
     k: int = 10
-    candidates: int = 100  # candidates by the ranking prior, re-ranked by the predicted rating
+    candidates: int = DEFAULT_CANDIDATES  # by the ranking prior, re-ranked by the predicted rating; logged in the model
     ranking_users: int = 2000  # users sampled for the ranking evaluation

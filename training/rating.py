@@ -553,6 +553,7 @@ def run_rating_training(
         )
         metrics.update(ranking)
         spec["ranking"] = weights
+        spec["candidates"] = cfg.candidates  # serving re-ranks as many as the evaluation did
         metrics["best_epoch"] = best_epoch
         for name in ("user_item_bias", "matrix_factorization", "global_mean"):
             metrics[f"test_rmse_minus_{name}"] = metrics["test_rmse"] - baselines[f"{name}_test_rmse"]

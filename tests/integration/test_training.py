@@ -151,7 +151,9 @@ def test_rating_model_trains_registers_and_loads_by_alias(tracked):
 
     settings, engine = tracked
     settings, store = feature_store(settings, "postgres")
-    out = run_rating_training(engine, store, RatingConfig(epochs=5, mf_epochs=3), TimeSplit(*SPLIT_DATES))
+    out = run_rating_training(
+        engine, store, RatingConfig(epochs=5, mf_epochs=3, candidates=37), TimeSplit(*SPLIT_DATES)
+    )
     for key in (
         "test_rmse",
         "test_mae",
@@ -170,6 +172,9 @@ def test_rating_model_trains_registers_and_loads_by_alias(tracked):
         "rating"
     ]
     assert pred.between(1, 5).all() and pred.nunique() > 1
+    # the ranking travels inside the model: serving re-ranks as many candidates as training evaluated
+    ranking = loaded.unwrap_python_model()
+    assert ranking.candidates == 37 and set(ranking.ranking) == {"affinity", "popularity", "rating"}
 
 
 def test_bilingual_fine_tune_reports_each_language_against_its_own_baseline(tracked, tiny_bert):
