@@ -115,3 +115,51 @@ def word_tfidf(chinese: bool = False, **options):
 
     words = {"tokenizer": jieba_words, "token_pattern": None, "lowercase": False} if chinese else {}
     return TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, **words, **options)
+
+
+def log_and_register(
+    *,
+    model_file: str,
+    artifacts: dict[str, str],
+    registered_name: str,
+    input_example: pd.DataFrame,
+    requirements: list[str],
+    metrics: dict[str, float],
+    tags: dict[str, str],
+    baseline: str,
+    baseline_headline: float,
+    model_config: dict | None = None,
+) -> int:
+    """The end of every training run: the model logged as an MLflow models-from-code
+    pyfunc (registry/<model_file>) and registered, the run's metrics linked to it,
+    and the new version tagged with its provenance, its headline metric and the
+    baseline's (the promotion gate reads them). Returns the version."""
+    import mlflow
+
+    from registry.models import BASELINE_PREFIX, HEADLINE, tag_version
+
+    info = mlflow.pyfunc.log_model(
+        name="model",
+        python_model=str(REPO_ROOT / "registry" / model_file),
+        artifacts=artifacts,
+        model_config=model_config,
+        input_example=input_example,
+        registered_model_name=registered_name,
+        pip_requirements=pinned_requirements(requirements),
+    )
+    # after the model, linked to it: metrics logged before log_model are copied to the
+    # model by MLflow, which inserts each one twice and recovers from the duplicate key
+    mlflow.log_metrics(metrics, model_id=info.model_id)
+    version = int(info.registered_model_version)
+    headline = HEADLINE[registered_name][0]
+    tag_version(
+        registered_name,
+        version,
+        {
+            **tags,
+            headline: f"{metrics[headline]:.4f}",
+            "baseline": baseline,
+            BASELINE_PREFIX + headline: f"{baseline_headline:.6f}",
+        },
+    )
+    return version

@@ -27,7 +27,7 @@ from registry.models import RATING
 from training.common import (
     TimeSplit,
     environment_params,
-    pinned_requirements,
+    log_and_register,
     run_tags,
     seed_everything,
     with_float_integers,
@@ -472,15 +472,32 @@ class RatingOutcome:
     baselines: dict[str, float]
 
 
-def run_rating_training(
-    engine: sa.Engine, store, cfg: RatingConfig = RatingConfig(), split: TimeSplit = TimeSplit()
-) -> RatingOutcome:
-    """Build the training set from Feast, train the MLP and the baselines on the
-    same time split, log both runs, register the model."""
-    import mlflow
+@dataclass
+class RatingData:
+    """The rating training set (Feast's point-in-time join), split by time."""
 
-    from registry.models import BASELINE_PREFIX, HEADLINE, tag_version
-    from training import plots
+    frame: pd.DataFrame
+    train: pd.DataFrame
+    val: pd.DataFrame
+    test: pd.DataFrame
+    features: list[str]
+    tags: dict[str, str]
+    counts: dict[str, int]
+    dataset: Any  # the MLflow dataset logged as each run's input
+    join_seconds: float
+
+    @property
+    def y_test(self) -> np.ndarray:
+        return self.test["rating"].to_numpy().astype(float)
+
+    @property
+    def fit_frame(self) -> pd.DataFrame:
+        """Train + validation: what the baselines and the final MLP learn from."""
+        return pd.concat([self.train, self.val], ignore_index=True)
+
+
+def rating_data(engine: sa.Engine, store, split: TimeSplit) -> RatingData:
+    import mlflow
 
     labels = label_rows(engine)
     if labels.empty:
@@ -493,28 +510,56 @@ def run_rating_training(
     for label, part in (("train", train), ("validation", val), ("test", test)):
         if part.empty:
             raise ValueError(f"the {label} period of {split.window()} holds no reviews")
-    features = feature_columns(frame, service_features(store, FEATURE_SERVICE))
-    tags = run_tags(split, FEATURE_SERVICE)
-    counts = {f"{n}_reviews": len(p) for n, p in (("train", train), ("val", val), ("test", test))}
-    y_test = test["rating"].to_numpy().astype(float)
     dataset = mlflow.data.from_pandas(  # type: ignore[attr-defined]  # lazily bound by mlflow.data
         with_float_integers(frame.drop(columns=["user_id", "item_id"])), name="rating_v1-training-set", targets="rating"
     )
+    return RatingData(
+        frame=frame,
+        train=train,
+        val=val,
+        test=test,
+        features=feature_columns(frame, service_features(store, FEATURE_SERVICE)),
+        tags=run_tags(split, FEATURE_SERVICE),
+        counts={f"{n}_reviews": len(p) for n, p in (("train", train), ("val", val), ("test", test))},
+        dataset=dataset,
+        join_seconds=join_seconds,
+    )
 
-    fit_frame = pd.concat(
-        [train, val], ignore_index=True
-    )  # baselines have no early stopping: they fit train + validation
-    with mlflow.start_run(run_name="rating-baselines", tags={**tags, "model_kind": "baseline"}) as base_run:
-        mlflow.log_input(dataset, context="training")
+
+def rating_baselines_run(data: RatingData, cfg: RatingConfig) -> tuple[str, dict[str, float]]:
+    """Global mean, user + item bias and matrix factorization as one MLflow run; they
+    have no early stopping, so they fit train + validation."""
+    import mlflow
+
+    fit_frame, test, y_test = data.fit_frame, data.test, data.y_test
+    with mlflow.start_run(run_name="rating-baselines", tags={**data.tags, "model_kind": "baseline"}) as base_run:
+        mlflow.log_input(data.dataset, context="training")
         baselines: dict[str, float] = {}
         baselines.update(regression_metrics(y_test, np.full(len(test), fit_frame["rating"].mean()), "global_mean_test"))
         bias = BiasModel().fit(fit_frame)
         baselines.update(regression_metrics(y_test, bias.predict(test), "user_item_bias_test"))
         mf = MatrixFactorization(cfg.mf_factors, cfg.mf_epochs, seed=cfg.seed).fit(fit_frame)
         baselines.update(regression_metrics(y_test, mf.predict(test), "matrix_factorization_test"))
-        mlflow.log_params({**counts, "mf_factors": cfg.mf_factors, "mf_epochs": cfg.mf_epochs, "bias_reg": bias.reg})
+        mlflow.log_params(
+            {**data.counts, "mf_factors": cfg.mf_factors, "mf_epochs": cfg.mf_epochs, "bias_reg": bias.reg}
+        )
         mlflow.log_metrics(baselines)
+    return base_run.info.run_id, baselines
 
+
+def rating_mlp_run(
+    data: RatingData, store, split: TimeSplit, cfg: RatingConfig, baselines: dict[str, float]
+) -> tuple[str, int, dict[str, float]]:
+    """The MLP on the rating_v1 feature service as its own MLflow run: epochs chosen on
+    validation, refit on train + validation, test metrics beside the baselines', the
+    ranking evaluated and its weights logged in the model; returns (run id, version, metrics)."""
+    import mlflow
+
+    from training import plots
+
+    frame, train, val, test, features = data.frame, data.train, data.val, data.test, data.features
+    tags, counts, dataset, join_seconds, y_test = data.tags, data.counts, data.dataset, data.join_seconds, data.y_test
+    fit_frame = data.fit_frame
     with mlflow.start_run(run_name="rating-mlp", tags={**tags, "model_kind": "feast-features-mlp"}) as run:
         mlflow.log_input(dataset, context="training")
         mlflow.log_params(
@@ -567,28 +612,26 @@ def run_rating_training(
 
             torch.save(net.state_dict(), Path(tmp) / "weights.pt")
             (Path(tmp) / "spec.json").write_text(json.dumps(spec))
-            example = test[features].head(3).astype(float)
-            info = mlflow.pyfunc.log_model(
-                name="model",
-                python_model=str(Path(__file__).resolve().parents[1] / "registry" / "rating_model.py"),
+            version = log_and_register(
+                model_file="rating_model.py",
                 artifacts={"weights": str(Path(tmp) / "weights.pt"), "spec": str(Path(tmp) / "spec.json")},
-                input_example=example,
-                registered_model_name=REGISTERED_NAME,
-                pip_requirements=pinned_requirements(["torch", "pandas", "numpy", "mlflow"]),
+                registered_name=REGISTERED_NAME,
+                input_example=test[features].head(3).astype(float),
+                requirements=["torch", "pandas", "numpy", "mlflow"],
+                metrics={**metrics, **{f"baseline_{k}": v for k, v in baselines.items()}},
+                tags=tags,
+                baseline="user+item bias",
+                baseline_headline=baselines["user_item_bias_test_rmse"],
             )
-        # after the model, linked to it: metrics logged before log_model are copied to the
-        # model by MLflow, which inserts each one twice and recovers from the duplicate key
-        mlflow.log_metrics({**metrics, **{f"baseline_{k}": v for k, v in baselines.items()}}, model_id=info.model_id)
-        version = int(info.registered_model_version)
-        headline = HEADLINE[REGISTERED_NAME][0]
-        tag_version(
-            REGISTERED_NAME,
-            version,
-            {
-                **tags,
-                headline: f"{metrics[headline]:.4f}",
-                "baseline": "user+item bias",
-                BASELINE_PREFIX + headline: f"{baselines['user_item_bias_test_rmse']:.6f}",
-            },
-        )
-    return RatingOutcome(run.info.run_id, base_run.info.run_id, version, metrics, baselines)
+    return run.info.run_id, version, metrics
+
+
+def run_rating_training(
+    engine: sa.Engine, store, cfg: RatingConfig = RatingConfig(), split: TimeSplit = TimeSplit()
+) -> RatingOutcome:
+    """Build the training set from Feast, train the MLP and the baselines on the
+    same time split, log both runs, register the model."""
+    data = rating_data(engine, store, split)
+    baseline_run_id, baselines = rating_baselines_run(data, cfg)
+    run_id, version, metrics = rating_mlp_run(data, store, split, cfg, baselines)
+    return RatingOutcome(run_id, baseline_run_id, version, metrics, baselines)

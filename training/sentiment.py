@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import logging
 import math
+import tempfile
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,6 +25,7 @@ from training.common import (
     TimeSplit,
     device,
     environment_params,
+    log_and_register,
     pinned_requirements,
     run_tags,
     seed_everything,
@@ -177,18 +178,30 @@ class FineTuneResult:
         return self.stopped_by == TRUNCATED
 
 
-def fine_tune(
-    train: pd.DataFrame, val: pd.DataFrame, cfg: FineTuneConfig, progress: bool = True, on_eval=None
-) -> FineTuneResult:
-    """Fine-tune with class weights, length-sorted batches, early stopping on
-    validation macro-F1; returns the best checkpoint."""
-    import torch
-    from tqdm import tqdm
+class EarlyStopping:
+    """Keeps the best checkpoint by validation macro-F1; says stop after `patience`
+    validations without a better one."""
+
+    def __init__(self, patience: int) -> None:
+        self.patience = patience
+        self.f1 = -1.0
+        self.step = 0
+        self.state: dict[str, Any] | None = None
+        self.stale = 0
+
+    def update(self, f1: float, step: int, model: Any) -> bool:
+        if f1 > self.f1:
+            self.f1, self.step, self.stale = f1, step, 0
+            self.state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        else:
+            self.stale += 1
+        return self.stale >= self.patience
+
+
+def _classifier(cfg: FineTuneConfig, dev: Any) -> tuple[Any, Any]:
+    """The encoder with a fresh 3-class head, and its tokenizer (local files only)."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    seed_everything(cfg.seed)
-    dev = device()
-    precision = resolve_precision(cfg.precision)  # bf16 where native (faster there; docs/guides/training.md)
     tokenizer = AutoTokenizer.from_pretrained(cfg.model_path(), local_files_only=True)
     model = AutoModelForSequenceClassification.from_pretrained(
         cfg.model_path(),
@@ -197,77 +210,105 @@ def fine_tune(
         id2label=dict(enumerate(SENTIMENT_LABELS)),
         label2id=LABEL_IDS,
     ).to(dev)
-    prefix = encoder_prefix(cfg.model_path())
-    tok = lambda texts: tokenizer([prefix + t for t in texts], truncation=True, max_length=cfg.max_length)["input_ids"]
-    train_ids, val_ids = tok(train["input"]), tok(val["input"])
-    y_train = torch.tensor(train["label"].map(LABEL_IDS).to_numpy())
-    y_val = val["label"].map(LABEL_IDS).to_numpy()
-    # Binary-labelled examples (Chinese: positive / negative, no neutral class) are never
-    # asked to be neutral: their loss is over negative and positive only (neutral's logit masked).
-    allowed = torch.ones((len(train), len(SENTIMENT_LABELS)), dtype=torch.bool)
-    binary_train = _binary(train)
-    allowed[torch.from_numpy(binary_train), LABEL_IDS["neutral"]] = False
-    loss_fn = torch.nn.CrossEntropyLoss(weight=torch.tensor(class_weights(train["label"]), dtype=torch.float32).to(dev))
+    return tokenizer, model
+
+
+def _optimizer(model: Any, cfg: FineTuneConfig, n_train: int) -> tuple[list, Any, Any, int, int]:
+    """AdamW over the trainable weights (a large vocabulary's embeddings frozen), linear
+    warm-up then decay over the planned steps; returns (trainable, optimizer,
+    scheduler, steps per epoch, planned steps)."""
+    import torch
+
     embeddings = model.base_model.embeddings.word_embeddings
     freeze = cfg.freeze_embeddings if cfg.freeze_embeddings is not None else embeddings.num_embeddings > 100_000
     embeddings.weight.requires_grad_(not freeze)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    rng = np.random.default_rng(cfg.seed)
-    lengths = np.array([len(x) for x in train_ids])
-    per_epoch = math.ceil(len(train_ids) / cfg.batch_size)
+    per_epoch = math.ceil(n_train / cfg.batch_size)
     planned = min(cfg.max_steps or per_epoch * cfg.epochs, per_epoch * cfg.epochs)
     warmup = max(1, int(planned * cfg.warmup_ratio))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min((s + 1) / warmup, max(0.0, (planned - s) / max(1, planned - warmup)))
     )
+    return trainable, optimizer, scheduler, per_epoch, planned
+
+
+def _validation(model: Any, val_ids: list, val: pd.DataFrame, pad_id: int, dev: Any, precision: str) -> dict:
+    """Validation macro-F1 (per language) and loss of the model as it is now."""
+    import torch
+
+    y_val = val["label"].map(LABEL_IDS).to_numpy()
+    proba = predict_proba(model, val_ids, pad_id, dev, precision=precision)
+    metrics = bilingual_metrics(y_val, proba, _binary(val), "val")
+    metrics["val_loss"] = float(
+        torch.nn.functional.cross_entropy(torch.log(torch.tensor(proba) + 1e-9), torch.tensor(y_val), reduction="mean")
+    )
+    return metrics
+
+
+def _stop_reason(step: int, planned: int, cfg: FineTuneConfig, started: float, cap: float | None) -> str | None:
+    if step >= planned:
+        return "max steps" if cfg.max_steps else "epochs"
+    if cap and time.perf_counter() - started > cap:
+        return TRUNCATED
+    return None
+
+
+def fine_tune(
+    train: pd.DataFrame, val: pd.DataFrame, cfg: FineTuneConfig, progress: bool = True, on_eval=None
+) -> FineTuneResult:
+    """Fine-tune with class weights, length-sorted batches, early stopping on
+    validation macro-F1; returns the best checkpoint."""
+    import torch
+    from tqdm import tqdm
+
+    seed_everything(cfg.seed)
+    dev = device()
+    precision = resolve_precision(cfg.precision)  # bf16 where native (faster there; docs/guides/training.md)
+    tokenizer, model = _classifier(cfg, dev)
+    prefix = encoder_prefix(cfg.model_path())
+    tok = lambda texts: tokenizer([prefix + t for t in texts], truncation=True, max_length=cfg.max_length)["input_ids"]
+    train_ids, val_ids = tok(train["input"]), tok(val["input"])
+    y_train = torch.tensor(train["label"].map(LABEL_IDS).to_numpy())
+    # Binary-labelled examples (Chinese: positive / negative, no neutral class) are never
+    # asked to be neutral: their loss is over negative and positive only (neutral's logit masked).
+    allowed = torch.ones((len(train), len(SENTIMENT_LABELS)), dtype=torch.bool)
+    allowed[torch.from_numpy(_binary(train)), LABEL_IDS["neutral"]] = False
+    loss_fn = torch.nn.CrossEntropyLoss(weight=torch.tensor(class_weights(train["label"]), dtype=torch.float32).to(dev))
+    trainable, optimizer, scheduler, per_epoch, planned = _optimizer(model, cfg, len(train_ids))
+    rng = np.random.default_rng(cfg.seed)
+    lengths = np.array([len(x) for x in train_ids])
     eval_every = cfg.eval_every or max(1, per_epoch // 4)
     cap = cfg.max_minutes * 60 if cfg.max_minutes else None  # a safety cap: never part of the schedule
 
     history: list[dict] = []
-    best: dict[str, Any] = {"f1": -1.0, "state": None, "step": 0}
+    stopping = EarlyStopping(cfg.patience)
     running: list[float] = []
-    step, seen, start, stale, stopped_by = 0, 0, time.perf_counter(), 0, "epochs"
+    step, seen, start, stopped_by = 0, 0, time.perf_counter(), "epochs"
     train_time = 0.0  # optimizer steps only, without validation
 
     def validate() -> bool:
-        nonlocal stale
-        proba = predict_proba(model, val_ids, tokenizer.pad_token_id, dev, precision=precision)
-        metrics = bilingual_metrics(y_val, proba, _binary(val), "val")
-        val_loss = float(
-            torch.nn.functional.cross_entropy(
-                torch.log(torch.tensor(proba) + 1e-9), torch.tensor(y_val), reduction="mean"
-            )
-        )
-        elapsed = time.perf_counter() - start
+        metrics = _validation(model, val_ids, val, tokenizer.pad_token_id, dev, precision)
         row = {
             "step": step,
             "epoch": step / per_epoch,
             "train_loss": float(np.mean(running)) if running else None,
-            "val_loss": val_loss,
+            "val_loss": metrics.pop("val_loss"),
             **metrics,
             "train_examples_per_s": seen / max(train_time, 1e-9),
-            "elapsed_s": elapsed,
+            "elapsed_s": time.perf_counter() - start,
         }
         history.append(row)
         running.clear()
         if on_eval:
             on_eval(row)
-        if metrics["val_macro_f1"] > best["f1"]:
-            best.update(
-                f1=metrics["val_macro_f1"],
-                step=step,
-                state={k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()},
-            )
-            stale = 0
-        else:
-            stale += 1
+        stop = stopping.update(metrics["val_macro_f1"], step, model)
         model.train()
-        return stale >= cfg.patience
+        return stop
 
     model.train()
     with tqdm(total=planned, desc="fine-tune sentiment", unit="step", disable=not progress, leave=False) as bar:
-        done = False
+        reason: str | None = None
         for _epoch in range(cfg.epochs):
             for idx in length_batches(lengths, cfg.batch_size, rng):
                 t0 = time.perf_counter()
@@ -287,24 +328,23 @@ def fine_tune(
                 running.append(loss.item())
                 bar.update(1)
                 bar.set_postfix(
-                    loss=f"{np.mean(running[-20:]):.3f}", best_f1=f"{max(best['f1'], 0):.3f}", refresh=False
+                    loss=f"{np.mean(running[-20:]):.3f}", best_f1=f"{max(stopping.f1, 0):.3f}", refresh=False
                 )
                 if step % eval_every == 0 and validate():
-                    stopped_by, done = "early stopping", True
-                elif step >= planned:
-                    stopped_by, done = "max steps" if cfg.max_steps else "epochs", True
-                elif cap and time.perf_counter() - start > cap:
-                    stopped_by, done = TRUNCATED, True
-                if done:
+                    reason = "early stopping"
+                else:
+                    reason = _stop_reason(step, planned, cfg, start, cap)
+                if reason:
                     break
-            if done:
+            if reason:
+                stopped_by = reason
                 break
     if not history or history[-1]["step"] != step:
         validate()
     examples_per_s = seen / max(1e-9, train_time)
-    model.load_state_dict(best["state"])
+    model.load_state_dict(stopping.state)
     model.eval()
-    return FineTuneResult(model, tokenizer, history, best["step"], step, examples_per_s, stopped_by, precision)
+    return FineTuneResult(model, tokenizer, history, stopping.step, step, examples_per_s, stopped_by, precision)
 
 
 def train_baseline(train: pd.DataFrame, chinese: bool = False):
@@ -415,16 +455,33 @@ class SentimentOutcome:
     result: FineTuneResult
 
 
-def run_sentiment_training(
-    engine: sa.Engine, cfg: FineTuneConfig, split: TimeSplit = TimeSplit(), progress: bool = True
-) -> SentimentOutcome:
-    """Baseline and fine-tune on the same time split, each logged as an MLflow run
-    (the tracking URI must be configured); the fine-tuned model is registered."""
-    import tempfile
+@dataclass
+class SentimentData:
+    """One training run's reviews, split by time, and what follows from them."""
 
+    train: pd.DataFrame
+    val: pd.DataFrame
+    val_small: pd.DataFrame  # an evenly spaced subset (time order kept): validation stays cheap on CPU
+    test: pd.DataFrame
+    zh_train: pd.DataFrame  # the shared Chinese data beside an English shop's reviews (else empty)
+    zh_val: pd.DataFrame
+    zh_test: pd.DataFrame
+    registered_name: str
+    classes: list[str]
+    chinese_shop: bool  # its baseline tokenizes with jieba
+    baseline_name: str
+    dataset: Any  # the MLflow dataset logged as each run's input
+    counts: dict[str, int | str]
+    tags: dict[str, str]
+
+    @property
+    def y_test(self) -> np.ndarray:
+        return self.test["label"].map(LABEL_IDS).to_numpy()
+
+
+def sentiment_data(engine: sa.Engine, cfg: FineTuneConfig, split: TimeSplit) -> SentimentData:
+    """The reviews of the run (the shop's, and the Chinese data where asked), split by time."""
     import mlflow
-
-    from registry.models import BASELINE_PREFIX, HEADLINE, tag_version
 
     reviews = load_reviews(engine)
     if cfg.language:
@@ -451,31 +508,51 @@ def run_sentiment_training(
     if binary_shop:
         train, val, test = (part.assign(binary=True) for part in (train, val, test))
     classes = ["negative", "positive"] if binary_shop else list(SENTIMENT_LABELS)
-    chinese_shop = train["language"].eq("zh").mean() > 0.5  # its baseline tokenizes with jieba
-    baseline_name = "jieba-tfidf+logreg" if chinese_shop else "tfidf+logreg"
-    # validate on an evenly spaced subset (time order kept) so validation stays cheap on CPU
-    val_small = val.iloc[np.linspace(0, len(val) - 1, min(cfg.val_limit, len(val))).astype(int)]
+    chinese_shop = bool(train["language"].eq("zh").mean() > 0.5)
     dataset = mlflow.data.from_pandas(  # type: ignore[attr-defined]  # lazily bound by mlflow.data
         with_float_integers(reviews.assign(part=parts)[["review_id", "event_timestamp", "input", "label", "part"]]),
         name="shop-reviews-sentiment",
         targets="label",
     )
-    y_test = test["label"].map(LABEL_IDS).to_numpy()
     counts: dict[str, int | str] = {f"{n}_reviews": len(p) for n, p in (("train", train), ("val", val), ("test", test))}
     counts["sentiment_classes"] = ",".join(classes)  # ("classes" is the model config's, logged by MLflow)
-    tags = run_tags(split)
     if len(zh_train):
         counts.update(chinese_train_reviews=len(zh_train), chinese_test_reviews=len(zh_test))
+    return SentimentData(
+        train=train,
+        val=val,
+        val_small=val.iloc[np.linspace(0, len(val) - 1, min(cfg.val_limit, len(val))).astype(int)],
+        test=test,
+        zh_train=zh_train,
+        zh_val=zh_val,
+        zh_test=zh_test,
+        registered_name=registered_name,
+        classes=classes,
+        chinese_shop=chinese_shop,
+        baseline_name="jieba-tfidf+logreg" if chinese_shop else "tfidf+logreg",
+        dataset=dataset,
+        counts=counts,
+        tags=run_tags(split),
+    )
 
+
+def baseline_run(data: SentimentData) -> tuple[str, dict[str, float]]:
+    """The TF-IDF + LR baseline (jieba-tokenized for a Chinese shop) as its own MLflow
+    run on the same split; returns the run id and its metrics."""
+    import mlflow
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    chinese_shop, train, val, test = data.chinese_shop, data.train, data.val, data.test
     with mlflow.start_run(
-        run_name=baseline_name.replace("+", "-") + "-baseline", tags={**tags, "model_kind": "baseline"}
+        run_name=data.baseline_name.replace("+", "-") + "-baseline", tags={**data.tags, "model_kind": "baseline"}
     ) as base_run:
-        mlflow.log_input(dataset, context="training")
+        mlflow.log_input(data.dataset, context="training")
         pipeline, fit_seconds = train_baseline(train, chinese=chinese_shop)
         mlflow.log_params(
             {
                 "model": f"{'jieba ' if chinese_shop else ''}tfidf(1-2gram)+logreg(balanced)",
-                **counts,
+                **data.counts,
                 "fit_seconds": round(fit_seconds, 2),
             }
         )
@@ -483,11 +560,8 @@ def run_sentiment_training(
             val["label"].map(LABEL_IDS).to_numpy(), baseline_proba(pipeline, val["input"]), _binary(val), "val"
         )
         baseline_metrics = evaluate_and_plot(
-            baseline_name, baseline_proba(pipeline, test["input"]), y_test, _binary(test)
+            data.baseline_name, baseline_proba(pipeline, test["input"]), data.y_test, _binary(test)
         )
-        from mlflow.models import ModelSignature
-        from mlflow.types import ColSpec, Schema
-
         baseline_info = mlflow.sklearn.log_model(
             pipeline,
             name="model",
@@ -499,101 +573,118 @@ def run_sentiment_training(
             # its tokenizer is Portrait's jieba segmentation (loading it needs portrait installed)
             skops_trusted_types=["portrait.text.language.jieba_words"] if chinese_shop else None,
         )
-        if len(zh_train):  # the Chinese baseline: jieba TF-IDF + LR on the same Chinese training rows
+        if len(data.zh_train):  # the Chinese baseline: jieba TF-IDF + LR on the same Chinese training rows
             from training.chinese import train_jieba_baseline
 
-            zh_pipeline = train_jieba_baseline(zh_train)
-            zh_proba = baseline_proba(zh_pipeline, zh_test["input"])
-            baseline_metrics.update(binary_metrics(zh_test["label"].map(LABEL_IDS).to_numpy(), zh_proba, "zh_test"))
+            zh_pipeline = train_jieba_baseline(data.zh_train)
+            zh_proba = baseline_proba(zh_pipeline, data.zh_test["input"])
+            baseline_metrics.update(
+                binary_metrics(data.zh_test["label"].map(LABEL_IDS).to_numpy(), zh_proba, "zh_test")
+            )
         # after the model, linked to it (see run_rating_training: no duplicate inserts)
         mlflow.log_metrics({**val_metrics, **baseline_metrics}, model_id=baseline_info.model_id)
+    return base_run.info.run_id, baseline_metrics
 
-    with mlflow.start_run(run_name="fine-tune-sentiment", tags={**tags, "model_kind": "fine-tuned"}) as run:
-        mlflow.log_input(dataset, context="training")
-        mlflow.log_params(
-            {
-                **asdict(cfg),
-                "model": cfg.model_path(),
-                **counts,
-                **environment_params(),
-            }
+
+def _fine_tuned_metrics(
+    data: SentimentData, result: FineTuneResult, cfg: FineTuneConfig, baseline_metrics: dict[str, float]
+) -> dict[str, float]:
+    """Test metrics of the fine-tuned model (and on the Chinese test set), each beside
+    the baseline's, and the behavioural checks."""
+    import mlflow
+
+    proba = _proba(result, list(data.test["input"]), cfg)
+    metrics = evaluate_and_plot("fine-tuned", proba, data.y_test, _binary(data.test))
+    metrics["test_macro_f1_gain_over_baseline"] = metrics["test_macro_f1"] - baseline_metrics["test_macro_f1"]
+    if len(data.zh_test):
+        zh_metrics = binary_metrics(
+            data.zh_test["label"].map(LABEL_IDS).to_numpy(),
+            _proba(result, list(data.zh_test["input"]), cfg),
+            "zh_test",
         )
+        zh_metrics["zh_test_macro_f1_gain_over_baseline"] = (
+            zh_metrics["zh_test_macro_f1"] - baseline_metrics["zh_test_macro_f1"]
+        )
+        metrics.update(zh_metrics)
+    behaviour = behaviour_report(lambda texts: _labels_and_positive(result, texts, cfg))
+    metrics.update(behaviour.metrics())
+    mlflow.log_text("\n".join(behaviour.failures) or "all behavioural checks passed", "behaviour_failures.txt")
+    return metrics
+
+
+def fine_tune_run(
+    data: SentimentData, cfg: FineTuneConfig, baseline_metrics: dict[str, float], progress: bool
+) -> tuple[str, int, dict[str, float], FineTuneResult]:
+    """The fine-tune as its own MLflow run: learning curves, test metrics beside the
+    baseline's, the model registered and its version tagged with the baseline's
+    headline. Returns the run id, the version, the metrics and the result."""
+    import mlflow
+
+    from registry.models import HEADLINE
+    from training import plots
+
+    with mlflow.start_run(run_name="fine-tune-sentiment", tags={**data.tags, "model_kind": "fine-tuned"}) as run:
+        mlflow.log_input(data.dataset, context="training")
+        mlflow.log_params({**asdict(cfg), "model": cfg.model_path(), **data.counts, **environment_params()})
         result = fine_tune(
-            pd.concat([train, zh_train], ignore_index=True),
-            pd.concat([val_small, zh_val], ignore_index=True),
+            pd.concat([data.train, data.zh_train], ignore_index=True),
+            pd.concat([data.val_small, data.zh_val], ignore_index=True),
             cfg,
             progress=progress,
             on_eval=lambda row: mlflow.log_metrics(
                 {k: v for k, v in row.items() if k not in ("step",) and v is not None}, step=row["step"]
             ),
         )
-        from training import plots
-
         mlflow.log_figure(
             plots.learning_curves(result.history, ["train_loss", "val_loss", "val_macro_f1"], "fine-tune sentiment"),
             "learning_curves.png",
         )
-        proba = _proba(result, list(test["input"]), cfg)
-        metrics = evaluate_and_plot("fine-tuned", proba, y_test, _binary(test))
-        metrics["test_macro_f1_gain_over_baseline"] = metrics["test_macro_f1"] - baseline_metrics["test_macro_f1"]
-        if len(zh_test):
-            zh_metrics = binary_metrics(
-                zh_test["label"].map(LABEL_IDS).to_numpy(), _proba(result, list(zh_test["input"]), cfg), "zh_test"
-            )
-            zh_metrics["zh_test_macro_f1_gain_over_baseline"] = (
-                zh_metrics["zh_test_macro_f1"] - baseline_metrics["zh_test_macro_f1"]
-            )
-            metrics.update(zh_metrics)
+        metrics = _fine_tuned_metrics(data, result, cfg, baseline_metrics)
         mlflow.log_param("precision_used", result.precision)
         mlflow.set_tags({"stopped_by": result.stopped_by, "truncated": str(result.truncated).lower()})
-        behaviour = behaviour_report(lambda texts: _labels_and_positive(result, texts, cfg))
-        metrics.update(behaviour.metrics())
-        mlflow.log_text("\n".join(behaviour.failures) or "all behavioural checks passed", "behaviour_failures.txt")
-        with tempfile.TemporaryDirectory() as tmp:
-            result.model.save_pretrained(tmp)
-            result.tokenizer.save_pretrained(tmp)
-            example = pd.DataFrame({"text": test["input"].head(3).tolist()})
-            info = mlflow.pyfunc.log_model(
-                name="model",
-                python_model=str(Path(__file__).resolve().parents[1] / "registry" / "sentiment_model.py"),
-                artifacts={"classifier": tmp},
-                model_config={
-                    "max_length": cfg.max_length,
-                    "prefix": encoder_prefix(cfg.model_path()),
-                    "classes": classes,  # the ones it was trained to tell apart
-                },
-                input_example=example,
-                registered_model_name=registered_name,
-                pip_requirements=pinned_requirements(["torch", "transformers", "pandas", "mlflow"]),
-            )
-        # after the model, linked to it (see run_rating_training: no duplicate inserts)
         run_metrics = {
             "train_examples_per_s": result.examples_per_s,
             "best_step": result.best_step,
             "steps": result.steps,
         }
-        mlflow.log_metrics({**metrics, **run_metrics}, model_id=info.model_id)
-        version = int(info.registered_model_version)
-        headline = HEADLINE[registered_name][0]
-        tag_version(
-            registered_name,
-            version,
-            {
-                **tags,
-                "truncated": str(result.truncated).lower(),
-                headline: f"{metrics[headline]:.4f}",
-                "baseline": baseline_name,
-                BASELINE_PREFIX + headline: f"{baseline_metrics[headline]:.6f}",
-            },
-        )
+        with tempfile.TemporaryDirectory() as tmp:
+            result.model.save_pretrained(tmp)
+            result.tokenizer.save_pretrained(tmp)
+            version = log_and_register(
+                model_file="sentiment_model.py",
+                artifacts={"classifier": tmp},
+                model_config={
+                    "max_length": cfg.max_length,
+                    "prefix": encoder_prefix(cfg.model_path()),
+                    "classes": data.classes,  # the ones it was trained to tell apart
+                },
+                registered_name=data.registered_name,
+                input_example=pd.DataFrame({"text": data.test["input"].head(3).tolist()}),
+                requirements=["torch", "transformers", "pandas", "mlflow"],
+                metrics={**metrics, **run_metrics},
+                tags={**data.tags, "truncated": str(result.truncated).lower()},
+                baseline=data.baseline_name,
+                baseline_headline=baseline_metrics[HEADLINE[data.registered_name][0]],
+            )
+    return run.info.run_id, version, metrics, result
+
+
+def run_sentiment_training(
+    engine: sa.Engine, cfg: FineTuneConfig, split: TimeSplit = TimeSplit(), progress: bool = True
+) -> SentimentOutcome:
+    """Baseline and fine-tune on the same time split, each logged as an MLflow run
+    (the tracking URI must be configured); the fine-tuned model is registered."""
+    data = sentiment_data(engine, cfg, split)
+    baseline_run_id, baseline_metrics = baseline_run(data)
+    run_id, version, metrics, result = fine_tune_run(data, cfg, baseline_metrics, progress)
     return SentimentOutcome(
-        registered_name,
-        base_run.info.run_id,
-        run.info.run_id,
+        data.registered_name,
+        baseline_run_id,
+        run_id,
         version,
         metrics,
         baseline_metrics,
-        baseline_name,
+        data.baseline_name,
         result.examples_per_s,
         result.stopped_by,
         result,

@@ -17,7 +17,8 @@ pytestmark = pytest.mark.integration
 
 def test_a_chinese_shop_export_loads_and_gets_chinese_tags(db, tmp_path, tiny_bert):
     from portrait.features.build import build_features
-    from portrait.ingest.loader import ingest_file, zh_sample
+    from portrait.ingest import zh_sample
+    from portrait.ingest.loader import ingest_file
     from portrait.settings import Settings
 
     settings, engine = db
@@ -44,7 +45,8 @@ def test_review_lengths_are_words_and_characters_and_migration_0006_backfills_th
     """English reviews count words, Chinese ones characters, each over its own reviews; the
     migration's backfill (down to 0005 and up again) gives what the feature build gives."""
     from portrait.features.build import build_features
-    from portrait.ingest.loader import ingest_file, zh_sample
+    from portrait.ingest import zh_sample
+    from portrait.ingest.loader import ingest_file
     from portrait.settings import Settings
     from portrait.store import migrate
     from tests.helpers.data import real_lines

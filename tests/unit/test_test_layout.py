@@ -61,3 +61,24 @@ def test_unit_tests_mirror_the_package_tree():
         if path.name != "test_test_layout.py":
             misplaced.append(str(path.relative_to(REPO)))
     assert misplaced == [], misplaced
+
+
+def test_every_import_of_our_own_code_in_tests_and_bench_resolves():
+    """A moved module or name fails here, in seconds, not in the test that imports it
+    inside a function half-way through an integration run."""
+    import importlib
+
+    ours = ("portrait", "training", "registry", "serving", "tests")
+    broken = []
+    for path in sorted([*TESTS.rglob("*.py"), *(REPO / "bench").glob("*.py")]):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in ours):
+                continue
+            module = importlib.import_module(node.module)
+            for alias in node.names:
+                if not hasattr(module, alias.name):
+                    try:
+                        importlib.import_module(f"{node.module}.{alias.name}")
+                    except ImportError:
+                        broken.append(f"{path.relative_to(REPO)}:{node.lineno} {node.module}.{alias.name}")
+    assert broken == [], broken
