@@ -487,6 +487,141 @@ def rebuild_items(conn, items: Sequence[str], as_of: datetime, compute: Compute 
     return rows
 
 
+@dataclass
+class Changes:
+    """What a build recomputes: the entities whose inputs changed since the last build
+    (or whose sentiment source did), and the watermark it will record."""
+
+    users: list[str]
+    items: list[str]
+    max_review_id: int
+    max_event_id: int
+
+
+def changed_entities(conn, as_of: datetime, sentiment_source: str) -> Changes:
+    """Users and items with raw rows new since the last build (or newly inside as_of),
+    re-embedded reviews, and users whose profile has another sentiment source."""
+    last = conn.execute(
+        sa.text(
+            "SELECT last_review_id, last_event_id, as_of, finished_at FROM feature_builds "
+            "ORDER BY build_id DESC LIMIT 1"
+        )
+    ).first()
+    epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
+    last_review_id, last_event_id, last_as_of, last_finished = last if last else (0, 0, epoch, epoch)
+    max_review_id = conn.execute(sa.text("SELECT coalesce(max(review_id), 0) FROM reviews")).scalar()
+    max_event_id = conn.execute(sa.text("SELECT coalesce(max(event_id), 0) FROM events")).scalar()
+    params = {
+        "rid": last_review_id,
+        "eid": last_event_id,
+        "last_as_of": last_as_of,
+        "as_of": as_of,
+        "last_finished": last_finished,
+        "source": sentiment_source,
+    }
+    new_rows = "(({id} > :{p} OR event_timestamp > :last_as_of) AND event_timestamp <= :as_of)"
+    users = (
+        conn.execute(
+            sa.text(f"""
+        SELECT user_id FROM user_text_profile WHERE sentiment_source <> :source
+        UNION SELECT user_id FROM reviews WHERE {new_rows.format(id="review_id", p="rid")}
+        UNION SELECT user_id FROM events WHERE event_type <> 'review' AND {new_rows.format(id="event_id", p="eid")}
+        UNION SELECT user_id FROM review_embeddings WHERE created_timestamp > :last_finished"""),
+            params,
+        )
+        .scalars()
+        .all()
+    )
+    items = (
+        conn.execute(
+            sa.text(f"""
+        SELECT item_id FROM reviews WHERE {new_rows.format(id="review_id", p="rid")}
+        UNION SELECT item_id FROM review_embeddings WHERE created_timestamp > :last_finished"""),
+            params,
+        )
+        .scalars()
+        .all()
+    )
+    return Changes(list(users), list(items), max_review_id, max_event_id)
+
+
+def rebuild_user_behavior(conn, users: list[str], as_of: datetime, compute: Compute) -> int:
+    """New user_behavior snapshots of these users as of as_of; returns the rows written."""
+    reviews = _utc(
+        _frame(
+            conn,
+            f"""
+        SELECT user_id, event_timestamp, rating, helpful_votes, total_votes, {REVIEW_LENGTHS_SQL}
+        FROM reviews WHERE user_id = ANY(:u) AND event_timestamp <= :as_of""",
+            u=users,
+            as_of=as_of,
+        )
+    )
+    events = _utc(
+        _frame(
+            conn,
+            """
+        SELECT user_id, event_timestamp, event_type, quantity, amount FROM events
+        WHERE event_type <> 'review' AND user_id = ANY(:u) AND event_timestamp <= :as_of""",
+            u=users,
+            as_of=as_of,
+        )
+    )
+    events["amount"] = events["amount"].astype(float)
+    return _replace_snapshots(
+        conn,
+        "user_behavior",
+        "user_id",
+        users,
+        compute.by_entity(compute_user_behavior, "user_id", reviews, events),
+        as_of,
+    )
+
+
+def rebuild_user_text_profiles(
+    conn, users: list[str], as_of: datetime, compute: Compute, sentiment: SentimentLabeler
+) -> int:
+    """New user_text_profile snapshots (embedding mean, sentiment shares, tags), in
+    slices of users: a full build must not hold every review's embedding at once."""
+    from portrait.text.encoder import review_text
+
+    vectorizer = tag_vocabulary(conn, as_of)
+    written = 0
+    for start in range(0, len(users), TEXT_PROFILE_USERS_PER_SLICE):
+        part = users[start : start + TEXT_PROFILE_USERS_PER_SLICE]
+        by_user = _utc(_frame(conn, EMBEDDED_SQL.format(cond="r.user_id = ANY(:u)"), as_of=as_of, u=part))
+        by_user["embedding"] = by_user["embedding"].map(np.asarray)
+        by_user["text"] = [review_text(s, t) for s, t in zip(by_user["summary"], by_user["text"])]
+        by_user["sentiment"] = np.asarray(sentiment(by_user)) if len(by_user) else []
+        written += _replace_snapshots(
+            conn,
+            "user_text_profile",
+            "user_id",
+            part,
+            compute.by_entity(
+                compute_user_text_profile, "user_id", by_user, vectorizer=vectorizer, sentiment_source=sentiment.source
+            ),
+            as_of,
+        )
+    return written
+
+
+def _record_watermark(conn, as_of: datetime, changes: Changes, embedded: int) -> None:
+    conn.execute(
+        sa.text("""
+        INSERT INTO feature_builds (as_of, last_review_id, last_event_id, users_rebuilt, items_rebuilt, reviews_embedded)
+        VALUES (:as_of, :rid, :eid, :users, :items, :embedded)"""),
+        {
+            "as_of": as_of,
+            "rid": changes.max_review_id,
+            "eid": changes.max_event_id,
+            "users": len(changes.users),
+            "items": len(changes.items),
+            "embedded": embedded,
+        },
+    )
+
+
 def build_features(
     engine: sa.Engine,
     *,
@@ -496,13 +631,14 @@ def build_features(
     progress: bool = True,
     compute: Compute | None = None,
 ) -> BuildResult:
-    """Incremental, idempotent feature build up to as_of (default now). `sentiment`
-    labels reviews for the text profiles (default: from ratings); when its source
-    differs from the one the profiles were built with, every user's profile is rebuilt.
-    `compute` says where the per-entity compute runs (default: PORTRAIT_ENGINE's)."""
+    """Incremental, idempotent feature build up to as_of (default now): changed
+    entities -> their new snapshots -> the watermark. `sentiment` labels reviews for
+    the text profiles (default: from ratings); when its source differs from the one
+    the profiles were built with, every user's profile is rebuilt. `compute` says
+    where the per-entity compute runs (default: PORTRAIT_ENGINE's)."""
     from pathlib import Path
 
-    from portrait.text.encoder import default_model_path, model_revision, review_text
+    from portrait.text.encoder import default_model_path, model_revision
 
     as_of = (as_of or datetime.now(timezone.utc)).astimezone(timezone.utc)
     model_path = encoder_path or str(default_model_path())
@@ -521,125 +657,18 @@ def build_features(
     if rows_embedded:
         rows["review_embeddings"] = rows_embedded
 
-    # 2. snapshots of the entities whose inputs changed, and the new watermark
+    # 2. snapshots of the entities whose inputs changed, and the new watermark, in one transaction
     with engine.begin() as conn:
         conn.execute(lock)
-        last = conn.execute(
-            sa.text(
-                "SELECT last_review_id, last_event_id, as_of, finished_at FROM feature_builds "
-                "ORDER BY build_id DESC LIMIT 1"
-            )
-        ).first()
-        epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
-        last_review_id, last_event_id, last_as_of, last_finished = last if last else (0, 0, epoch, epoch)
-        max_review_id = conn.execute(sa.text("SELECT coalesce(max(review_id), 0) FROM reviews")).scalar()
-        max_event_id = conn.execute(sa.text("SELECT coalesce(max(event_id), 0) FROM events")).scalar()
-        params = {
-            "rid": last_review_id,
-            "eid": last_event_id,
-            "last_as_of": last_as_of,
-            "as_of": as_of,
-            "last_finished": last_finished,
-        }
-
-        # who changed: raw rows new since the last build (or newly inside as_of), re-embedded reviews
-        new_rows = "(({id} > :{p} OR event_timestamp > :last_as_of) AND event_timestamp <= :as_of)"
-        params["source"] = sentiment.source
-        users = (
-            conn.execute(
-                sa.text(f"""
-            SELECT user_id FROM user_text_profile WHERE sentiment_source <> :source
-            UNION SELECT user_id FROM reviews WHERE {new_rows.format(id="review_id", p="rid")}
-            UNION SELECT user_id FROM events WHERE event_type <> 'review' AND {new_rows.format(id="event_id", p="eid")}
-            UNION SELECT user_id FROM review_embeddings WHERE created_timestamp > :last_finished"""),
-                params,
-            )
-            .scalars()
-            .all()
-        )
-        items = (
-            conn.execute(
-                sa.text(f"""
-            SELECT item_id FROM reviews WHERE {new_rows.format(id="review_id", p="rid")}
-            UNION SELECT item_id FROM review_embeddings WHERE created_timestamp > :last_finished"""),
-                params,
-            )
-            .scalars()
-            .all()
-        )
-
-        if users:
-            reviews = _utc(
-                _frame(
-                    conn,
-                    f"""
-                SELECT user_id, event_timestamp, rating, helpful_votes, total_votes, {REVIEW_LENGTHS_SQL}
-                FROM reviews WHERE user_id = ANY(:u) AND event_timestamp <= :as_of""",
-                    u=users,
-                    as_of=as_of,
-                )
-            )
-            events = _utc(
-                _frame(
-                    conn,
-                    """
-                SELECT user_id, event_timestamp, event_type, quantity, amount FROM events
-                WHERE event_type <> 'review' AND user_id = ANY(:u) AND event_timestamp <= :as_of""",
-                    u=users,
-                    as_of=as_of,
-                )
-            )
-            events["amount"] = events["amount"].astype(float)
-            rows["user_behavior"] = _replace_snapshots(
-                conn,
-                "user_behavior",
-                "user_id",
-                users,
-                compute.by_entity(compute_user_behavior, "user_id", reviews, events),
-                as_of,
-            )
-        if items:
-            rows.update(rebuild_items(conn, items, as_of, compute))
-
-        if users:
-            vectorizer = tag_vocabulary(conn, as_of)
-            rows["user_text_profile"] = 0
-            # in slices of users: a full build must not hold every review's embedding at once
-            for start in range(0, len(users), TEXT_PROFILE_USERS_PER_SLICE):
-                part = users[start : start + TEXT_PROFILE_USERS_PER_SLICE]
-                by_user = _utc(_frame(conn, EMBEDDED_SQL.format(cond="r.user_id = ANY(:u)"), as_of=as_of, u=part))
-                by_user["embedding"] = by_user["embedding"].map(np.asarray)
-                by_user["text"] = [review_text(s, t) for s, t in zip(by_user["summary"], by_user["text"])]
-                by_user["sentiment"] = np.asarray(sentiment(by_user)) if len(by_user) else []
-                rows["user_text_profile"] += _replace_snapshots(
-                    conn,
-                    "user_text_profile",
-                    "user_id",
-                    part,
-                    compute.by_entity(
-                        compute_user_text_profile,
-                        "user_id",
-                        by_user,
-                        vectorizer=vectorizer,
-                        sentiment_source=sentiment.source,
-                    ),
-                    as_of,
-                )
-
-        conn.execute(
-            sa.text("""
-            INSERT INTO feature_builds (as_of, last_review_id, last_event_id, users_rebuilt, items_rebuilt, reviews_embedded)
-            VALUES (:as_of, :rid, :eid, :users, :items, :embedded)"""),
-            {
-                "as_of": as_of,
-                "rid": max_review_id,
-                "eid": max_event_id,
-                "users": len(users),
-                "items": len(items),
-                "embedded": rows_embedded,
-            },
-        )
-    return BuildResult(as_of, rows_embedded, len(users), len(items), rows)
+        changes = changed_entities(conn, as_of, sentiment.source)
+        if changes.users:
+            rows["user_behavior"] = rebuild_user_behavior(conn, changes.users, as_of, compute)
+        if changes.items:
+            rows.update(rebuild_items(conn, changes.items, as_of, compute))
+        if changes.users:
+            rows["user_text_profile"] = rebuild_user_text_profiles(conn, changes.users, as_of, compute, sentiment)
+        _record_watermark(conn, as_of, changes, rows_embedded)
+    return BuildResult(as_of, rows_embedded, len(changes.users), len(changes.items), rows)
 
 
 def _embed_new_reviews(conn, model_path: str, revision: str, as_of: datetime, progress: bool) -> int:
