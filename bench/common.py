@@ -1,11 +1,19 @@
 """Shared helpers for the benchmarks: scratch databases on the profile's server
-(the app's, and Feast's registry + online store), and the online rows Feast writes."""
+(the app's, and Feast's registry + online store), the online rows Feast writes, and
+the results file each benchmark writes (docs/benchmarks/results/<name>.md)."""
 
 from __future__ import annotations
 
 import contextlib
+import io
+import os
+import platform
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -73,3 +81,63 @@ def engine(settings: Settings):
     """An engine on the profile's server, the embedded one started first if needed."""
     database.ensure_running(settings)
     return database.engine(settings)
+
+
+RESULTS_DIR = Path(__file__).resolve().parents[1] / "docs" / "benchmarks" / "results"
+
+
+class _Tee(io.TextIOBase):
+    def __init__(self, *streams) -> None:
+        self.streams = streams
+
+    def write(self, text: str) -> int:
+        for stream in self.streams:
+            stream.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        for stream in self.streams:
+            stream.flush()
+
+
+def machine() -> str:
+    """The CPU model and core count (and the GPU when torch sees one)."""
+    model = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"{model}, {os.cpu_count()} cores"
+
+
+def commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True, timeout=10).stdout
+    except OSError:
+        return "unknown"
+    return (out.stdout.strip() or "unknown") + (" (with uncommitted changes)" if dirty.strip() else "")
+
+
+@contextlib.contextmanager
+def recorded(name: str, directory: Path = RESULTS_DIR) -> Iterator[None]:
+    """What the benchmark prints (stdout; progress bars are on stderr) also goes to
+    <directory>/<name>.md under the date, machine, commit and command of the run: the
+    figures in the docs come from these files, not from hand-typed numbers."""
+    captured = io.StringIO()
+    stdout = sys.stdout
+    sys.stdout = _Tee(stdout, captured)
+    started = datetime.now(timezone.utc)
+    try:
+        yield
+    finally:
+        sys.stdout = stdout
+        directory.mkdir(parents=True, exist_ok=True)
+        header = (
+            f"# bench/{name}.py\n\n"
+            f"- date: {started:%Y-%m-%d %H:%M} UTC ({(datetime.now(timezone.utc) - started).total_seconds():.0f} s)\n"
+            f"- machine: {machine()}\n- commit: {commit()}\n"
+            f"- command: `python bench/{name}.py {' '.join(sys.argv[1:])}`\n\n"
+        )
+        (directory / f"{name}.md").write_text(header + "```\n" + captured.getvalue().rstrip() + "\n```\n")

@@ -16,6 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import common  # bench/common.py (bench/ is on sys.path when a script runs)
+
 from portrait.settings import get_settings
 from portrait.text.encoder import Encoder, default_model_path, review_text
 
@@ -74,4 +76,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with common.recorded("encoders"):
+        main()

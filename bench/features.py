@@ -207,4 +207,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with common.recorded("features"):
+        main()

@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import common  # bench/common.py (bench/ is on sys.path when a script runs)
 import numpy as np
 
 # this script's folder comes first on sys.path, and bench/serving.py would shadow the serving package
@@ -254,4 +255,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with common.recorded("recommend"):
+        main()

@@ -298,4 +298,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with common.recorded("scale"):
+        main()

@@ -410,4 +410,5 @@ def _raw_user_ids(n: int) -> list[str]:
 
 
 if __name__ == "__main__":
-    main()
+    with common.recorded("serving"):
+        main()

@@ -547,6 +547,46 @@ def rating_baselines_run(data: RatingData, cfg: RatingConfig) -> tuple[str, dict
     return base_run.info.run_id, baselines
 
 
+def fit_mlp(data: RatingData, cfg: RatingConfig):
+    """The epoch count chosen on validation (early stopping), then the model refit on
+    train + validation for that many epochs, as the baselines learn from both (the test
+    period starts right after). Returns (first net, its spec, net, spec, history, best epoch)."""
+    import mlflow
+
+    first_spec = feature_spec(data.train, data.features, cfg.hidden)
+    first_net, history, best_epoch = train_mlp(
+        data.train,
+        data.val,
+        first_spec,
+        cfg,
+        on_epoch=lambda row: mlflow.log_metrics({k: v for k, v in row.items() if k != "step"}, step=row["step"]),
+    )
+    fit_frame = data.fit_frame
+    spec = feature_spec(fit_frame, data.features, cfg.hidden)
+    refit = RatingConfig(**{**asdict(cfg), "epochs": best_epoch, "patience": 10**6})
+    net, _, _ = train_mlp(fit_frame, data.val, spec, refit)
+    return first_net, first_spec, net, spec, history, best_epoch
+
+
+def _register_mlp(net, spec: dict, data: RatingData, metrics: dict[str, float], baselines: dict[str, float]) -> int:
+    import torch
+
+    with tempfile.TemporaryDirectory() as tmp:
+        torch.save(net.state_dict(), Path(tmp) / "weights.pt")
+        (Path(tmp) / "spec.json").write_text(json.dumps(spec))
+        return log_and_register(
+            model_file="rating_model.py",
+            artifacts={"weights": str(Path(tmp) / "weights.pt"), "spec": str(Path(tmp) / "spec.json")},
+            registered_name=REGISTERED_NAME,
+            input_example=data.test[data.features].head(3).astype(float),
+            requirements=["torch", "pandas", "numpy", "mlflow"],
+            metrics={**metrics, **{f"baseline_{k}": v for k, v in baselines.items()}},
+            tags=data.tags,
+            baseline="user+item bias",
+            baseline_headline=baselines["user_item_bias_test_rmse"],
+        )
+
+
 def rating_mlp_run(
     data: RatingData, store, split: TimeSplit, cfg: RatingConfig, baselines: dict[str, float]
 ) -> tuple[str, int, dict[str, float]]:
@@ -557,34 +597,21 @@ def rating_mlp_run(
 
     from training import plots
 
-    frame, train, val, test, features = data.frame, data.train, data.val, data.test, data.features
-    tags, counts, dataset, join_seconds, y_test = data.tags, data.counts, data.dataset, data.join_seconds, data.y_test
-    fit_frame = data.fit_frame
+    frame, test, features, tags, y_test = data.frame, data.test, data.features, data.tags, data.y_test
     with mlflow.start_run(run_name="rating-mlp", tags={**tags, "model_kind": "feast-features-mlp"}) as run:
-        mlflow.log_input(dataset, context="training")
+        mlflow.log_input(data.dataset, context="training")
         mlflow.log_params(
             {
                 **{k: v for k, v in asdict(cfg).items()},
-                **counts,
+                **data.counts,
                 "features": len(features),
                 "feature_service": FEATURE_SERVICE,
-                "feast_join_seconds": round(join_seconds, 1),
+                "feast_join_seconds": round(data.join_seconds, 1),
                 **environment_params(),
             }
         )
-        first_spec = feature_spec(train, features, cfg.hidden)
-        first_net, history, best_epoch = train_mlp(
-            train,
-            val,
-            first_spec,
-            cfg,
-            on_epoch=lambda row: mlflow.log_metrics({k: v for k, v in row.items() if k != "step"}, step=row["step"]),
-        )
-        # the epoch count is chosen on validation; the model then learns from train + validation,
-        # as the baselines do (the test period starts right after it)
-        spec = feature_spec(fit_frame, features, cfg.hidden)
-        refit = RatingConfig(**{**asdict(cfg), "epochs": best_epoch, "patience": 10**6})
-        net, _, _ = train_mlp(fit_frame, val, spec, refit)
+
+        first_net, first_spec, net, spec, history, best_epoch = fit_mlp(data, cfg)
         pred = predict_mlp(net, test, spec)
         metrics = regression_metrics(y_test, pred, "test")
         metrics["val_rmse_at_best_epoch"] = history[best_epoch - 1]["val_rmse"]
@@ -607,22 +634,7 @@ def rating_mlp_run(
         )
         mlflow.log_figure(plots.residuals(y_test, pred, "rating MLP: test"), "test_residuals.png")
         mlflow.log_dict(spec, "feature_spec.json")
-        with tempfile.TemporaryDirectory() as tmp:
-            import torch
-
-            torch.save(net.state_dict(), Path(tmp) / "weights.pt")
-            (Path(tmp) / "spec.json").write_text(json.dumps(spec))
-            version = log_and_register(
-                model_file="rating_model.py",
-                artifacts={"weights": str(Path(tmp) / "weights.pt"), "spec": str(Path(tmp) / "spec.json")},
-                registered_name=REGISTERED_NAME,
-                input_example=test[features].head(3).astype(float),
-                requirements=["torch", "pandas", "numpy", "mlflow"],
-                metrics={**metrics, **{f"baseline_{k}": v for k, v in baselines.items()}},
-                tags=tags,
-                baseline="user+item bias",
-                baseline_headline=baselines["user_item_bias_test_rmse"],
-            )
+        version = _register_mlp(net, spec, data, metrics, baselines)
     return run.info.run_id, version, metrics
 
 

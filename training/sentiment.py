@@ -246,6 +246,25 @@ def _validation(model: Any, val_ids: list, val: pd.DataFrame, pad_id: int, dev: 
     return metrics
 
 
+def _train_step(model: Any, loss_fn: Any, trainable: list, optimizer: Any, scheduler: Any, dev: Any, precision: str):
+    """One optimizer step on a batch (logits outside `allowed` masked); returns its loss."""
+    import torch
+
+    def step(input_ids: Any, mask: Any, allowed: Any, labels: Any) -> float:
+        with autocast(dev, precision):
+            logits = model(input_ids=input_ids.to(dev), attention_mask=mask.to(dev)).logits
+        logits = logits.float().masked_fill(~allowed.to(dev), -1e4)
+        loss = loss_fn(logits, labels.to(dev))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        return loss.item()
+
+    return step
+
+
 def _stop_reason(step: int, planned: int, cfg: FineTuneConfig, started: float, cap: float | None) -> str | None:
     if step >= planned:
         return "max steps" if cfg.max_steps else "epochs"
@@ -276,6 +295,7 @@ def fine_tune(
     allowed[torch.from_numpy(_binary(train)), LABEL_IDS["neutral"]] = False
     loss_fn = torch.nn.CrossEntropyLoss(weight=torch.tensor(class_weights(train["label"]), dtype=torch.float32).to(dev))
     trainable, optimizer, scheduler, per_epoch, planned = _optimizer(model, cfg, len(train_ids))
+    step_fn = _train_step(model, loss_fn, trainable, optimizer, scheduler, dev, precision)
     rng = np.random.default_rng(cfg.seed)
     lengths = np.array([len(x) for x in train_ids])
     eval_every = cfg.eval_every or max(1, per_epoch // 4)
@@ -313,19 +333,10 @@ def fine_tune(
             for idx in length_batches(lengths, cfg.batch_size, rng):
                 t0 = time.perf_counter()
                 input_ids, mask = _collate(train_ids, idx, tokenizer.pad_token_id)
-                with autocast(dev, precision):
-                    logits = model(input_ids=input_ids.to(dev), attention_mask=mask.to(dev)).logits
-                logits = logits.float().masked_fill(~allowed[idx].to(dev), -1e4)
-                loss = loss_fn(logits, y_train[idx].to(dev))
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(trainable, 1.0)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
+                running.append(step_fn(input_ids, mask, allowed[idx], y_train[idx]))
                 train_time += time.perf_counter() - t0
                 step += 1
                 seen += len(idx)
-                running.append(loss.item())
                 bar.update(1)
                 bar.set_postfix(
                     loss=f"{np.mean(running[-20:]):.3f}", best_f1=f"{max(stopping.f1, 0):.3f}", refresh=False

@@ -193,7 +193,7 @@ def call_every_endpoint(url: str, key: str, calls: list[tuple[str, str, dict]]) 
 SPLITS = {"en": [], "zh": ["--train-before", "2022-07-01", "--test-from", "2023-01-01"]}
 
 
-def main() -> None:
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--retrain", action="store_true", help="train and promote new models even if champions exist")
     parser.add_argument("--port", type=int, default=3000)
@@ -201,45 +201,49 @@ def main() -> None:
     parser.add_argument(
         "--reviews", type=int, default=6000, help="size of the Chinese shop's synthetic export (--lang zh)"
     )
-    args = parser.parse_args()
-    os.umask(0o077)  # the state, artifacts and report are the owner's only
-    if args.lang == "zh":  # a second shop: its own state (database, registry, keys) and encoder
+    return parser.parse_args()
+
+
+def _shop_settings(lang: str):
+    """The profile's settings; the Chinese shop gets its own state (database, registry,
+    keys) and encoder. Exits when the shared data is not there."""
+    if lang == "zh":
         os.environ.setdefault("PORTRAIT_STATE_DIR", str(REPO_ROOT / ".portrait-zh"))
         state = Path(os.environ["PORTRAIT_STATE_DIR"])
         os.environ.setdefault("PORTRAIT_ENCODER", str(state / "encoders" / "multilingual-e5-small"))
         get_settings.cache_clear()
     settings = get_settings()
     data = settings.resolved_data_dir()
-    needed = [AMAZON] if args.lang == "en" else ["online_shopping_10_cats/online_shopping_10_cats.zip"]
+    needed = [AMAZON] if lang == "en" else ["online_shopping_10_cats/online_shopping_10_cats.zip"]
     if not all((data / n).exists() for n in needed):
         sys.exit(f"no data found at {data / needed[0]}: set PORTRAIT_DATA_DIR to the folder holding {needed[0]}")
-    started = time.time()
+    return settings
 
-    step("1/7 database: start (embedded PostgreSQL unless PORTRAIT_DATABASE_URL) and migrate")
-    run("db", "up")
-    run("db", "migrate")
+
+def _ingest(args: argparse.Namespace, settings) -> list:
+    """Step 2: the shop's data loaded; returns the endpoint calls that fit it."""
+    data = settings.resolved_data_dir()
     if args.lang == "en":
         step("2/7 ingest the Amazon reviews and the CDNOW purchases (a rerun loads 0 new rows)")
         run("ingest", "amazon-reviews", str(data / AMAZON))
         if (data / CDNOW).exists():
             run("ingest", "purchases", str(data / CDNOW))
-        calls = english_calls()
-    else:
-        from portrait.ingest import zh_sample
+        return english_calls()
+    from portrait.ingest import zh_sample
 
-        step("2/7 the Chinese shop: its encoder, its SYNTHETIC export, loaded through the generic import")
-        encoder = Path(os.environ["PORTRAIT_ENCODER"])
-        if not (encoder / "config.json").exists():
-            run("encoder", "install", "multilingual-e5-small", "--to", str(encoder))
-        export = settings.state_dir / zh_sample.FILE_NAME
-        if not export.exists():
-            run("sample-export", "zh", str(export), "--reviews", str(args.reviews))
-        run("ingest", "reviews", str(export), "--map", zh_sample.MAPPING, *zh_sample.OPTIONS)
-        calls = chinese_calls(export)
-    step("3/7 features: build (incremental), feast apply, materialize")
-    run("features", "build")
-    run("features", "apply")
-    run("features", "materialize")
+    step("2/7 the Chinese shop: its encoder, its SYNTHETIC export, loaded through the generic import")
+    encoder = Path(os.environ["PORTRAIT_ENCODER"])
+    if not (encoder / "config.json").exists():
+        run("encoder", "install", "multilingual-e5-small", "--to", str(encoder))
+    export = settings.state_dir / zh_sample.FILE_NAME
+    if not export.exists():
+        run("sample-export", "zh", str(export), "--reviews", str(args.reviews))
+    run("ingest", "reviews", str(export), "--map", zh_sample.MAPPING, *zh_sample.OPTIONS)
+    return chinese_calls(export)
+
+
+def _train_and_promote(args: argparse.Namespace) -> None:
+    """Step 4: each model trained (unless it has a champion) and promoted if it passes the gates."""
     step("4/7 train, register and promote the sentiment and rating models")
     for name, command in ((SENTIMENT, ["train", "sentiment"]), (RATING, ["train", "rating"])):
         if has_champion(name) and not args.retrain:
@@ -251,18 +255,40 @@ def main() -> None:
             served = "the champion stays" if has_champion(name) else "nothing is served for it (its routes answer 503)"
             print(f"the new {name} version stays a candidate; {served}")
     run("models", "list")
+
+
+def _serve_and_call(port: int, settings, calls: list) -> str:
+    """Steps 5 and 6: the service started and every endpoint called; returns its URL."""
+    from portrait.settings import api_keys
+
     step("5/7 start the BentoML service")
-    url = f"http://127.0.0.1:{args.port}"
-    proc = start_service(args.port, settings.state_dir)
+    url = f"http://127.0.0.1:{port}"
+    proc = start_service(port, settings.state_dir)
     try:
         wait_ready(url, proc, settings.state_dir / "serve.log")
     except RuntimeError as err:
         sys.exit(str(err))
     step("6/7 call every endpoint")
-    from portrait.settings import api_keys
+    call_every_endpoint(url, sorted(api_keys(settings))[0], calls)
+    return url
 
-    key = sorted(api_keys(settings))[0]
-    call_every_endpoint(url, key, calls)
+
+def main() -> None:
+    args = _arguments()
+    os.umask(0o077)  # the state, artifacts and report are the owner's only
+    settings = _shop_settings(args.lang)
+    started = time.time()
+
+    step("1/7 database: start (embedded PostgreSQL unless PORTRAIT_DATABASE_URL) and migrate")
+    run("db", "up")
+    run("db", "migrate")
+    calls = _ingest(args, settings)
+    step("3/7 features: build (incremental), feast apply, materialize")
+    run("features", "build")
+    run("features", "apply")
+    run("features", "materialize")
+    _train_and_promote(args)
+    url = _serve_and_call(args.port, settings, calls)
     step("7/7 operations report")
     run("report")
     print("open it in a browser: " + str(settings.state_dir / "report" / "index.html"))

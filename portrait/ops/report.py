@@ -215,12 +215,9 @@ def cjk_fonts() -> list[str]:
     return found
 
 
-def _render(plt, reviews: pd.DataFrame, users: pd.DataFrame, out_dir: Path) -> Path:
+def _segments_section(plt, users: pd.DataFrame, out_dir: Path) -> list[str]:
+    """User segments (k-means on portraits) and each one's mean portrait."""
     sections: list[str] = []
-    end = period_end(reviews["event_timestamp"])
-    stragglers = int((reviews["event_timestamp"] > end).sum())
-    reviews = reviews[reviews["event_timestamp"] <= end]
-
     seg = segment_users(users) if len(users) >= 4 else None
     if seg is not None:
         fig, ax = plt.subplots(figsize=(8, 3.2))
@@ -232,7 +229,12 @@ def _render(plt, reviews: pd.DataFrame, users: pd.DataFrame, out_dir: Path) -> P
         sections.append(
             f"<h2>User segments</h2><img src='{img}' alt='segments'><p>Mean portrait of each segment:</p>{table}"
         )
+    return sections
 
+
+def _tags_section(plt, users: pd.DataFrame, out_dir: Path) -> list[str]:
+    """The most common interest tags."""
+    sections: list[str] = []
     tags = top_interest_tags(users)
     if len(tags):
         fig, ax = plt.subplots(figsize=(8, 0.3 * len(tags) + 1))
@@ -243,7 +245,12 @@ def _render(plt, reviews: pd.DataFrame, users: pd.DataFrame, out_dir: Path) -> P
         sections.append(
             f"<h2>Interest tags</h2><img src='{img}' alt='interest tags'>{tags.to_frame('users').to_html(classes='t')}"
         )
+    return sections
 
+
+def _trends_section(plt, reviews: pd.DataFrame, out_dir: Path) -> list[str]:
+    """Sentiment and rating over time, and the 5 most reviewed items' rating trends."""
+    sections: list[str] = []
     trends = monthly_trends(reviews)
     fig, axes = plt.subplots(2, 1, figsize=(9, 5.5), sharex=True)
     axes[0].plot(trends.index, trends["rating_mean"].rolling(3, min_periods=1).mean(), label="mean rating (3-month)")
@@ -271,7 +278,12 @@ def _render(plt, reviews: pd.DataFrame, users: pd.DataFrame, out_dir: Path) -> P
     sections.append(
         f"<h2>Sentiment and rating trends</h2><img src='{img}' alt='trends'><img src='{img_items}' alt='item trends'>"
     )
+    return sections
 
+
+def _movers_section(plt, reviews: pd.DataFrame, out_dir: Path) -> list[str]:
+    """Rising and falling items by demand."""
+    sections: list[str] = []
     movers = demand_movers(reviews)
     fig, ax = plt.subplots(figsize=(8, 4))
     ax.barh(
@@ -283,7 +295,12 @@ def _render(plt, reviews: pd.DataFrame, users: pd.DataFrame, out_dir: Path) -> P
     ax.set_title("Rising and falling items (demand trend)")
     img = _save(fig, out_dir / "movers.png")
     sections.append(f"<h2>Rising and falling items</h2><img src='{img}' alt='movers'>{movers.to_html(classes='t')}")
+    return sections
 
+
+def _cohorts_section(plt, reviews: pd.DataFrame, out_dir: Path) -> list[str]:
+    """The share of each cohort still reviewing, by quarter."""
+    sections: list[str] = []
     cohorts = cohort_activity(reviews)
     if not cohorts.empty:
         fig, ax = plt.subplots(figsize=(9, 4.5))
@@ -294,7 +311,20 @@ def _render(plt, reviews: pd.DataFrame, users: pd.DataFrame, out_dir: Path) -> P
         fig.colorbar(im, ax=ax)
         img = _save(fig, out_dir / "cohorts.png")
         sections.append(f"<h2>Cohort activity</h2><img src='{img}' alt='cohorts'>")
+    return sections
 
+
+def _render(plt, reviews: pd.DataFrame, users: pd.DataFrame, out_dir: Path) -> Path:
+    end = period_end(reviews["event_timestamp"])
+    stragglers = int((reviews["event_timestamp"] > end).sum())
+    reviews = reviews[reviews["event_timestamp"] <= end]
+    sections = [
+        *_segments_section(plt, users, out_dir),
+        *_tags_section(plt, users, out_dir),
+        *_trends_section(plt, reviews, out_dir),
+        *_movers_section(plt, reviews, out_dir),
+        *_cohorts_section(plt, reviews, out_dir),
+    ]
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     late = (
         f" ({stragglers:,} later reviews, isolated after a long gap, are left out of the windows)" if stragglers else ""

@@ -152,6 +152,102 @@ def _times(rng: np.random.Generator, owners: np.ndarray, starts: np.ndarray, gap
     return starts[owners] + (cum - base)
 
 
+def _review_rows(rng, real: RealShop, users: int, items: int, reviews: int, item_share, templates, review_start, now):
+    """(owner, item, time, rating) of each synthetic review: per-user counts from the
+    real shop's activity, items without repeating a (user, item) pair."""
+    per_user = _counts(rng, real.user_activity, users, reviews)
+    owners = np.repeat(np.arange(users), per_user)
+    item_of = rng.permutation(np.repeat(np.arange(items), _counts(rng, real.item_popularity, items, len(owners))))
+    for _ in range(5):  # redraw the few repeated pairs
+        pairs = owners.astype(np.int64) * items + item_of
+        _, first = np.unique(pairs, return_index=True)
+        repeated = np.setdiff1d(np.arange(len(pairs)), first)
+        if not len(repeated):
+            break
+        item_of[repeated] = rng.choice(items, size=len(repeated), p=item_share)
+    pairs = owners.astype(np.int64) * items + item_of
+    _, keep = np.unique(pairs, return_index=True)
+    keep.sort()
+    owners, item_of = owners[keep], item_of[keep]
+    times = _times(rng, owners, review_start, real.review_gaps)
+    if now is not None:
+        times = np.minimum(times, now)
+    lengths = np.array([len(r) for r in real.item_ratings])
+    offsets = np.r_[0, np.cumsum(lengths)[:-1]]
+    template = templates[item_of]
+    ratings = np.concatenate(real.item_ratings)[
+        offsets[template] + (rng.random(len(template)) * lengths[template]).astype(int)
+    ]
+
+    return owners, item_of, times, ratings
+
+
+def _write_events(
+    rng,
+    real: RealShop,
+    events_path: Path,
+    users: int,
+    items: int,
+    events: int,
+    item_share,
+    buy_start,
+    now,
+    recent_days,
+    progress,
+):
+    """Purchases by CDNOW-like buyers and the views and carts of the funnel around
+    them, written to events_path; returns (events written, the purchases' quantity and amount)."""
+    from tqdm import tqdm
+
+    purchases = events // (1 + VIEWS_PER_PURCHASE + CARTS_PER_PURCHASE)
+    buyers = np.repeat(np.arange(users), _counts(rng, real.buyer_activity, users, purchases))
+    buy_times = _times(rng, buyers, buy_start, real.purchase_gaps)
+    if now is not None:
+        buy_times = np.minimum(buy_times, now)
+    qty_amount = real.purchases[rng.integers(len(real.purchases), size=len(buyers))]
+    browse = events - len(buyers)
+    browsers = rng.choice(buyers if len(buyers) else np.arange(users), size=browse)
+    kinds = np.where(
+        rng.random(browse) < CARTS_PER_PURCHASE / (VIEWS_PER_PURCHASE + CARTS_PER_PURCHASE), "cart", "view"
+    )
+    spread = int(recent_days * 86400 / 2) if recent_days else 2 * 365 * 86400
+    browse_times = buy_start[browsers] + rng.integers(0, spread, size=browse)
+    if now is not None:
+        browse_times = np.minimum(browse_times, now)
+    quantities, amounts = qty_amount[:, 0].astype(int).tolist(), np.round(qty_amount[:, 1], 2).tolist()
+    purchase_rows = (buyers, np.full(len(buyers), "purchase"), buy_times, quantities, amounts)
+    browse_rows = (browsers, kinds, browse_times, [""] * browse, [""] * browse)
+    with (
+        tqdm(total=len(buyers) + browse, desc="synth events", unit="event", disable=not progress) as bar,
+        gzip.open(events_path, "wt", encoding="utf-8", newline="") as f,
+    ):
+        writer = csv.writer(f)
+        writer.writerow(("user_id", "item_id", "event_type", "event_timestamp", "quantity", "amount"))
+        for who, kinds_of, when, quantity, amount in (purchase_rows, browse_rows):
+            for start in range(0, len(who), CHUNK):
+                s = slice(start, start + CHUNK)
+                n = len(who[s])
+                item_ids = item_id(rng.choice(items, size=n, p=item_share))
+                writer.writerows(zip(user_id(who[s]), item_ids, kinds_of[s], when[s].tolist(), quantity[s], amount[s]))
+                bar.update(n)
+
+    return len(buyers) + browse, qty_amount
+
+
+def _stats(owners, item_of, times, ratings, qty_amount, users: int, items: int) -> dict:
+    """The distributions a synthetic shop is checked on against the real one."""
+    per_user_reviews = np.bincount(owners, minlength=users)
+    order = np.lexsort((times, owners))
+    same = owners[order][1:] == owners[order][:-1]
+    return {
+        "reviews_per_user": per_user_reviews[per_user_reviews > 0],
+        "reviews_per_item": np.bincount(item_of, minlength=items)[np.bincount(item_of, minlength=items) > 0],
+        "rating": ratings,
+        "review_gap_s": np.diff(times[order])[same],
+        "purchase_amount": qty_amount[:, 1] if len(qty_amount) else np.zeros(0),
+    }
+
+
 def generate(
     real: RealShop,
     out_dir: Path,
@@ -186,81 +282,20 @@ def generate(
     review_start = rng.choice(review_times, size=users)
     buy_start = rng.choice(review_times, size=users)
 
-    # reviews: per-user counts, then items without repeating a (user, item) pair
-    per_user = _counts(rng, real.user_activity, users, reviews)
-    owners = np.repeat(np.arange(users), per_user)
-    item_of = rng.permutation(np.repeat(np.arange(items), _counts(rng, real.item_popularity, items, len(owners))))
-    for _ in range(5):  # redraw the few repeated pairs
-        pairs = owners.astype(np.int64) * items + item_of
-        _, first = np.unique(pairs, return_index=True)
-        repeated = np.setdiff1d(np.arange(len(pairs)), first)
-        if not len(repeated):
-            break
-        item_of[repeated] = rng.choice(items, size=len(repeated), p=item_share)
-    pairs = owners.astype(np.int64) * items + item_of
-    _, keep = np.unique(pairs, return_index=True)
-    keep.sort()
-    owners, item_of = owners[keep], item_of[keep]
-    times = _times(rng, owners, review_start, real.review_gaps)
-    if now is not None:
-        times = np.minimum(times, now)
-    lengths = np.array([len(r) for r in real.item_ratings])
-    offsets = np.r_[0, np.cumsum(lengths)[:-1]]
-    template = templates[item_of]
-    ratings = np.concatenate(real.item_ratings)[
-        offsets[template] + (rng.random(len(template)) * lengths[template]).astype(int)
-    ]
-
+    owners, item_of, times, ratings = _review_rows(
+        rng, real, users, items, reviews, item_share, templates, review_start, now
+    )
     zh = real.language == "zh"
     reviews_path = out_dir / (f"synthetic_reviews_{tag}." + ("csv" if zh else "json.gz"))
     with tqdm(total=len(owners), desc="synth reviews", unit="review", disable=not progress) as bar:
         _write_reviews(reviews_path, rng, real, owners, item_of, ratings, times, zh, bar)
 
-    # events: purchases by CDNOW-like buyers, views and carts of the funnel around them
-    purchases = events // (1 + VIEWS_PER_PURCHASE + CARTS_PER_PURCHASE)
-    buyers = np.repeat(np.arange(users), _counts(rng, real.buyer_activity, users, purchases))
-    buy_times = _times(rng, buyers, buy_start, real.purchase_gaps)
-    if now is not None:
-        buy_times = np.minimum(buy_times, now)
-    qty_amount = real.purchases[rng.integers(len(real.purchases), size=len(buyers))]
-    browse = events - len(buyers)
-    browsers = rng.choice(buyers if len(buyers) else np.arange(users), size=browse)
-    kinds = np.where(
-        rng.random(browse) < CARTS_PER_PURCHASE / (VIEWS_PER_PURCHASE + CARTS_PER_PURCHASE), "cart", "view"
-    )
-    spread = int(recent_days * 86400 / 2) if recent_days else 2 * 365 * 86400
-    browse_times = buy_start[browsers] + rng.integers(0, spread, size=browse)
-    if now is not None:
-        browse_times = np.minimum(browse_times, now)
-    quantities, amounts = qty_amount[:, 0].astype(int).tolist(), np.round(qty_amount[:, 1], 2).tolist()
-    purchase_rows = (buyers, np.full(len(buyers), "purchase"), buy_times, quantities, amounts)
-    browse_rows = (browsers, kinds, browse_times, [""] * browse, [""] * browse)
     events_path = out_dir / f"synthetic_events_{tag}.csv.gz"
-    with (
-        tqdm(total=len(buyers) + browse, desc="synth events", unit="event", disable=not progress) as bar,
-        gzip.open(events_path, "wt", encoding="utf-8", newline="") as f,
-    ):
-        writer = csv.writer(f)
-        writer.writerow(("user_id", "item_id", "event_type", "event_timestamp", "quantity", "amount"))
-        for who, kinds_of, when, quantity, amount in (purchase_rows, browse_rows):
-            for start in range(0, len(who), CHUNK):
-                s = slice(start, start + CHUNK)
-                n = len(who[s])
-                item_ids = item_id(rng.choice(items, size=n, p=item_share))
-                writer.writerows(zip(user_id(who[s]), item_ids, kinds_of[s], when[s].tolist(), quantity[s], amount[s]))
-                bar.update(n)
-
-    per_user_reviews = np.bincount(owners, minlength=users)
-    order = np.lexsort((times, owners))
-    same = owners[order][1:] == owners[order][:-1]
-    stats = {
-        "reviews_per_user": per_user_reviews[per_user_reviews > 0],
-        "reviews_per_item": np.bincount(item_of, minlength=items)[np.bincount(item_of, minlength=items) > 0],
-        "rating": ratings,
-        "review_gap_s": np.diff(times[order])[same],
-        "purchase_amount": qty_amount[:, 1] if len(qty_amount) else np.zeros(0),
-    }
-    return Synthetic(reviews_path, events_path, len(owners), len(buyers) + browse, stats)
+    written_events, qty_amount = _write_events(
+        rng, real, events_path, users, items, events, item_share, buy_start, now, recent_days, progress
+    )
+    stats = _stats(owners, item_of, times, ratings, qty_amount, users, items)
+    return Synthetic(reviews_path, events_path, len(owners), written_events, stats)
 
 
 def _recent(real: RealShop, window: int) -> RealShop:

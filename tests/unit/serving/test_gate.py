@@ -205,7 +205,8 @@ def test_a_large_valid_body_is_checked_at_c_speed(tmp_path):
             r = await c.post("/sentiment", content=body, headers={"X-API-Key": STORE})
             return r, time.perf_counter() - start
 
-    r, seconds = run(go())
+    # the fastest of three: a busy machine (CI beside other jobs) slows one run, not all
+    r, seconds = min((run(go()) for _ in range(3)), key=lambda answer: answer[1])
     assert r.status_code == 400 and "more than 10,000 JSON values" in r.json()["error"]
     assert seconds < 0.35, seconds  # json.loads itself is ~0.1 s of it here
 
@@ -239,9 +240,12 @@ def test_deep_bodies_cost_neither_time_nor_memory(tmp_path):
             return await c.post("/reviews", content=body, headers={"X-API-Key": STORE})
 
     tracemalloc.start()
-    start = time.perf_counter()
-    r = run(go())
-    seconds = time.perf_counter() - start
+    timings = []
+    for _ in range(2):  # the faster of two: one run on a busy machine is not the code's cost
+        start = time.perf_counter()
+        r = run(go())
+        timings.append(time.perf_counter() - start)
+    seconds = min(timings)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert r.status_code == 400 and "levels" in r.json()["error"]
