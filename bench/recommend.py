@@ -34,16 +34,20 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import common  # bench/common.py (bench/ is on sys.path when a script runs)
 import numpy as np
+
+if TYPE_CHECKING:
+    from registry.rating_model import RankingWeights
+
 
 # this script's folder comes first on sys.path, and bench/serving.py would shadow the serving package
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 REQUESTS, USERS_FOR_RECALL, SEEN = 400, 200, 7
-WEIGHTS = {
+WEIGHTS: dict[str, RankingWeights] = {
     "default": {"affinity": 1.0, "popularity": 0.0, "rating": 1.0},
     "popularity": {"affinity": 1.0, "popularity": 0.25, "rating": 1.0},
 }

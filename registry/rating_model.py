@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import NotRequired, TypedDict
 
 import numpy as np
 import pandas as pd
@@ -53,7 +54,7 @@ def derive(frame: pd.DataFrame, prior: float, strength: float = 3.0) -> pd.DataF
     return out
 
 
-def prepare(frame: pd.DataFrame, spec: dict) -> np.ndarray:
+def prepare(frame: pd.DataFrame, spec: FeatureSpec) -> np.ndarray:
     """Features -> standardized matrix: derived features added, missing values
     become the training mean, each feature with missing values gets an indicator."""
     frame = pd.concat(
@@ -73,13 +74,39 @@ def prepare(frame: pd.DataFrame, spec: dict) -> np.ndarray:
 
 # How /recommend ranks (weights chosen on the validation period by training; a
 # model logged without them ranks embedding-nearest candidates by predicted rating).
-DEFAULT_RANKING = {"affinity": 1.0, "popularity": 0.0, "rating": 1.0}
+class RankingWeights(TypedDict):
+    """How /recommend scores a candidate: prior = affinity * similarity + popularity *
+    log review count; score = prior + rating * predicted rating."""
+
+    affinity: float
+    popularity: float
+    rating: float
+
+
+class FeatureSpec(TypedDict):
+    """The rating model's input contract, logged as its spec.json: the features in
+    order, their standardization from the training rows, the missing-value
+    indicators, the network's shape, and how /recommend ranks with it."""
+
+    features: list[str]
+    mean: dict[str, float]
+    std: dict[str, float]
+    indicators: list[str]
+    hidden: list[int]
+    target_mean: float
+    target_std: float
+    n_inputs: int
+    ranking: NotRequired[RankingWeights]
+    candidates: NotRequired[int]
+
+
+DEFAULT_RANKING: RankingWeights = {"affinity": 1.0, "popularity": 0.0, "rating": 1.0}
 # candidates by the prior that the rating model re-ranks: chosen with the weights at
 # training and logged in the spec beside them, so training and serving rank alike
 DEFAULT_CANDIDATES = 100
 
 
-def ranking_prior(affinity: np.ndarray, item_review_count: np.ndarray, weights: dict) -> np.ndarray:
+def ranking_prior(affinity: np.ndarray, item_review_count: np.ndarray, weights: RankingWeights) -> np.ndarray:
     """The candidate score: similarity to what the user reviewed plus a popularity
     prior (log review count). The top candidates by it are re-ranked by
     ranking_score. A missing value counts as 0."""
@@ -88,7 +115,7 @@ def ranking_prior(affinity: np.ndarray, item_review_count: np.ndarray, weights: 
     return weights["affinity"] * aff + weights["popularity"] * pop
 
 
-def ranking_score(prior: np.ndarray, rating: np.ndarray, weights: dict) -> np.ndarray:
+def ranking_score(prior: np.ndarray, rating: np.ndarray, weights: RankingWeights) -> np.ndarray:
     """The final recommendation score of a candidate: its prior plus the weighted predicted rating."""
     return prior + weights["rating"] * np.asarray(rating, dtype=float)
 
@@ -104,7 +131,7 @@ def rank_for_user(
     item_review_count: np.ndarray,
     allowed: np.ndarray,
     predict: Callable[[np.ndarray], np.ndarray],
-    weights: dict,
+    weights: RankingWeights,
     candidates: int,
     k: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -120,7 +147,7 @@ def rank_for_user(
 
 
 def rerank(
-    cand: np.ndarray, prior: np.ndarray, predict: Callable[[np.ndarray], np.ndarray], weights: dict, k: int
+    cand: np.ndarray, prior: np.ndarray, predict: Callable[[np.ndarray], np.ndarray], weights: RankingWeights, k: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The top-k of the candidates (item indices, with their priors) by prior plus
     weighted predicted rating: (indices, scores, ratings), best first."""

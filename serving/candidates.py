@@ -20,8 +20,12 @@ from __future__ import annotations
 
 import math
 import threading
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # the models-from-code file registers its model when imported
+    from registry.rating_model import RankingWeights
 
 EXACT_BELOW = 20_000  # a flat scan of fewer items costs ~1 ms; the IVF index pays off above
 NPROBE = 64  # IVF lists scanned per query (of about sqrt(n)): recall@100 0.97 at 10^6 items (bench/recommend.py)
@@ -84,7 +88,7 @@ class CandidateIndex:
 
         return int(faiss.serialize_index(self.index).nbytes) + self.has_embedding.nbytes
 
-    def top(self, user: np.ndarray | None, weights: dict, excluded: np.ndarray, n: int) -> np.ndarray:
+    def top(self, user: np.ndarray | None, weights: RankingWeights, excluded: np.ndarray, n: int) -> np.ndarray:
         """The n items with the highest prior among those not excluded (rows), best first.
         user: the normalized user embedding (None or zeros when the user has none)."""
         w_a, w_p = float(weights["affinity"]), float(weights["popularity"])

@@ -51,6 +51,7 @@ from serving.schemas import (
 
 if TYPE_CHECKING:
     from portrait.text.encoder import Encoder
+    from registry.rating_model import RankingWeights
     from serving.online import OnlineReader
 
 log = logging.getLogger("portrait.serving")
@@ -568,7 +569,9 @@ class Portrait:
         return True
 
 
-def rank_items(items, query: np.ndarray, excluded: np.ndarray, weights: dict, predict, k: int, candidates: int):
+def rank_items(
+    items, query: np.ndarray, excluded: np.ndarray, weights: RankingWeights, predict, k: int, candidates: int
+):
     """/recommend's ranking for a user with a text profile (query: the normalized user
     embedding): `candidates` items (the rating model's own count) from the index (serving.candidates), re-ranked by
     prior plus weighted predicted rating (predict: item rows -> ratings). Returns the

@@ -14,7 +14,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -33,6 +33,9 @@ from training.common import (
     with_float_integers,
 )
 from training.config import RatingConfig
+
+if TYPE_CHECKING:  # the models-from-code file registers its model when imported
+    from registry.rating_model import FeatureSpec, RankingWeights
 
 FEATURE_SERVICE = RATING_SERVICE
 REGISTERED_NAME = RATING
@@ -94,14 +97,14 @@ def feature_columns(frame: pd.DataFrame, declared: list[str] | None = None) -> l
     ]
 
 
-def feature_spec(train: pd.DataFrame, features: list[str], hidden: tuple[int, ...]) -> dict:
+def feature_spec(train: pd.DataFrame, features: list[str], hidden: tuple[int, ...]) -> FeatureSpec:
     """Standardization and missing-value indicators, from the training rows only."""
     from registry.rating_model import DERIVED, derive
 
     prior = float(train["rating"].mean())
     train = pd.concat([train, derive(train, prior)], axis=1)
     features = [*features, *DERIVED]
-    spec: dict[str, Any] = {
+    spec: FeatureSpec = {
         "features": features,
         "mean": {},
         "std": {},
@@ -109,6 +112,7 @@ def feature_spec(train: pd.DataFrame, features: list[str], hidden: tuple[int, ..
         "hidden": list(hidden),
         "target_mean": prior,
         "target_std": float(train["rating"].std() or 1.0),
+        "n_inputs": 0,  # set below, once the indicators are known
     }
     for name in features:
         values = pd.to_numeric(train[name], errors="coerce").astype(float)
@@ -121,7 +125,7 @@ def feature_spec(train: pd.DataFrame, features: list[str], hidden: tuple[int, ..
     return spec
 
 
-def train_mlp(train: pd.DataFrame, val: pd.DataFrame, spec: dict, cfg: RatingConfig, on_epoch=None):
+def train_mlp(train: pd.DataFrame, val: pd.DataFrame, spec: FeatureSpec, cfg: RatingConfig, on_epoch=None):
     """MSE on the standardized rating with early stopping on validation RMSE."""
     import torch
 
@@ -164,7 +168,7 @@ def train_mlp(train: pd.DataFrame, val: pd.DataFrame, spec: dict, cfg: RatingCon
     return net, history, best[2]
 
 
-def predict_mlp(net, frame: pd.DataFrame, spec: dict) -> np.ndarray:
+def predict_mlp(net, frame: pd.DataFrame, spec: FeatureSpec) -> np.ndarray:
     import torch
 
     from registry.rating_model import prepare
@@ -370,7 +374,9 @@ def _row_ratings(ratings: np.ndarray, row: int, cand: np.ndarray) -> np.ndarray:
     return ratings[row, cand]
 
 
-def ranked_lists(period: RankingPeriod, ratings: np.ndarray, weights: dict, cfg: RatingConfig) -> dict[str, list[str]]:
+def ranked_lists(
+    period: RankingPeriod, ratings: np.ndarray, weights: RankingWeights, cfg: RatingConfig
+) -> dict[str, list[str]]:
     """Top-k per user exactly as /recommend ranks (registry.rating_model.rank_for_user;
     ratings: warm users x items)."""
     from registry.rating_model import rank_for_user
@@ -392,7 +398,7 @@ def ranked_lists(period: RankingPeriod, ratings: np.ndarray, weights: dict, cfg:
     return ranked
 
 
-RANKING_GRID = [
+RANKING_GRID: list[RankingWeights] = [
     {"affinity": a, "popularity": p, "rating": r}
     for a in (0.0, 0.5, 1.0, 2.0, 4.0)
     for p in (0.0, 0.1, 0.25, 0.5, 1.0)
@@ -401,7 +407,7 @@ RANKING_GRID = [
 ]
 
 
-def choose_ranking(period: RankingPeriod, ratings: np.ndarray, cfg: RatingConfig) -> tuple[dict, float]:
+def choose_ranking(period: RankingPeriod, ratings: np.ndarray, cfg: RatingConfig) -> tuple[RankingWeights, float]:
     """The ranking weights with the best NDCG@k on this (validation) period."""
     best, best_ndcg = RANKING_GRID[0], -1.0
     for weights in RANKING_GRID:
@@ -412,7 +418,7 @@ def choose_ranking(period: RankingPeriod, ratings: np.ndarray, cfg: RatingConfig
 
 
 def ranking_metrics(
-    period: RankingPeriod, ratings: np.ndarray, weights: dict, cfg: RatingConfig, prefix: str
+    period: RankingPeriod, ratings: np.ndarray, weights: RankingWeights, cfg: RatingConfig, prefix: str
 ) -> dict[str, float]:
     """NDCG@k and Recall@k of the model's ranking and of popularity on one period."""
     from registry.rating_model import DEFAULT_RANKING
@@ -444,7 +450,7 @@ def predicted_matrix(period: RankingPeriod, score) -> np.ndarray:
 
 def ranking_eval(
     store, frame: pd.DataFrame, split: TimeSplit, score_val, score_test, cfg: RatingConfig
-) -> tuple[dict[str, float], dict]:
+) -> tuple[dict[str, float], RankingWeights]:
     """Top-k recommendation as serving does it. The ranking weights (affinity,
     popularity prior, predicted rating) are chosen on the validation period with
     the model trained before it (score_val); the test period, with the refit
@@ -459,7 +465,7 @@ def ranking_eval(
         **ranking_metrics(val, val_ratings, weights, cfg, "val"),
         **ranking_metrics(test, predicted_matrix(test, score_test), weights, cfg, "test"),
     }
-    metrics.update({f"ranking_weight_{k}": v for k, v in weights.items()})
+    metrics.update({f"ranking_weight_{k}": float(weights[k]) for k in ("affinity", "popularity", "rating")})
     return metrics, weights
 
 
@@ -568,7 +574,9 @@ def fit_mlp(data: RatingData, cfg: RatingConfig):
     return first_net, first_spec, net, spec, history, best_epoch
 
 
-def _register_mlp(net, spec: dict, data: RatingData, metrics: dict[str, float], baselines: dict[str, float]) -> int:
+def _register_mlp(
+    net, spec: FeatureSpec, data: RatingData, metrics: dict[str, float], baselines: dict[str, float]
+) -> int:
     import torch
 
     with tempfile.TemporaryDirectory() as tmp:
