@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from registry.rating_model import DEFAULT_CANDIDATES
-
 
 @dataclass
 class FineTuneConfig:
@@ -52,5 +50,7 @@ class RatingConfig:
     mf_epochs: int = 40
     seed: int = 13
     k: int = 10
-    candidates: int = DEFAULT_CANDIDATES  # by the ranking prior, re-ranked by the predicted rating; logged in the model
+    # by the ranking prior, re-ranked by the predicted rating; logged in the model's spec
+    # (registry.rating_model.DEFAULT_CANDIDATES is only the fallback for models logged before)
+    candidates: int = 100
     ranking_users: int = 2000  # users sampled for the ranking evaluation

