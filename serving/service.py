@@ -351,22 +351,7 @@ class Portrait:
             excluded = excluded[excluded >= 0]
             vector = user.get("user_embedding")
             if vector is None or not len(vector):  # no text profile: cold start
-                rank = items.stats["item_popularity_rank"]
-                return RecommendResponse(
-                    user_id=user_id,
-                    cold_start=True,
-                    models=self.versions(),
-                    items=[
-                        Recommendation(
-                            item_id=items.item_ids[j],
-                            score=float(-rank[j]),
-                            predicted_rating=None,
-                            affinity=None,
-                            why=f"popular: #{int(rank[j])} by reviews",
-                        )
-                        for j in items.most_popular(excluded, k)
-                    ],
-                )
+                return self._most_popular(user_id, items, excluded, k)
             model = self.rating.get()
             ranking = model.unwrap_python_model()
             weights = getattr(ranking, "ranking", DEFAULT_RANKING)
@@ -398,6 +383,25 @@ class Portrait:
             )
 
         return self._online(answer)
+
+    def _most_popular(self, user_id: str, items, excluded: np.ndarray, k: int) -> RecommendResponse:
+        """The cold start: a user without a text profile gets the most reviewed items."""
+        rank = items.stats["item_popularity_rank"]
+        return RecommendResponse(
+            user_id=user_id,
+            cold_start=True,
+            models=self.versions(),
+            items=[
+                Recommendation(
+                    item_id=items.item_ids[j],
+                    score=float(-rank[j]),
+                    predicted_rating=None,
+                    affinity=None,
+                    why=f"popular: #{int(rank[j])} by reviews",
+                )
+                for j in items.most_popular(excluded, k)
+            ],
+        )
 
     @bentoml.api(route="/profile")
     def profile(self, user_id: UserId) -> Profile:
@@ -437,15 +441,11 @@ class Portrait:
         sentiment and update the user's online text profile through the Feast push source.
         The item must be in the catalog (404 otherwise: reviews do not create items);
         a user erased by `portrait forget` gets 410 and nothing is stored."""
-        import pandas as pd
 
         from portrait.ingest.loader import add_review, item_known
         from portrait.ingest.parsing import review_row
         from portrait.privacy.pseudonyms import mask_contacts
-        from portrait.store.database import advisory_lock
         from portrait.text.encoder import review_text
-        from portrait.text.labels import rating_sentiment
-        from serving.online import pushed_text_profile
 
         pseudonym = self._pseudonym(user_id)
         if not self._db(lambda: item_known(self.engine, item_id)):
@@ -470,25 +470,7 @@ class Portrait:
         if review_id is None:
             raise Conflict(f"this user has already reviewed item {item_id}")
 
-        def push(reader) -> bool:
-            vector = self._embed(review_text(summary, text))
-            # read-modify-write of the running mean, one writer per user at a time across
-            # threads, workers and replicas (concurrent reviews would otherwise lose counts)
-            with advisory_lock(self.engine, f"portrait/online-profile/{pseudonym}"):
-                user = reader.user(pseudonym)
-                # the profile keeps the source its shares were built from
-                from_model = (user.get("sentiment_source") or "ratings") != "ratings"
-                label = sentiment["label"] if from_model else rating_sentiment(rating)
-                # stamped inside the lock: a store that keeps the newest row (Redis) keeps this one
-                update = pushed_text_profile(user, vector, label, datetime.now(timezone.utc))
-                reader.store.push("user_text_push", pd.DataFrame({"user_id": [pseudonym], **update}))
-            return True
-
-        try:
-            updated = self._online(push)
-        except Exception as err:  # noqa: BLE001 - the review is stored: the answer must say so, not 5xx
-            log.warning("review %s stored; online profile not updated: %s", review_id, describe(err))
-            updated = False
+        updated = self._push_profile(pseudonym, review_text(summary, text), sentiment["label"], rating, review_id)
         return ReviewResponse(
             user_id=user_id,
             item_id=item_id,
@@ -499,6 +481,36 @@ class Portrait:
             online_profile_updated=updated,
             models=self.versions(_default_version([sentiment])),
         )
+
+    def _push_profile(self, pseudonym: str, review: str, model_label: str, rating: int, review_id: int) -> bool:
+        """The user's online text profile updated with the new review through the Feast
+        push source; False (logged) when the online store failed: the review is stored
+        either way, and the answer says which."""
+        import pandas as pd
+
+        from portrait.store.database import advisory_lock
+        from portrait.text.labels import rating_sentiment
+        from serving.online import pushed_text_profile
+
+        def push(reader) -> bool:
+            vector = self._embed(review)
+            # read-modify-write of the running mean, one writer per user at a time across
+            # threads, workers and replicas (concurrent reviews would otherwise lose counts)
+            with advisory_lock(self.engine, f"portrait/online-profile/{pseudonym}"):
+                user = reader.user(pseudonym)
+                # the profile keeps the source its shares were built from
+                from_model = (user.get("sentiment_source") or "ratings") != "ratings"
+                label = model_label if from_model else rating_sentiment(rating)
+                # stamped inside the lock: a store that keeps the newest row (Redis) keeps this one
+                update = pushed_text_profile(user, vector, label, datetime.now(timezone.utc))
+                reader.store.push("user_text_push", pd.DataFrame({"user_id": [pseudonym], **update}))
+            return True
+
+        try:
+            return self._online(push)
+        except Exception as err:  # noqa: BLE001 - the review is stored: the answer must say so, not 5xx
+            log.warning("review %s stored; online profile not updated: %s", review_id, describe(err))
+            return False
 
     def _api_run(self) -> int:
         """This process's API ingest run, opened by the first review (once, whatever

@@ -296,6 +296,17 @@ class RankingPeriod:
         return [i for i in self.popular if i not in s][:k]
 
 
+def _new_items(before: pd.DataFrame, during: pd.DataFrame, seen: dict, cfg: RatingConfig) -> dict[str, set]:
+    """Each user's items of the period not seen before it (users with none left out;
+    a seeded sample of cfg.ranking_users when there are more)."""
+    relevant = {u: set(g) - seen.get(u, set()) for u, g in during.groupby("user_id")["item_id"]}
+    relevant = {u: r for u, r in relevant.items() if r}
+    users = sorted(relevant)
+    if len(users) > cfg.ranking_users:
+        users = sorted(np.random.default_rng(cfg.seed).choice(users, size=cfg.ranking_users, replace=False))
+    return {u: relevant[u] for u in users}
+
+
 def ranking_period(store, before: pd.DataFrame, during: pd.DataFrame, start, cfg: RatingConfig) -> RankingPeriod:
     """Features as of `start`, fetched per user and per item (two small
     point-in-time joins) and combined by portrait.features.rating_inputs, as serving
@@ -306,33 +317,19 @@ def ranking_period(store, before: pd.DataFrame, during: pd.DataFrame, start, cfg
 
     cut = pd.Timestamp(start) - pd.Timedelta(seconds=1)
     seen = before.groupby("user_id")["item_id"].agg(set).to_dict()
-    relevant = {u: set(g) - seen.get(u, set()) for u, g in during.groupby("user_id")["item_id"]}
-    relevant = {u: r for u, r in relevant.items() if r}
+    relevant = _new_items(before, during, seen, cfg)
     users = sorted(relevant)
-    if len(users) > cfg.ranking_users:
-        users = sorted(np.random.default_rng(cfg.seed).choice(users, size=cfg.ranking_users, replace=False))
-    relevant = {u: relevant[u] for u in users}
-    user_df = (
-        _as_of(
-            store,
-            pd.DataFrame({"user_id": users, "event_timestamp": cut}),
-            service_refs(store, PROFILE_SERVICE, "user_id"),
-        )
-        .drop(columns=["event_timestamp"])
-        .drop_duplicates("user_id")
-        .set_index("user_id")
+    user_df = _as_of(
+        store, pd.DataFrame({"user_id": users, "event_timestamp": cut}), service_refs(store, PROFILE_SERVICE, "user_id")
     )
+    user_df = user_df.drop(columns=["event_timestamp"]).drop_duplicates("user_id").set_index("user_id")
     items = sorted(set(before["item_id"]))
-    item_df = (
-        _as_of(
-            store,
-            pd.DataFrame({"item_id": items, "event_timestamp": cut}),
-            service_refs(store, RECOMMEND_SERVICE, "item_id"),
-        )
-        .drop_duplicates("item_id")
-        .set_index("item_id")
-        .reindex(items)
+    item_df = _as_of(
+        store,
+        pd.DataFrame({"item_id": items, "event_timestamp": cut}),
+        service_refs(store, RECOMMEND_SERVICE, "item_id"),
     )
+    item_df = item_df.drop_duplicates("item_id").set_index("item_id").reindex(items)
     item_vectors = embedding_matrix(list(item_df["item_embedding"]))
     warm = [
         u

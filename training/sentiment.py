@@ -265,6 +265,27 @@ def _train_step(model: Any, loss_fn: Any, trainable: list, optimizer: Any, sched
     return step
 
 
+def _encoded(tokenizer: Any, cfg: FineTuneConfig, train: pd.DataFrame, val: pd.DataFrame):
+    """Token ids of the training and validation texts, the training labels, and which
+    classes each training example may be: binary-labelled examples (Chinese: positive /
+    negative, no neutral class) are never asked to be neutral (neutral's logit masked)."""
+    import torch
+
+    prefix = encoder_prefix(cfg.model_path())
+    tok = lambda texts: tokenizer([prefix + t for t in texts], truncation=True, max_length=cfg.max_length)["input_ids"]
+    train_ids, val_ids = tok(train["input"]), tok(val["input"])
+    y_train = torch.tensor(train["label"].map(LABEL_IDS).to_numpy())
+    allowed = torch.ones((len(train), len(SENTIMENT_LABELS)), dtype=torch.bool)
+    allowed[torch.from_numpy(_binary(train)), LABEL_IDS["neutral"]] = False
+    return train_ids, val_ids, y_train, allowed
+
+
+def _epochs_of_batches(lengths: np.ndarray, cfg: FineTuneConfig, rng: np.random.Generator):
+    """The length-sorted batches of every epoch, one after the other."""
+    for _epoch in range(cfg.epochs):
+        yield from length_batches(lengths, cfg.batch_size, rng)
+
+
 def _stop_reason(step: int, planned: int, cfg: FineTuneConfig, started: float, cap: float | None) -> str | None:
     if step >= planned:
         return "max steps" if cfg.max_steps else "epochs"
@@ -285,14 +306,7 @@ def fine_tune(
     dev = device()
     precision = resolve_precision(cfg.precision)  # bf16 where native (faster there; docs/guides/training.md)
     tokenizer, model = _classifier(cfg, dev)
-    prefix = encoder_prefix(cfg.model_path())
-    tok = lambda texts: tokenizer([prefix + t for t in texts], truncation=True, max_length=cfg.max_length)["input_ids"]
-    train_ids, val_ids = tok(train["input"]), tok(val["input"])
-    y_train = torch.tensor(train["label"].map(LABEL_IDS).to_numpy())
-    # Binary-labelled examples (Chinese: positive / negative, no neutral class) are never
-    # asked to be neutral: their loss is over negative and positive only (neutral's logit masked).
-    allowed = torch.ones((len(train), len(SENTIMENT_LABELS)), dtype=torch.bool)
-    allowed[torch.from_numpy(_binary(train)), LABEL_IDS["neutral"]] = False
+    train_ids, val_ids, y_train, allowed = _encoded(tokenizer, cfg, train, val)
     loss_fn = torch.nn.CrossEntropyLoss(weight=torch.tensor(class_weights(train["label"]), dtype=torch.float32).to(dev))
     trainable, optimizer, scheduler, per_epoch, planned = _optimizer(model, cfg, len(train_ids))
     step_fn = _train_step(model, loss_fn, trainable, optimizer, scheduler, dev, precision)
@@ -328,25 +342,19 @@ def fine_tune(
 
     model.train()
     with tqdm(total=planned, desc="fine-tune sentiment", unit="step", disable=not progress, leave=False) as bar:
-        reason: str | None = None
-        for _epoch in range(cfg.epochs):
-            for idx in length_batches(lengths, cfg.batch_size, rng):
-                t0 = time.perf_counter()
-                input_ids, mask = _collate(train_ids, idx, tokenizer.pad_token_id)
-                running.append(step_fn(input_ids, mask, allowed[idx], y_train[idx]))
-                train_time += time.perf_counter() - t0
-                step += 1
-                seen += len(idx)
-                bar.update(1)
-                bar.set_postfix(
-                    loss=f"{np.mean(running[-20:]):.3f}", best_f1=f"{max(stopping.f1, 0):.3f}", refresh=False
-                )
-                if step % eval_every == 0 and validate():
-                    reason = "early stopping"
-                else:
-                    reason = _stop_reason(step, planned, cfg, start, cap)
-                if reason:
-                    break
+        for idx in _epochs_of_batches(lengths, cfg, rng):
+            t0 = time.perf_counter()
+            input_ids, mask = _collate(train_ids, idx, tokenizer.pad_token_id)
+            running.append(step_fn(input_ids, mask, allowed[idx], y_train[idx]))
+            train_time += time.perf_counter() - t0
+            step += 1
+            seen += len(idx)
+            bar.update(1)
+            bar.set_postfix(loss=f"{np.mean(running[-20:]):.3f}", best_f1=f"{max(stopping.f1, 0):.3f}", refresh=False)
+            if step % eval_every == 0 and validate():
+                reason: str | None = "early stopping"
+            else:
+                reason = _stop_reason(step, planned, cfg, start, cap)
             if reason:
                 stopped_by = reason
                 break

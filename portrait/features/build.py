@@ -45,14 +45,25 @@ REVIEW_LENGTHS_SQL = """
 LENGTH_COLUMNS = ("text_words", "has_words", "text_chars_zh", "is_zh")
 
 
-def compute_user_behavior(reviews: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
-    """Snapshots of behaviour statistics at each time a user reviewed or acted.
+# what a user's acts add up to, summed per user over time
+_SUMMED = [
+    "is_review",
+    "rating",
+    "rating_sq",
+    "is_low",
+    "helpful_votes",
+    "total_votes",
+    *LENGTH_COLUMNS,
+    "is_purchase",
+    "is_view",
+    "is_cart",
+    "quantity",
+    "amount",
+]
 
-    reviews: user_id, event_timestamp, rating, helpful_votes, total_votes, and the lengths of
-             REVIEW_LENGTHS_SQL: text_words / has_words (reviews in space-separated languages),
-             text_chars_zh / is_zh (Chinese reviews, which have no spaces to count words by)
-    events:  user_id, event_timestamp, event_type (purchase/view/cart), quantity, amount
-    """
+
+def _user_acts(reviews: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
+    """Reviews and events as one table of acts, sorted by user and time."""
     r = reviews.assign(
         is_review=1.0,
         rating_sq=reviews["rating"] ** 2,
@@ -77,45 +88,44 @@ def compute_user_behavior(reviews: pd.DataFrame, events: pd.DataFrame) -> pd.Dat
     )
     e["quantity"] = e["quantity"].fillna(0).astype(float) * e["is_purchase"]
     e["amount"] = e["amount"].fillna(0).astype(float) * e["is_purchase"]
-    cols = [
-        "user_id",
-        "event_timestamp",
-        "is_review",
-        "rating",
-        "rating_sq",
-        "is_low",
-        "helpful_votes",
-        "total_votes",
-        *LENGTH_COLUMNS,
-        "is_purchase",
-        "is_view",
-        "is_cart",
-        "quantity",
-        "amount",
-    ]
+    cols = ["user_id", "event_timestamp", *_SUMMED]
     acts = pd.concat([f[cols] for f in (r, e) if len(f)], ignore_index=True) if len(r) or len(e) else r[cols]
     acts["total_votes"] = acts["total_votes"].astype(float).fillna(0)  # NULL where an export has no votes
-    acts = acts.sort_values(["user_id", "event_timestamp"], kind="stable").reset_index(drop=True)
+    return acts.sort_values(["user_id", "event_timestamp"], kind="stable").reset_index(drop=True)
+
+
+def _purchase_features(out: pd.DataFrame, acts: pd.DataFrame, cum: pd.DataFrame, ts_unix: pd.Series) -> None:
+    """Counts, monetary value, frequency and recency of purchases so far, into out."""
+    purchases = cum["is_purchase"]
+    out["purchase_count"] = purchases.astype(int)
+    out["purchase_quantity_total"] = cum["quantity"].astype(int)
+    out["purchase_monetary_total"] = cum["amount"]
+    out["purchase_monetary_mean"] = (cum["amount"] / purchases).where(purchases > 0)
+    # times are sorted per user: the last purchase so far is a forward fill, the first a cummin
+    purchase_ts = ts_unix.where(acts["is_purchase"] > 0).astype(float)
+    last_purchase = purchase_ts.groupby(acts["user_id"], sort=False).ffill()
+    first_purchase = (
+        purchase_ts.groupby(acts["user_id"], sort=False).cummin().groupby(acts["user_id"], sort=False).ffill()
+    )
+    span_days = (ts_unix - first_purchase) / 86400
+    out["purchase_frequency_30d"] = (purchases / np.maximum(span_days, 30.0) * 30).where(purchases > 0)
+    out["last_purchase_unix"] = last_purchase.round().astype("Int64")
+
+
+def compute_user_behavior(reviews: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
+    """Snapshots of behaviour statistics at each time a user reviewed or acted.
+
+    reviews: user_id, event_timestamp, rating, helpful_votes, total_votes, and the lengths of
+             REVIEW_LENGTHS_SQL: text_words / has_words (reviews in space-separated languages),
+             text_chars_zh / is_zh (Chinese reviews, which have no spaces to count words by)
+    events:  user_id, event_timestamp, event_type (purchase/view/cart), quantity, amount
+    """
+    acts = _user_acts(reviews, events)
     if acts.empty:
         return pd.DataFrame()
 
     g = acts.groupby("user_id", sort=False)
-    cum = g[
-        [
-            "is_review",
-            "rating",
-            "rating_sq",
-            "is_low",
-            "helpful_votes",
-            "total_votes",
-            *LENGTH_COLUMNS,
-            "is_purchase",
-            "is_view",
-            "is_cart",
-            "quantity",
-            "amount",
-        ]
-    ].cumsum()
+    cum = g[_SUMMED].cumsum()
     out = pd.DataFrame({"user_id": acts["user_id"], "event_timestamp": acts["event_timestamp"]})
     windows = acts.set_index("event_timestamp").groupby("user_id", sort=False)["is_review"]
     for days in (30, 90, 365):
@@ -136,20 +146,7 @@ def compute_user_behavior(reviews: pd.DataFrame, events: pd.DataFrame) -> pd.Dat
     ts_unix = acts["event_timestamp"].astype("int64") // 10**9
     out["days_since_prev_activity"] = g["event_timestamp"].diff().dt.total_seconds() / 86400
     out["last_activity_unix"] = ts_unix.to_numpy()
-    purchases = cum["is_purchase"]
-    out["purchase_count"] = purchases.astype(int)
-    out["purchase_quantity_total"] = cum["quantity"].astype(int)
-    out["purchase_monetary_total"] = cum["amount"]
-    out["purchase_monetary_mean"] = (cum["amount"] / purchases).where(purchases > 0)
-    # times are sorted per user: the last purchase so far is a forward fill, the first a cummin
-    purchase_ts = ts_unix.where(acts["is_purchase"] > 0).astype(float)
-    last_purchase = purchase_ts.groupby(acts["user_id"], sort=False).ffill()
-    first_purchase = (
-        purchase_ts.groupby(acts["user_id"], sort=False).cummin().groupby(acts["user_id"], sort=False).ffill()
-    )
-    span_days = (ts_unix - first_purchase) / 86400
-    out["purchase_frequency_30d"] = (purchases / np.maximum(span_days, 30.0) * 30).where(purchases > 0)
-    out["last_purchase_unix"] = last_purchase.round().astype("Int64")
+    _purchase_features(out, acts, cum, ts_unix)
     out["view_count"] = cum["is_view"].astype(int)
     out["cart_count"] = cum["is_cart"].astype(int)
     return _last_per_timestamp(out, "user_id")
@@ -671,6 +668,38 @@ def build_features(
     return BuildResult(as_of, rows_embedded, len(changes.users), len(changes.items), rows)
 
 
+def _store_embeddings(
+    conn, todo: pd.DataFrame, hashes: list[bytes], vectors_by_hash: dict, name: str, rev: str
+) -> None:
+    """The reviews' embeddings COPYed into a staging table and upserted in one statement."""
+    cursor = conn.connection.driver_connection.cursor()
+    cursor.execute("CREATE TEMP TABLE stage_embeddings (LIKE review_embeddings INCLUDING DEFAULTS) ON COMMIT DROP")
+    with cursor.copy(
+        "COPY stage_embeddings (review_id, user_id, item_id, event_timestamp, embedding, "
+        "encoder, encoder_revision, text_hash) FROM STDIN"
+    ) as copy:
+        for row, h in zip(todo.itertuples(index=False), hashes):
+            copy.write_row(
+                (
+                    row.review_id,
+                    row.user_id,
+                    row.item_id,
+                    row.event_timestamp.to_pydatetime(),
+                    pg_array(vectors_by_hash[h]),
+                    name,
+                    rev,
+                    h,
+                )
+            )
+    cursor.execute("""
+        INSERT INTO review_embeddings (review_id, user_id, item_id, event_timestamp, embedding, encoder,
+                                       encoder_revision, text_hash)
+        SELECT review_id, user_id, item_id, event_timestamp, embedding, encoder, encoder_revision, text_hash
+        FROM stage_embeddings
+        ON CONFLICT (review_id) DO UPDATE SET embedding = EXCLUDED.embedding, encoder = EXCLUDED.encoder,
+            encoder_revision = EXCLUDED.encoder_revision, text_hash = EXCLUDED.text_hash, created_timestamp = now()""")
+
+
 def _embed_new_reviews(conn, model_path: str, revision: str, as_of: datetime, progress: bool) -> int:
     """Embed the reviews up to as_of that have no embedding by this encoder revision."""
     from portrait.text.encoder import Encoder, encoder_name, review_text
@@ -710,32 +739,7 @@ def _embed_new_reviews(conn, model_path: str, revision: str, as_of: datetime, pr
         vectors_by_hash.update(zip(new, encoder.embed(list(new.values()), progress=progress)))
     name, rev = (encoder.name, encoder.revision) if encoder else (encoder_name(model_path), revision)
     log.info("embedded %d texts for %d reviews (%d known texts reused)", len(new), len(todo), reused)
-    cursor = conn.connection.driver_connection.cursor()
-    cursor.execute("CREATE TEMP TABLE stage_embeddings (LIKE review_embeddings INCLUDING DEFAULTS) ON COMMIT DROP")
-    with cursor.copy(
-        "COPY stage_embeddings (review_id, user_id, item_id, event_timestamp, embedding, "
-        "encoder, encoder_revision, text_hash) FROM STDIN"
-    ) as copy:
-        for row, h in zip(todo.itertuples(index=False), hashes):
-            copy.write_row(
-                (
-                    row.review_id,
-                    row.user_id,
-                    row.item_id,
-                    row.event_timestamp.to_pydatetime(),
-                    pg_array(vectors_by_hash[h]),
-                    name,
-                    rev,
-                    h,
-                )
-            )
-    cursor.execute("""
-        INSERT INTO review_embeddings (review_id, user_id, item_id, event_timestamp, embedding, encoder,
-                                       encoder_revision, text_hash)
-        SELECT review_id, user_id, item_id, event_timestamp, embedding, encoder, encoder_revision, text_hash
-        FROM stage_embeddings
-        ON CONFLICT (review_id) DO UPDATE SET embedding = EXCLUDED.embedding, encoder = EXCLUDED.encoder,
-            encoder_revision = EXCLUDED.encoder_revision, text_hash = EXCLUDED.text_hash, created_timestamp = now()""")
+    _store_embeddings(conn, todo, hashes, vectors_by_hash, name, rev)
     return len(todo)
 
 
