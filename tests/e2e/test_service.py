@@ -164,12 +164,13 @@ def test_a_newly_promoted_champion_is_served_after_reload(deployment):
     d = deployment
     sh_env = d.env
     script = (
-        "from portrait import tracking; from portrait.settings import get_settings; "
+        "from registry import tracking; from portrait.settings import get_settings; "
         "tracking.configure(get_settings()); from mlflow import MlflowClient; c = MlflowClient(); "
         "v = c.get_model_version('review-sentiment', '1'); "
         "print(c.create_model_version('review-sentiment', v.source, run_id=v.run_id).version)"
     )
     new = subprocess.run(["python", "-c", script], env=sh_env, capture_output=True, text=True, timeout=120)
+    assert new.returncode == 0, new.stderr[-2000:]
     version = new.stdout.strip().splitlines()[-1]
     subprocess.run(
         ["portrait", "models", "promote", "review-sentiment", version],
