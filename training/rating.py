@@ -493,7 +493,7 @@ class RatingData:
     def y_test(self) -> np.ndarray:
         return self.test["rating"].to_numpy().astype(float)
 
-    @property
+    @functools.cached_property
     def fit_frame(self) -> pd.DataFrame:
         """Train + validation: what the baselines and the final MLP learn from."""
         return pd.concat([self.train, self.val], ignore_index=True)

@@ -233,11 +233,12 @@ def _optimizer(model: Any, cfg: FineTuneConfig, n_train: int) -> tuple[list, Any
     return trainable, optimizer, scheduler, per_epoch, planned
 
 
-def _validation(model: Any, val_ids: list, val: pd.DataFrame, pad_id: int, dev: Any, precision: str) -> dict:
+def _validation(
+    model: Any, val_ids: list, y_val: np.ndarray, val: pd.DataFrame, pad_id: int, dev: Any, precision: str
+) -> dict:
     """Validation macro-F1 (per language) and loss of the model as it is now."""
     import torch
 
-    y_val = val["label"].map(LABEL_IDS).to_numpy()
     proba = predict_proba(model, val_ids, pad_id, dev, precision=precision)
     metrics = bilingual_metrics(y_val, proba, _binary(val), "val")
     metrics["val_loss"] = float(
@@ -307,6 +308,7 @@ def fine_tune(
     precision = resolve_precision(cfg.precision)  # bf16 where native (faster there; docs/guides/training.md)
     tokenizer, model = _classifier(cfg, dev)
     train_ids, val_ids, y_train, allowed = _encoded(tokenizer, cfg, train, val)
+    y_val = val["label"].map(LABEL_IDS).to_numpy()
     loss_fn = torch.nn.CrossEntropyLoss(weight=torch.tensor(class_weights(train["label"]), dtype=torch.float32).to(dev))
     trainable, optimizer, scheduler, per_epoch, planned = _optimizer(model, cfg, len(train_ids))
     step_fn = _train_step(model, loss_fn, trainable, optimizer, scheduler, dev, precision)
@@ -322,7 +324,7 @@ def fine_tune(
     train_time = 0.0  # optimizer steps only, without validation
 
     def validate() -> bool:
-        metrics = _validation(model, val_ids, val, tokenizer.pad_token_id, dev, precision)
+        metrics = _validation(model, val_ids, y_val, val, tokenizer.pad_token_id, dev, precision)
         row = {
             "step": step,
             "epoch": step / per_epoch,
