@@ -22,9 +22,8 @@ import common  # bench/common.py (bench/ is on sys.path when a script runs)
 from portrait.featurestore.repo import feature_store
 from portrait.settings import get_settings
 from registry import tracking
-from training.config import FineTuneConfig
 from training.rating import RatingConfig, run_rating_training
-from training.sentiment import run_sentiment_training
+from training.sentiment import FineTuneConfig, run_sentiment_training
 
 
 def main() -> None:
@@ -48,7 +47,7 @@ def main() -> None:
         print(f"  gain {m['test_macro_f1'] - b['test_macro_f1']:+.4f} (target >= +0.05)")
     if not args.skip_rating:
         rating = run_rating_training(engine, feature_store(settings), RatingConfig())
-        m, b = rating.metrics, rating.baselines
+        m, b = rating.metrics, rating.baseline_metrics
         print("rating, test RMSE / MAE:")
         print(f"  MLP on rating_v1     {m['test_rmse']:.4f} / {m['test_mae']:.4f}")
         for name in ("user_item_bias", "matrix_factorization", "global_mean"):

@@ -7,6 +7,9 @@ import logging
 import threading
 from collections.abc import Callable
 
+from portrait.settings import get_settings
+from portrait.store import database
+from registry.models import load
 from serving.errors import describe, down
 
 log = logging.getLogger("portrait.serving")
@@ -27,8 +30,6 @@ class ChampionModel:
         """Load the champion if the alias moved (or force); True if the version changed.
         A failure keeps the model being served and records why."""
         from mlflow import MlflowClient
-
-        from registry.models import load
 
         with self._lock:
             try:
@@ -76,8 +77,6 @@ def settle() -> None:
 
 
 def configure_tracking() -> None:
-    from portrait.settings import get_settings
-    from portrait.store import database
     from registry import tracking
 
     database.ensure_running(get_settings())  # the tracking database lives on the profile's server

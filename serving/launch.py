@@ -19,6 +19,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from portrait.settings import REPO_ROOT, get_settings, private_state_dir
+
 SERVICE = "serving.service:Portrait"
 
 
@@ -56,8 +58,6 @@ def private_arbiter(sockets: Path):
 def main(argv: list[str]) -> None:
     import bentoml._internal.utils.circus as circus_utils
     from bentoml_cli.cli import cli
-
-    from portrait.settings import REPO_ROOT, get_settings, private_state_dir
 
     os.umask(0o077)  # the service's files (home, metrics, sockets) are the owner's only
     state = private_state_dir(get_settings())

@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from portrait.settings import admin_keys, api_keys
 from serving.errors import request_notes
 
 access_log = logging.getLogger("portrait.access")
@@ -139,7 +140,6 @@ class KeyBudget:
 
 class Limits:
     def __init__(self, settings) -> None:
-        from portrait.settings import admin_keys, api_keys
 
         self.admin = admin_keys(settings)
         self.storefront = api_keys(settings) - self.admin

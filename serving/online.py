@@ -21,6 +21,7 @@ import pandas as pd
 
 from portrait.features.rating_inputs import LAST_ACTIVITY, RATING_SERVICE, normalize, rating_inputs
 from portrait.featurestore.repo import PROFILE_SERVICE, RECOMMEND_SERVICE, pg_connect, service_features, service_refs
+from portrait.text.labels import SENTIMENT_LABELS
 from serving.candidates import EXACT_BELOW, CandidateIndex
 
 EMBEDDING = "item_embedding"  # the item feature candidates are retrieved by
@@ -252,7 +253,6 @@ def segment(user: dict[str, Any]) -> str:
 def pushed_text_profile(user: dict[str, Any], embedding: np.ndarray, label: str, now) -> dict[str, list]:
     """The user's text profile after one more review: the running mean embedding
     and sentiment shares move by one review; interest tags stay until the next build."""
-    from portrait.text.labels import SENTIMENT_LABELS
 
     n = int(user.get("embedded_review_count") or 0)
     old = np.asarray(user.get("user_embedding") or np.zeros_like(embedding), dtype=np.float64)

@@ -27,6 +27,16 @@ import numpy as np
 from bentoml.exceptions import InvalidArgument, NotFound, ServiceUnavailable
 from pydantic import Field
 
+from portrait.ingest.loader import add_review, close_api_run, item_known, items_seen, open_api_run, reconcile_runs
+from portrait.ingest.parsing import review_row
+from portrait.privacy.idkey import verified_id_key
+from portrait.privacy.pseudonyms import mask_contacts, pseudonymize
+from portrait.settings import get_settings
+from portrait.store import database
+from portrait.store.database import advisory_lock
+from portrait.text.encoder import Encoder, review_text
+from portrait.text.labels import SENTIMENT_LABELS, rating_sentiment
+from portrait.text.language import detect_language
 from registry.models import RATING, SENTIMENT, SENTIMENT_ZH
 from serving.champions import ChampionModel, configure_tracking, poll_forever, settle
 from serving.errors import Conflict, Gone, describe, down, is_outage, is_stale_connection
@@ -70,8 +80,6 @@ class SentimentModel:
 
         import torch
 
-        from portrait.settings import get_settings
-
         # leave a core to the API process: its feature routes must not wait behind a forward pass
         torch.set_num_threads(get_settings().sentiment_threads or max(1, (os.cpu_count() or 2) - 1))
         configure_tracking()
@@ -90,7 +98,6 @@ class SentimentModel:
         one, every other text (and all of them when there is none) to review-sentiment's."""
         if self.chinese.model is None:
             return self._predict(self.champion, texts)
-        from portrait.text.language import detect_language
 
         routes = [self.chinese if detect_language(t) == "zh" else self.champion for t in texts]
         out: list[dict] = [{} for _ in texts]
@@ -152,9 +159,6 @@ class Portrait:
     sentiment_model = bentoml.depends(SentimentModel)
 
     def __init__(self) -> None:
-        from portrait.privacy.idkey import verified_id_key
-        from portrait.settings import get_settings
-        from portrait.store import database
 
         self.settings = get_settings()
         configure_tracking()
@@ -173,7 +177,6 @@ class Portrait:
         self._failures_lock = threading.Lock()
         self._ready_lock = threading.Lock()
         self._ready, self._ready_at = False, -READY_CACHE_S
-        from portrait.ingest.loader import reconcile_runs
 
         reconcile_runs(self.engine)  # runs of processes that are gone (never a live replica's)
         self._refresh()
@@ -264,7 +267,6 @@ class Portrait:
             log.debug("no %s champion version to show", SENTIMENT)
 
     def _pseudonym(self, user_id: str) -> str:
-        from portrait.privacy.pseudonyms import pseudonymize
 
         try:
             return pseudonymize(user_id, self.key)
@@ -337,7 +339,6 @@ class Portrait:
         popularity prior (from the item index, serving.candidates), re-ranked with the
         predicted rating (weights chosen on validation at training); a user without a
         text profile gets the most popular items."""
-        from portrait.ingest.loader import items_seen
         from registry.rating_model import DEFAULT_CANDIDATES, DEFAULT_RANKING
         from serving.online import user_vector
 
@@ -406,7 +407,6 @@ class Portrait:
     @bentoml.api(route="/profile")
     def profile(self, user_id: UserId) -> Profile:
         """The user's portrait: behaviour, sentiment tendency, interests, segment."""
-        from portrait.text.labels import SENTIMENT_LABELS
         from serving.online import segment
 
         pseudonym = self._pseudonym(user_id)
@@ -441,11 +441,6 @@ class Portrait:
         sentiment and update the user's online text profile through the Feast push source.
         The item must be in the catalog (404 otherwise: reviews do not create items);
         a user erased by `portrait forget` gets 410 and nothing is stored."""
-
-        from portrait.ingest.loader import add_review, item_known
-        from portrait.ingest.parsing import review_row
-        from portrait.privacy.pseudonyms import mask_contacts
-        from portrait.text.encoder import review_text
 
         pseudonym = self._pseudonym(user_id)
         if not self._db(lambda: item_known(self.engine, item_id)):
@@ -488,8 +483,6 @@ class Portrait:
         either way, and the answer says which."""
         import pandas as pd
 
-        from portrait.store.database import advisory_lock
-        from portrait.text.labels import rating_sentiment
         from serving.online import pushed_text_profile
 
         def push(reader) -> bool:
@@ -515,7 +508,6 @@ class Portrait:
     def _api_run(self) -> int:
         """This process's API ingest run, opened by the first review (once, whatever
         the number of concurrent first reviews)."""
-        from portrait.ingest.loader import open_api_run
 
         with self._run_lock:
             if self._api_run_id is None:
@@ -531,7 +523,6 @@ class Portrait:
             self._warmed.set()
 
     def _embed(self, text: str) -> np.ndarray:
-        from portrait.text.encoder import Encoder
 
         with self._encoder_lock:
             if self._encoder is None:
@@ -550,7 +541,6 @@ class Portrait:
     @bentoml.on_shutdown
     def close_api_run(self) -> None:
         """The API's ingest run ends with the process that counted it."""
-        from portrait.ingest.loader import close_api_run
 
         if self._api_run_id is not None:
             close_api_run(self.engine, self._api_run_id)

@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 
 from portrait.settings import REPO_ROOT
+from portrait.text.language import jieba_words
+from registry.models import BASELINE_PREFIX, HEADLINE, tag_version
 
 # Documented defaults: train on reviews before 2013-07-01, validate on the second
 # half of 2013, test on 2014 (5,559 / 2,023 / 2,679 of the Amazon reviews).
@@ -111,8 +113,6 @@ def word_tfidf(chinese: bool = False, **options):
     (which has no spaces to split at)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    from portrait.text.language import jieba_words
-
     words = {"tokenizer": jieba_words, "token_pattern": None, "lowercase": False} if chinese else {}
     return TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, **words, **options)
 
@@ -135,8 +135,6 @@ def log_and_register(
     and the new version tagged with its provenance, its headline metric and the
     baseline's (the promotion gate reads them). Returns the version."""
     import mlflow
-
-    from registry.models import BASELINE_PREFIX, HEADLINE, tag_version
 
     info = mlflow.pyfunc.log_model(
         name="model",

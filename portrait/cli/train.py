@@ -6,7 +6,8 @@ import click
 
 from portrait.cli._common import PortraitGroup, connect, parse_time, track
 from portrait.settings import get_settings
-from training.config import FineTuneConfig, RatingConfig
+from training.rating import RatingConfig
+from training.sentiment import FineTuneConfig
 
 
 @click.group(cls=PortraitGroup)
@@ -159,19 +160,17 @@ def train_rating(epochs: int, seed: int, train_before: str, test_from: str) -> N
         )
     finally:
         engine.dispose()
-    m, b = out.metrics, out.baselines
+    b, r = out.baseline_rmse, out.ranking
     click.echo(f"rating-predictor v{out.version} registered (run {out.run_id})")
     click.echo(
-        f"  test RMSE {m['test_rmse']:.4f} (MAE {m['test_mae']:.4f}); user+item bias "
-        f"{b['user_item_bias_test_rmse']:.4f}; matrix factorization {b['matrix_factorization_test_rmse']:.4f}; "
-        f"global mean {b['global_mean_test_rmse']:.4f}"
+        f"  test RMSE {out.test_rmse:.4f} (MAE {out.test_mae:.4f}); user+item bias "
+        f"{b['user_item_bias']:.4f}; matrix factorization {b['matrix_factorization']:.4f}; "
+        f"global mean {b['global_mean']:.4f}"
     )
+    weights = ", ".join(f"{name} {w:g}" for name, w in r.weights.items())
     click.echo(
-        f"  NDCG@10 {m['test_ndcg_at_10']:.4f} vs popularity {m['test_popularity_ndcg_at_10']:.4f} "
-        f"({m['test_ndcg_at_10_vs_popularity']:.2f}x); Recall@10 {m['test_recall_at_10']:.4f} vs "
-        f"{m['test_popularity_recall_at_10']:.4f}; ranking weights (chosen on validation) "
-        f"affinity {m['ranking_weight_affinity']:g}, popularity {m['ranking_weight_popularity']:g}, "
-        f"rating {m['ranking_weight_rating']:g}"
+        f"  NDCG@10 {r.ndcg:.4f} vs popularity {r.popularity_ndcg:.4f} ({r.ndcg_vs_popularity:.2f}x); "
+        f"Recall@10 {r.recall:.4f} vs {r.popularity_recall:.4f}; ranking weights (chosen on validation) {weights}"
     )
     click.echo(f"  promote with: portrait models promote rating-predictor {out.version}")
 

@@ -21,6 +21,8 @@ import sqlalchemy as sa
 from portrait.ingest import imports, parsing
 from portrait.ingest.lines import open_source, read_lines
 from portrait.ingest.parsing import EventKeys, EventRow, ReviewRow, RowError
+from portrait.privacy.idkey import check_key
+from portrait.privacy.pseudonyms import seal
 
 SOURCES = ("amazon-reviews", "purchases", "events", "reviews")  # reviews: a shop's own export (portrait.ingest.imports)
 
@@ -281,7 +283,6 @@ class Loader:
     database's reason; only failures of the run itself (connection, disk) raise."""
 
     def __init__(self, conn, source: str, path: str, run_id: int, key: bytes) -> None:
-        from portrait.privacy.idkey import check_key
 
         self.conn, self.source, self.path, self.run_id, self.key = conn, source, path, run_id, key
         check_key(conn, key)
@@ -322,7 +323,6 @@ class Loader:
             return counts
 
     def _commit(self, rows: list[Row], rejects: list[Reject]) -> IngestCounts:
-        from portrait.privacy.pseudonyms import seal
 
         counts = IngestCounts(read=len(rows) + len(rejects), rejected=len(rejects))
         with self.conn.transaction(), self.conn.cursor() as cur:

@@ -17,6 +17,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from portrait.privacy.pseudonyms import mask_contacts, pseudonymize
+from portrait.text.language import detect_language
 
 MAX_LINE_BYTES = 1_000_000
 MAX_TEXT_CHARS = 50_000
@@ -75,7 +76,6 @@ class ReviewRow:
 
 def review_row(**fields) -> ReviewRow:
     """A ReviewRow with its language detected from its (masked) summary and text."""
-    from portrait.text.language import detect_language
 
     return ReviewRow(**fields, language=detect_language(f"{fields['summary']} {fields['text']}"))
 

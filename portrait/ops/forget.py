@@ -15,6 +15,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from portrait.featurestore.feast_private import postgres_online_table, redis_key
+from portrait.privacy.pseudonyms import pseudonymize, unseal
 
 USER_VIEWS = ("user_behavior", "user_text_profile")
 ITEM_VIEWS = ("item_stats", "item_text_profile")
@@ -58,7 +59,6 @@ def erase_offline(conn, pseudonym: str, raw_id: str, key: bytes) -> tuple[dict[s
 def erase_rejects(conn, pseudonym: str, raw_id: str, key: bytes) -> int:
     """Rejected lines of the user: those whose user was located (by pseudonym) and
     any other whose sealed text holds the raw id (unsealed here, one by one)."""
-    from portrait.privacy.pseudonyms import unseal
 
     n = conn.execute(sa.text("DELETE FROM ingest_rejects WHERE user_id = :u"), {"u": pseudonym}).rowcount
     holding = []
@@ -138,7 +138,6 @@ def refresh_online_items(store, engine: sa.Engine, items: list[str]) -> str:
 
 def forget(engine: sa.Engine, store, raw_id: str, key: bytes) -> ForgetReport:
     """Erase offline (one transaction), then online; write the audit row."""
-    from portrait.privacy.pseudonyms import pseudonymize
 
     pseudonym = pseudonymize(raw_id, key)
     with engine.begin() as conn:

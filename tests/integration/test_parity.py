@@ -53,8 +53,7 @@ def test_historical_and_online_rating_inputs_are_equal_and_predict_alike(built, 
     from registry import models, tracking
     from serving.online import OnlineReader
     from training.common import TimeSplit
-    from training.config import RatingConfig
-    from training.rating import run_rating_training
+    from training.rating import RatingConfig, run_rating_training
 
     settings, engine, _ = built
     settings, store = feature_store(settings, online)

@@ -54,8 +54,7 @@ def reviews() -> pd.DataFrame:
 
 
 def _train_and_score(tiny_bert, reviews: pd.DataFrame, **overrides):
-    from training.config import FineTuneConfig
-    from training.sentiment import LABEL_IDS, classification_metrics, fine_tune, predict_proba
+    from training.sentiment import LABEL_IDS, FineTuneConfig, classification_metrics, fine_tune, predict_proba
 
     cfg = FineTuneConfig(
         model=str(tiny_bert), epochs=2, batch_size=16, eval_every=5, max_length=48, precision="float32", **overrides
@@ -94,7 +93,7 @@ def test_training_sets_do_not_depend_on_the_pseudonymization_key(tmp_path):
     from tests.helpers.data import real_lines
     from tests.helpers.databases import drop_external_database, fresh_external_database, require_external
     from training.rating import label_rows
-    from training.sentiment import load_reviews
+    from training.sentiment.data import load_reviews
 
     base = require_external("PORTRAIT_TEST_DATABASE_URL")
     path = tmp_path / "reviews.json"

@@ -137,17 +137,11 @@ def test_rating_training_set_is_point_in_time_correct(tracked):
 
 
 def test_rating_model_trains_registers_and_loads_by_alias(tracked):
+    from portrait.featurestore.repo import service_features
     from registry import models
     from training.common import TimeSplit
-    from training.rating import (
-        FEATURE_SERVICE,
-        RatingConfig,
-        feature_columns,
-        label_rows,
-        run_rating_training,
-        service_features,
-        training_frame,
-    )
+    from training.rating import FEATURE_SERVICE, RatingConfig, label_rows, run_rating_training, training_frame
+    from training.rating.data import feature_columns
 
     settings, engine = tracked
     settings, store = feature_store(settings, "postgres")
@@ -163,8 +157,9 @@ def test_rating_model_trains_registers_and_loads_by_alias(tracked):
         "val_ndcg_at_10",
     ):
         assert np.isfinite(out.metrics[key]), key
-    for key in ("user_item_bias_test_rmse", "matrix_factorization_test_rmse", "global_mean_test_rmse"):
-        assert np.isfinite(out.baselines[key]), key
+    assert set(out.baseline_rmse) == {"user_item_bias", "matrix_factorization", "global_mean"}
+    assert all(np.isfinite(v) for v in out.baseline_rmse.values()), out.baseline_rmse
+    assert out.test_rmse == out.metrics["test_rmse"] and out.ranking.ndcg == out.metrics["test_ndcg_at_10"]
     models.promote(models.RATING, out.version, force=True)  # a model of a few hundred reviews: the gate is tested above
     loaded, info = models.load(models.RATING)
     frame = training_frame(store, label_rows(engine).head(20))

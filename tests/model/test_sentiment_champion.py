@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.behaviour import behaviour_report
+from training.sentiment.behaviour import behaviour_report
 
 pytestmark = pytest.mark.model
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from training.chinese import split_of
+from training.sentiment.chinese import split_of
 
 
 def test_the_split_is_fixed_by_text_and_has_the_declared_shares():

@@ -90,6 +90,6 @@ def test_rank_for_user_takes_the_best_prior_candidates_and_reranks_them_by_ratin
 
 def test_models_logged_before_the_candidate_count_rank_as_training_does_by_default():
     from registry.rating_model import DEFAULT_CANDIDATES
-    from training.config import RatingConfig
+    from training.rating import RatingConfig
 
     assert RatingConfig().candidates == DEFAULT_CANDIDATES

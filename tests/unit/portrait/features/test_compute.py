@@ -5,13 +5,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from portrait.features.build import (
+from portrait.features.compute import (
     compute_item_stats,
     compute_item_text_profile,
     compute_user_behavior,
     compute_user_text_profile,
-    fit_tag_vocabulary,
+    popularity_ranks,
 )
+from portrait.features.tags import fit_tag_vocabulary
 from portrait.text.labels import ratings_sentiment
 
 
@@ -187,21 +188,7 @@ def test_snapshots_never_depend_on_later_data():
         )
 
 
-def test_a_stored_tag_vocabulary_tags_as_the_fitted_one():
-    from portrait.features.build import restore_tag_vocabulary
-
-    docs = [f"bright tone strings guitar {w} cable tuner" for w in ("cheap", "great", "noisy", "warm")] * 3
-    fitted = fit_tag_vocabulary(docs + ["音色很好，琴弦也不错", "音色一般，琴弦容易断", "琴弦很好"])
-    restored = restore_tag_vocabulary(fitted.get_feature_names_out().tolist(), fitted.idf_.tolist())
-    probe = ["great tone, cheap cable", "琴弦音色都很好"]
-    np.testing.assert_allclose(restored.transform(probe).toarray(), fitted.transform(probe).toarray())
-    assert list(restored.get_feature_names_out()) == list(fitted.get_feature_names_out())
-    assert restore_tag_vocabulary([], []) is None
-
-
 def test_popularity_ranks_equal_a_direct_count():
-    from portrait.features.build import popularity_ranks
-
     rng = np.random.default_rng(0)
     items = rng.choice([f"i{k}" for k in range(40)], size=3000, p=np.repeat([0.05, 0.01, 0.02], [10, 10, 20]))
     counts: dict[str, int] = {}

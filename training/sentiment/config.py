@@ -1,11 +1,13 @@
-"""Training budgets and hyperparameters, one dataclass per model. The CLI takes
-its defaults from here. Budgets are optimizer steps and epochs, never wall-clock:
-the same seed and data give the same model on a busy machine as on a quiet one.
-`max_minutes` is only a safety cap; a run it cuts is tagged `truncated`."""
+"""The sentiment fine-tune's budget and hyperparameters; the CLI takes its defaults from here.
+Budgets are optimizer steps and epochs, never wall-clock: the same seed and data give the
+same model on a busy machine as on a quiet one. `max_minutes` is only a safety cap; a run
+it cuts is tagged `truncated`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from portrait.text.encoder import default_model_path
 
 
 @dataclass
@@ -33,24 +35,5 @@ class FineTuneConfig:
     freeze_embeddings: bool | None = None
 
     def model_path(self) -> str:
-        from portrait.text.encoder import default_model_path
 
         return self.model or str(default_model_path())
-
-
-@dataclass
-class RatingConfig:
-    hidden: tuple[int, ...] = (32, 16)
-    epochs: int = 60
-    batch_size: int = 256
-    lr: float = 1e-3
-    weight_decay: float = 1e-2
-    patience: int = 8
-    mf_factors: int = 16
-    mf_epochs: int = 40
-    seed: int = 13
-    k: int = 10
-    # by the ranking prior, re-ranked by the predicted rating; logged in the model's spec
-    # (registry.rating_model.DEFAULT_CANDIDATES is only the fallback for models logged before)
-    candidates: int = 100
-    ranking_users: int = 2000  # users sampled for the ranking evaluation

@@ -5,7 +5,7 @@ The split is fixed by a hash of the review text, so duplicate texts (49 in the
 file) never straddle it and every deployment gets the same one; applied within
 each category, it is stratified by category: 70% train, 10% validation, 20% test.
 
-    .venv/bin/python -m training.chinese      # the jieba TF-IDF + LR baseline on that split
+    .venv/bin/python -m training.sentiment.chinese     # the jieba TF-IDF + LR baseline on that split
 """
 
 from __future__ import annotations
@@ -14,6 +14,9 @@ import hashlib
 from pathlib import Path
 
 import pandas as pd
+
+from portrait.settings import get_settings
+from training.common import word_tfidf
 
 SPLITS = ((70, "train"), (80, "val"), (100, "test"))  # cumulative percent of the hash buckets
 
@@ -44,16 +47,12 @@ def train_jieba_baseline(train: pd.DataFrame):
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
 
-    from training.common import word_tfidf
-
     model = make_pipeline(word_tfidf(chinese=True), LogisticRegression(max_iter=2000, C=4.0))
     return model.fit(train["input"], train["label"])
 
 
 def main() -> None:
     from sklearn.metrics import f1_score
-
-    from portrait.settings import get_settings
 
     df = load_chinese(get_settings().resolved_data_dir())
     counts = df.groupby(["split"]).size().to_dict()

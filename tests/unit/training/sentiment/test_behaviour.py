@@ -3,7 +3,7 @@ that does not is caught, failure by failure."""
 
 import numpy as np
 
-from training.behaviour import COMPLAINT, MINIMUM, behaviour_report
+from training.sentiment.behaviour import COMPLAINT, MINIMUM, behaviour_report
 
 
 def keyword_model(texts):

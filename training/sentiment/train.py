@@ -1,0 +1,163 @@
+"""Review sentiment: fine-tune the encoder as a 3-class classifier (labels from
+the star rating, portrait.text.labels) and, on the same time split, a TF-IDF +
+logistic-regression baseline. Each is its own MLflow run; the fine-tuned model
+is registered as `review-sentiment`. Macro-F1 is the headline metric."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from portrait.text.encoder import encoder_prefix
+from portrait.text.labels import SENTIMENT_LABELS
+from registry.models import HEADLINE
+from training.common import (
+    TimeSplit,
+    device,
+    environment_params,
+    log_and_register,
+)
+from training.sentiment.baselines import baseline_run
+from training.sentiment.behaviour import behaviour_report
+from training.sentiment.config import FineTuneConfig
+from training.sentiment.data import SentimentData, sentiment_data
+from training.sentiment.finetune import FineTuneResult, fine_tune, predict_proba
+from training.sentiment.metrics import LABEL_IDS, binary_labels, binary_metrics, evaluate_and_plot
+
+log = logging.getLogger(__name__)
+
+
+def _proba(result: FineTuneResult, texts: list[str], cfg: FineTuneConfig) -> np.ndarray:
+    """Class probabilities of the fine-tuned model, inputs prefixed as in training."""
+    prefix = encoder_prefix(cfg.model_path())
+    ids = result.tokenizer([prefix + t for t in texts], truncation=True, max_length=cfg.max_length)["input_ids"]
+    return predict_proba(result.model, ids, result.tokenizer.pad_token_id, device(), precision=result.precision)
+
+
+def _labels_and_positive(result: FineTuneResult, texts: list[str], cfg: FineTuneConfig) -> tuple[list[str], np.ndarray]:
+    """The fine-tuned model as training.behaviour's predict."""
+    proba = _proba(result, texts, cfg)
+    return [SENTIMENT_LABELS[i] for i in proba.argmax(1)], proba[:, LABEL_IDS["positive"]]
+
+
+@dataclass
+class SentimentOutcome:
+    name: str  # the registered model: review-sentiment, or review-sentiment-zh
+    baseline_run_id: str
+    run_id: str
+    version: int
+    metrics: dict[str, float]
+    baseline_metrics: dict[str, float]
+    baseline: str  # its name: tfidf+logreg, or jieba-tfidf+logreg for a mostly Chinese shop
+    examples_per_s: float
+    stopped_by: str
+    result: FineTuneResult
+
+
+def _fine_tuned_metrics(
+    data: SentimentData, result: FineTuneResult, cfg: FineTuneConfig, baseline_metrics: dict[str, float]
+) -> dict[str, float]:
+    """Test metrics of the fine-tuned model (and on the Chinese test set), each beside
+    the baseline's, and the behavioural checks."""
+    import mlflow
+
+    proba = _proba(result, list(data.test["input"]), cfg)
+    metrics = evaluate_and_plot("fine-tuned", proba, data.y_test, binary_labels(data.test))
+    metrics["test_macro_f1_gain_over_baseline"] = metrics["test_macro_f1"] - baseline_metrics["test_macro_f1"]
+    if len(data.zh_test):
+        zh_metrics = binary_metrics(
+            data.zh_test["label"].map(LABEL_IDS).to_numpy(),
+            _proba(result, list(data.zh_test["input"]), cfg),
+            "zh_test",
+        )
+        zh_metrics["zh_test_macro_f1_gain_over_baseline"] = (
+            zh_metrics["zh_test_macro_f1"] - baseline_metrics["zh_test_macro_f1"]
+        )
+        metrics.update(zh_metrics)
+    behaviour = behaviour_report(lambda texts: _labels_and_positive(result, texts, cfg))
+    metrics.update(behaviour.metrics())
+    mlflow.log_text("\n".join(behaviour.failures) or "all behavioural checks passed", "behaviour_failures.txt")
+    return metrics
+
+
+def fine_tune_run(
+    data: SentimentData, cfg: FineTuneConfig, baseline_metrics: dict[str, float], progress: bool
+) -> tuple[str, int, dict[str, float], FineTuneResult]:
+    """The fine-tune as its own MLflow run: learning curves, test metrics beside the
+    baseline's, the model registered and its version tagged with the baseline's
+    headline. Returns the run id, the version, the metrics and the result."""
+    import mlflow
+
+    from training import plots
+
+    with mlflow.start_run(run_name="fine-tune-sentiment", tags={**data.tags, "model_kind": "fine-tuned"}) as run:
+        mlflow.log_input(data.dataset, context="training")
+        mlflow.log_params({**asdict(cfg), "model": cfg.model_path(), **data.counts, **environment_params()})
+        result = fine_tune(
+            pd.concat([data.train, data.zh_train], ignore_index=True),
+            pd.concat([data.val_small, data.zh_val], ignore_index=True),
+            cfg,
+            progress=progress,
+            on_eval=lambda row: mlflow.log_metrics(
+                {k: v for k, v in row.items() if k not in ("step",) and v is not None}, step=row["step"]
+            ),
+        )
+        mlflow.log_figure(
+            plots.learning_curves(result.history, ["train_loss", "val_loss", "val_macro_f1"], "fine-tune sentiment"),
+            "learning_curves.png",
+        )
+        metrics = _fine_tuned_metrics(data, result, cfg, baseline_metrics)
+        mlflow.log_param("precision_used", result.precision)
+        mlflow.set_tags({"stopped_by": result.stopped_by, "truncated": str(result.truncated).lower()})
+        run_metrics = {
+            "train_examples_per_s": result.examples_per_s,
+            "best_step": result.best_step,
+            "steps": result.steps,
+        }
+        with tempfile.TemporaryDirectory() as tmp:
+            result.model.save_pretrained(tmp)
+            result.tokenizer.save_pretrained(tmp)
+            version = log_and_register(
+                model_file="sentiment_model.py",
+                artifacts={"classifier": tmp},
+                model_config={
+                    "max_length": cfg.max_length,
+                    "prefix": encoder_prefix(cfg.model_path()),
+                    "classes": data.classes,  # the ones it was trained to tell apart
+                },
+                registered_name=data.registered_name,
+                input_example=pd.DataFrame({"text": data.test["input"].head(3).tolist()}),
+                requirements=["torch", "transformers", "pandas", "mlflow"],
+                metrics={**metrics, **run_metrics},
+                tags={**data.tags, "truncated": str(result.truncated).lower()},
+                baseline=data.baseline_name,
+                baseline_headline=baseline_metrics[HEADLINE[data.registered_name][0]],
+            )
+    return run.info.run_id, version, metrics, result
+
+
+def run_sentiment_training(
+    engine: sa.Engine, cfg: FineTuneConfig, split: TimeSplit = TimeSplit(), progress: bool = True
+) -> SentimentOutcome:
+    """Baseline and fine-tune on the same time split, each logged as an MLflow run
+    (the tracking URI must be configured); the fine-tuned model is registered."""
+    data = sentiment_data(engine, cfg, split)
+    baseline_run_id, baseline_metrics = baseline_run(data)
+    run_id, version, metrics, result = fine_tune_run(data, cfg, baseline_metrics, progress)
+    return SentimentOutcome(
+        data.registered_name,
+        baseline_run_id,
+        run_id,
+        version,
+        metrics,
+        baseline_metrics,
+        data.baseline_name,
+        result.examples_per_s,
+        result.stopped_by,
+        result,
+    )
