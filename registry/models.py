@@ -109,7 +109,9 @@ def promote(name: str, version: int, *, force: bool = False) -> tuple[VersionInf
     if current and current.version == candidate.version:
         return candidate, current
     baseline = baseline_value(candidate)
-    if not force and baseline is not None and not beats(name, candidate.value, baseline, strictly=True):
+    # a version that is its run's baseline (chosen over the fine-tuned model on validation) equals it
+    strictly = candidate.tags.get("model_kind") != "baseline"
+    if not force and baseline is not None and not beats(name, candidate.value, baseline, strictly=strictly):
         raise PromotionRefused(
             f"{name} v{candidate.version} has {candidate.metric} {_fmt(candidate.value)}, no better than the "
             f"baseline of its own run ({candidate.tags.get('baseline', 'baseline')}: {_fmt(baseline)}); "
@@ -125,6 +127,11 @@ def promote(name: str, version: int, *, force: bool = False) -> tuple[VersionInf
         client.set_registered_model_alias(name, PREVIOUS, str(current.version))
     client.set_registered_model_alias(name, CHAMPION, str(candidate.version))
     return version_info(name, version), current
+
+
+def describe_version(name: str, version: int, description: str) -> None:
+    """The version's model card (its MLflow description, shown in the registry UI)."""
+    _client().update_model_version(name, str(version), description=description)
 
 
 def rollback(name: str) -> tuple[VersionInfo, VersionInfo | None]:

@@ -1,5 +1,7 @@
 """MLflow model-from-code for `review-sentiment`: logged with the fine-tuned
-Hugging Face classifier as an artifact, loaded by serving without training code.
+Hugging Face classifier as an artifact (`classifier`), or with the TF-IDF + LR
+pipeline when it won the shop's validation (`pipeline`, a skops file whose types
+were listed when it was saved); loaded by serving without training code.
 
 Input: a DataFrame with a `text` column. Output: label and the probability of
 each class (negative, neutral, positive; negative and positive only for a model
@@ -19,6 +21,16 @@ from mlflow.pyfunc import PythonModel
 
 class SentimentModel(PythonModel):
     def load_context(self, context) -> None:
+        config = context.model_config or {}
+        # a model trained on data without a neutral class answers negative or positive only
+        self.classes = list(config.get("classes") or [])
+        self.pipeline = None
+        if "pipeline" in context.artifacts:
+            import skops.io
+
+            self.pipeline = skops.io.load(context.artifacts["pipeline"], trusted=list(config["trusted_types"]))
+            self.labels = list(config["labels"])  # class id -> name, in the order the pipeline was fitted with
+            return
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -29,13 +41,13 @@ class SentimentModel(PythonModel):
         self.model.to(self.device)
         self.max_length = int((context.model_config or {}).get("max_length", 128))
         self.prefix = str((context.model_config or {}).get("prefix", ""))  # e5 models: "query: "
-        # a model trained on data without a neutral class answers negative or positive only
-        self.classes = list((context.model_config or {}).get("classes") or [])
         self.precision = _precision()
         if self.precision == "bfloat16":  # bf16 weights, not autocast: no per-call casts of every weight
             self.model.to(torch.bfloat16)
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        if self.pipeline is not None:
+            return self._predict_pipeline([str(t) for t in model_input["text"].tolist()])
         import numpy as np
         import torch
 
@@ -60,6 +72,17 @@ class SentimentModel(PythonModel):
                 probs[idx] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
         out = pd.DataFrame(probs, columns=[f"prob_{label}" for label in labels])
         out.insert(0, "label", [labels[int(i)] for i in probs.argmax(axis=1)] if texts else [])
+        return out
+
+    def _predict_pipeline(self, texts: list[str]) -> pd.DataFrame:
+        import numpy as np
+
+        assert self.pipeline is not None
+        names = [self.labels[int(c)] for c in self.pipeline.classes_]
+        keep = [i for i, name in enumerate(names) if not self.classes or name in self.classes]
+        probs = self.pipeline.predict_proba(texts)[:, keep] if texts else np.zeros((0, len(keep)))
+        out = pd.DataFrame(probs, columns=[f"prob_{names[i]}" for i in keep])
+        out.insert(0, "label", [names[keep[int(row.argmax())]] for row in probs] if texts else [])
         return out
 
 

@@ -71,7 +71,9 @@ class ReviewResponse(BaseModel):
     user_id: str
     item_id: str
     review_id: int
-    sentiment: Sentiment
+    # None for a placeholder text (the platform's, not the shopper's): stored for its stars only
+    sentiment: Sentiment | None
+    placeholder: str | None = None  # why the text is not the shopper's (empty, platform default, template)
     online_profile_updated: bool
     models: ModelVersions
 

@@ -37,6 +37,7 @@ from portrait.store.database import advisory_lock
 from portrait.text.encoder import Encoder, review_text
 from portrait.text.labels import SENTIMENT_LABELS, rating_sentiment
 from portrait.text.language import detect_language
+from portrait.text.placeholders import TEMPLATE
 from registry.models import RATING, SENTIMENT, SENTIMENT_ZH
 from serving.champions import ChampionModel, configure_tracking, poll_forever, settle
 from serving.errors import Conflict, Gone, describe, down, is_outage, is_stale_connection
@@ -446,7 +447,6 @@ class Portrait:
         if not self._db(lambda: item_known(self.engine, item_id)):
             raise NotFound(f"unknown item {item_id}: reviews are taken for catalog items only")
         text, summary = mask_contacts(text.strip()), mask_contacts(summary.strip())
-        sentiment = self._classify([review_text(summary, text)])[0]
         now = datetime.now(timezone.utc)
         row = review_row(
             user_id=pseudonym,
@@ -458,13 +458,26 @@ class Portrait:
             total_votes=0,
             event_timestamp=now,
         )
+        # a placeholder text (the platform's, not the shopper's) is stored for its stars
+        # but never classified nor pushed into the text profile
+        sentiment = None if row.placeholder else self._classify([review_text(summary, text)])[0]
         run_id = self._api_run()
         counts, review_id = self._db(lambda: add_review(self.engine, row, run_id, self.key))
         if counts.forgotten:
             raise Gone("this user was erased (right to be forgotten); their reviews are not stored")
         if review_id is None:
             raise Conflict(f"this user has already reviewed item {item_id}")
-
+        placeholder = row.placeholder or (TEMPLATE if counts.placeholders else None)
+        if placeholder or sentiment is None:
+            return ReviewResponse(
+                user_id=user_id,
+                item_id=item_id,
+                review_id=review_id,
+                sentiment=None,
+                placeholder=placeholder,
+                online_profile_updated=False,
+                models=self.versions(None),
+            )
         updated = self._push_profile(pseudonym, review_text(summary, text), sentiment["label"], rating, review_id)
         return ReviewResponse(
             user_id=user_id,

@@ -6,7 +6,7 @@ import platform
 import random
 import subprocess
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
@@ -15,30 +15,75 @@ from portrait.settings import REPO_ROOT
 from portrait.text.language import jieba_words
 from registry.models import BASELINE_PREFIX, HEADLINE, tag_version
 
-# Documented defaults: train on reviews before 2013-07-01, validate on the second
-# half of 2013, test on 2014 (5,559 / 2,023 / 2,679 of the Amazon reviews).
-TRAIN_BEFORE = datetime(2013, 7, 1, tzinfo=timezone.utc)
-TEST_FROM = datetime(2014, 1, 1, tzinfo=timezone.utc)
+SPLIT_SHARES = (0.70, 0.10, 0.20)  # train / validation / test shares of the reviews, in time order
+
+
+class SplitError(ValueError):
+    """A split this shop's data cannot be trained or evaluated on (the message says why)."""
 
 
 @dataclass(frozen=True)
 class TimeSplit:
-    train_before: datetime = TRAIN_BEFORE
-    test_from: datetime = TEST_FROM
+    """Train before `train_before`, validate until `test_from`, test from then on; never at
+    random. Without dates, `resolved` puts the cuts at quantiles of the reviews' times
+    (SPLIT_SHARES), so any shop gets a split that fits its own history."""
+
+    train_before: datetime | None = None
+    test_from: datetime | None = None
+    shares: tuple[float, float, float] = SPLIT_SHARES
+    chosen_by: str = "dates"  # or "quantiles 70/10/20" once resolved from the data
 
     def __post_init__(self) -> None:
-        if not self.train_before <= self.test_from:
-            raise ValueError("the validation period must not end before it starts (train_before <= test_from)")
+        if (self.train_before is None) != (self.test_from is None):
+            raise SplitError("give both --train-before and --test-from, or neither (a split by quantiles of time)")
+        if self.train_before and self.test_from and not self.train_before <= self.test_from:
+            raise SplitError("the validation period must not end before it starts (train_before <= test_from)")
+
+    @property
+    def by_quantiles(self) -> bool:
+        return self.train_before is None
+
+    def resolved(self, times: pd.Series) -> TimeSplit:
+        """This split with dates: the given ones, or the times at the shares' quantiles."""
+        if not self.by_quantiles:
+            return self
+        t = np.sort(pd.to_datetime(times, utc=True).to_numpy())
+        if len(t) < 3:
+            raise SplitError(f"{len(t)} reviews cannot be split into train, validation and test")
+        first, second = (t[min(len(t) - 1, int(np.ceil(q * len(t))))] for q in np.cumsum(self.shares[:2]))
+        shares = "/".join(f"{round(100 * x)}" for x in self.shares)
+        return TimeSplit(_utc(first), _utc(second), self.shares, f"quantiles {shares} of review time")
 
     def part(self, times: pd.Series) -> pd.Series:
-        """'train' | 'val' | 'test' for each timestamp; never at random."""
+        """'train' | 'val' | 'test' for each timestamp."""
+        if self.train_before is None or self.test_from is None:
+            raise SplitError("resolve the split on the data first (TimeSplit.resolved)")
         t = pd.to_datetime(times, utc=True)
         return pd.Series(
             np.where(t < self.train_before, "train", np.where(t < self.test_from, "val", "test")), index=times.index
         )
 
     def window(self) -> str:
+        if self.train_before is None or self.test_from is None:
+            return f"quantiles {'/'.join(str(round(100 * x)) for x in self.shares)} of review time"
         return f"train<{self.train_before:%Y-%m-%d}<=val<{self.test_from:%Y-%m-%d}<=test"
+
+    def describe(self, times: pd.Series) -> str:
+        """Each part's review count and date range, as the CLI prints it."""
+        t = pd.to_datetime(times, utc=True)
+        parts = self.part(times)
+        out = []
+        for name, label in (("train", "train"), ("val", "validation"), ("test", "test")):
+            mine = t[parts == name]
+            span = f"{mine.min():%Y-%m-%d} to {mine.max():%Y-%m-%d}" if len(mine) else "empty"
+            out.append(f"{label} {len(mine):,} ({span})")
+        return f"split by {self.chosen_by}: " + "; ".join(out)
+
+
+def _utc(value) -> datetime:
+    """A time of a UTC series (aware, or naive UTC as numpy gives it) as an aware datetime."""
+    stamp = pd.Timestamp(value)
+    return (stamp.tz_convert("UTC") if stamp.tzinfo else stamp.tz_localize("UTC")).to_pydatetime()
 
 
 def seed_everything(seed: int) -> None:
@@ -157,7 +202,7 @@ def log_and_register(
             **tags,
             headline: f"{metrics[headline]:.4f}",
             "baseline": baseline,
-            BASELINE_PREFIX + headline: f"{baseline_headline:.6f}",
+            BASELINE_PREFIX + headline: repr(float(baseline_headline)),  # exact: a baseline version equals it
         },
     )
     return version

@@ -94,6 +94,24 @@ def ingest_rejects(run_id: int, limit: int) -> None:
         click.echo(f"line {line_number}: {reason}\n  {text[:300]}{'...' if len(text) > 300 else ''}")
 
 
+@ingest.command("flag")
+def ingest_flag() -> None:
+    """Re-apply the placeholder rule (portrait.text.placeholders) to every stored review:
+    after the rule or PORTRAIT_TEMPLATE_MIN_USERS / _SHARE changed. Reviews whose flag
+    changes are rebuilt by the next `portrait features build`."""
+    from portrait.ingest.flags import reflag_all
+
+    settings = get_settings()
+    engine = connect(settings)
+    try:
+        with engine.begin() as conn:
+            counts = reflag_all(conn, settings)
+    finally:
+        engine.dispose()
+    flagged = ", ".join(f"{reason} {n:,}" for reason, n in counts.items())
+    click.echo(f"placeholder reviews (kept for their stars, no text features): {flagged}")
+
+
 _path = click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 _batch = click.option(
     "--batch-size",

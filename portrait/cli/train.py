@@ -16,14 +16,29 @@ def train() -> None:
 
 
 _split_options = [
-    click.option("--train-before", default="2013-07-01", show_default=True, help="Train on reviews before this time."),
+    click.option(
+        "--train-before",
+        default=None,
+        help="Train on reviews before this time (with --test-from). Default: the 70% quantile of review time.",
+    ),
     click.option(
         "--test-from",
-        default="2014-01-01",
-        show_default=True,
-        help="Test on reviews from this time; validation is in between.",
+        default=None,
+        help="Test on reviews from this time; validation is in between. Default: the 80% quantile of review time.",
     ),
 ]
+
+
+def _split(train_before: str | None, test_from: str | None):
+    """The time split the options ask for: their dates, or quantiles of review time (70/10/20)."""
+    from training.common import SplitError, TimeSplit
+
+    try:
+        return TimeSplit(
+            parse_time(train_before) if train_before else None, parse_time(test_from) if test_from else None
+        )
+    except SplitError as err:
+        raise click.UsageError(str(err)) from None
 
 
 def _with_split(f):
@@ -73,6 +88,20 @@ def _with_split(f):
     help="Train the Chinese model (registered as review-sentiment-zh) on the shop's Chinese reviews and the "
     "--chinese data; /sentiment routes texts detected as Chinese to its champion, the rest to review-sentiment's.",
 )
+@click.option(
+    "--register",
+    type=click.Choice(["best", "fine-tuned", "baseline"]),
+    default=FineTuneConfig.register,
+    show_default=True,
+    help="Which candidate is registered: the better on validation, or the one named.",
+)
+@click.option(
+    "--min-class-examples",
+    type=click.IntRange(min=0),
+    default=FineTuneConfig.min_class_examples,
+    show_default=True,
+    help="Refuse a split whose validation or test part has fewer reviews of a class.",
+)
 @_with_split
 def train_sentiment(
     model_path,
@@ -86,11 +115,13 @@ def train_sentiment(
     precision,
     chinese,
     language,
+    register,
+    min_class_examples,
     train_before,
     test_from,
 ) -> None:
     """Fine-tune the encoder as a 3-class review sentiment model (+ TF-IDF baseline)."""
-    from training.common import TimeSplit, device
+    from training.common import SplitError, device
     from training.sentiment import run_sentiment_training
 
     settings = get_settings()
@@ -106,19 +137,28 @@ def train_sentiment(
         precision=precision,
         chinese=chinese,
         language=language,
+        register=register,
+        min_class_examples=min_class_examples,
     )
-    split = TimeSplit(parse_time(train_before), parse_time(test_from))
+    split = _split(train_before, test_from)
     track(settings)
     engine = connect(settings)
     try:
         out = run_sentiment_training(engine, cfg, split)
+    except SplitError as err:  # the data does not fit the split: nothing was trained
+        raise click.ClickException(str(err)) from None
     finally:
         engine.dispose()
+    click.echo(out.split_summary)
     m, b = out.metrics, out.baseline_metrics
+    ft, base = out.fine_tuned, out.baseline_candidate
     click.echo(
-        f"{out.name} v{out.version} registered (run {out.run_id}); stopped by {out.stopped_by} "
-        f"after {out.result.steps} steps, {out.examples_per_s:.1f} train examples/s on {device()} "
-        f"({out.result.precision})"
+        f"{out.name} v{out.version} registered: {out.winner.name} ({out.winner.kind}), chosen on validation "
+        f"macro-F1 {ft.val_macro_f1:.4f} fine-tuned vs {base.val_macro_f1:.4f} {out.baseline} (run {out.run_id})"
+    )
+    click.echo(
+        f"  fine-tune: stopped by {out.stopped_by} after {out.result.steps} steps, {out.examples_per_s:.1f} "
+        f"train examples/s on {device()} ({out.result.precision})"
     )
     if out.result.truncated:
         click.echo(
@@ -126,8 +166,8 @@ def train_sentiment(
             "the version are tagged truncated=true (rerun without the cap for a reproducible model)"
         )
     click.echo(
-        f"  test macro-F1: fine-tuned {m['test_macro_f1']:.4f} vs {out.baseline} {b['test_macro_f1']:.4f} "
-        f"({m['test_macro_f1_gain_over_baseline']:+.4f}); accuracy {m['test_accuracy']:.4f} vs "
+        f"  test macro-F1: fine-tuned {ft.test_macro_f1:.4f} vs {out.baseline} {base.test_macro_f1:.4f} "
+        f"(fine-tuned margin {ft.test_macro_f1 - base.test_macro_f1:+.4f}); accuracy {m['test_accuracy']:.4f} vs "
         f"{b['test_accuracy']:.4f}"
     )
     if "zh_test_macro_f1" in m:
@@ -145,7 +185,7 @@ def train_sentiment(
 def train_rating(epochs: int, seed: int, train_before: str, test_from: str) -> None:
     """Train the rating model on Feast features (rating_v1) and its baselines."""
     from portrait.featurestore.repo import feature_store
-    from training.common import TimeSplit
+    from training.common import SplitError
     from training.rating import run_rating_training
 
     settings = get_settings()
@@ -156,10 +196,13 @@ def train_rating(epochs: int, seed: int, train_before: str, test_from: str) -> N
             engine,
             feature_store(settings),
             RatingConfig(epochs=epochs, seed=seed),
-            TimeSplit(parse_time(train_before), parse_time(test_from)),
+            _split(train_before, test_from),
         )
+    except SplitError as err:  # the data does not fit the split: nothing was trained
+        raise click.ClickException(str(err)) from None
     finally:
         engine.dispose()
+    click.echo(out.split_summary)
     b, r = out.baseline_rmse, out.ranking
     click.echo(f"rating-predictor v{out.version} registered (run {out.run_id})")
     click.echo(

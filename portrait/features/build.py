@@ -89,7 +89,7 @@ class RatingsSentiment:
 EMBEDDED_SQL = """
     SELECT r.review_id, r.user_id, r.item_id, r.event_timestamp, r.rating, r.summary, r.text, e.embedding
     FROM reviews r JOIN review_embeddings e USING (review_id)
-    WHERE r.event_timestamp <= :as_of AND {cond}"""
+    WHERE r.event_timestamp <= :as_of AND r.placeholder IS NULL AND {cond}"""  # placeholders: no text features
 
 
 def rebuild_items(conn, items: Sequence[str], as_of: datetime, compute: Compute | None = None) -> dict[str, int]:
@@ -136,7 +136,8 @@ class Changes:
 
 def changed_entities(conn, as_of: datetime, sentiment_source: str) -> Changes:
     """Users and items with raw rows new since the last build (or newly inside as_of),
-    re-embedded reviews, and users whose profile has another sentiment source."""
+    re-embedded reviews, reviews whose placeholder flag changed, and users whose profile
+    has another sentiment source."""
     last = conn.execute(
         sa.text(
             "SELECT last_review_id, last_event_id, as_of, finished_at FROM feature_builds "
@@ -162,7 +163,8 @@ def changed_entities(conn, as_of: datetime, sentiment_source: str) -> Changes:
         SELECT user_id FROM user_text_profile WHERE sentiment_source <> :source
         UNION SELECT user_id FROM reviews WHERE {new_rows.format(id="review_id", p="rid")}
         UNION SELECT user_id FROM events WHERE event_type <> 'review' AND {new_rows.format(id="event_id", p="eid")}
-        UNION SELECT user_id FROM review_embeddings WHERE created_timestamp > :last_finished"""),
+        UNION SELECT user_id FROM review_embeddings WHERE created_timestamp > :last_finished
+        UNION SELECT user_id FROM reviews WHERE placeholder_at > :last_finished"""),
             params,
         )
         .scalars()
@@ -172,7 +174,8 @@ def changed_entities(conn, as_of: datetime, sentiment_source: str) -> Changes:
         conn.execute(
             sa.text(f"""
         SELECT item_id FROM reviews WHERE {new_rows.format(id="review_id", p="rid")}
-        UNION SELECT item_id FROM review_embeddings WHERE created_timestamp > :last_finished"""),
+        UNION SELECT item_id FROM review_embeddings WHERE created_timestamp > :last_finished
+        UNION SELECT item_id FROM reviews WHERE placeholder_at > :last_finished"""),
             params,
         )
         .scalars()

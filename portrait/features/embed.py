@@ -57,7 +57,7 @@ def embed_new_reviews(conn, model_path: str, revision: str, as_of: datetime, pro
             """
         SELECT r.review_id, r.user_id, r.item_id, r.event_timestamp, r.summary, r.text
         FROM reviews r LEFT JOIN review_embeddings e ON e.review_id = r.review_id AND e.encoder_revision = :rev
-        WHERE e.review_id IS NULL AND r.event_timestamp <= :as_of ORDER BY """
+        WHERE e.review_id IS NULL AND r.placeholder IS NULL AND r.event_timestamp <= :as_of ORDER BY """
             + REVIEW_ORDER,
             rev=revision,
             as_of=as_of,

@@ -45,13 +45,17 @@ def tag_vocabulary(conn, as_of: datetime):
     build then reads no other review's text); else fitted on every review and stored.
     `portrait forget` drops the stored one, so no erased review's terms outlive it."""
 
-    reviews = conn.execute(sa.text("SELECT count(*) FROM reviews WHERE event_timestamp <= :a"), {"a": as_of}).scalar()
+    reviews = conn.execute(
+        sa.text("SELECT count(*) FROM reviews WHERE event_timestamp <= :a AND placeholder IS NULL"), {"a": as_of}
+    ).scalar()
     stored = conn.execute(
         sa.text("SELECT reviews, terms, idf FROM tag_vocabulary ORDER BY vocabulary_id DESC LIMIT 1")
     ).first()
     if stored is not None and stored.reviews <= reviews <= stored.reviews * (1 + VOCABULARY_REFIT_GROWTH):
         return restore_tag_vocabulary(list(stored.terms), list(stored.idf))
-    texts = frame(conn, "SELECT summary, text FROM reviews WHERE event_timestamp <= :as_of", as_of=as_of)
+    texts = frame(
+        conn, "SELECT summary, text FROM reviews WHERE event_timestamp <= :as_of AND placeholder IS NULL", as_of=as_of
+    )
     vectorizer = fit_tag_vocabulary([review_text(s, t) for s, t in zip(texts["summary"], texts["text"])])
     terms = vectorizer.get_feature_names_out().tolist() if vectorizer else []
     conn.execute(

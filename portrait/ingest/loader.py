@@ -19,10 +19,12 @@ from typing import Any, BinaryIO
 import sqlalchemy as sa
 
 from portrait.ingest import imports, parsing
+from portrait.ingest.flags import flag_templates, placeholder_counts
 from portrait.ingest.lines import open_source, read_lines
 from portrait.ingest.parsing import EventKeys, EventRow, ReviewRow, RowError
 from portrait.privacy.idkey import check_key
 from portrait.privacy.pseudonyms import seal
+from portrait.settings import get_settings
 
 SOURCES = ("amazon-reviews", "purchases", "events", "reviews")  # reviews: a shop's own export (portrait.ingest.imports)
 
@@ -34,6 +36,7 @@ class IngestCounts:
     rejected: int = 0
     duplicates: int = 0
     forgotten: int = 0  # rows of users erased by `portrait forget` (tombstoned), skipped
+    placeholders: int = 0  # of the loaded reviews, those whose text the shopper did not write (kept, flagged)
 
     def add(self, other: IngestCounts) -> None:
         self.read += other.read
@@ -41,6 +44,7 @@ class IngestCounts:
         self.rejected += other.rejected
         self.duplicates += other.duplicates
         self.forgotten += other.forgotten
+        self.placeholders += other.placeholders
 
     @property
     def reconciles(self) -> bool:
@@ -51,6 +55,7 @@ class IngestCounts:
         return (
             f"read {self.read:,} = loaded {self.loaded:,} + rejected {self.rejected:,} "
             f"+ duplicates {self.duplicates:,} + forgotten {self.forgotten:,} ({mark})"
+            + (f"; {self.placeholders:,} of the loaded are placeholder texts (flagged)" if self.placeholders else "")
         )
 
 
@@ -183,7 +188,8 @@ def prefetch(batches: Iterator[Batch], depth: int = 2) -> Iterator[Batch]:
 STAGING_DDL = """
 CREATE TEMP TABLE IF NOT EXISTS stage_reviews (
     line_number bigint, user_id text, item_id text, rating smallint, summary text, text text,
-    helpful_votes int, total_votes int, event_timestamp timestamptz, language text) ON COMMIT DELETE ROWS;
+    helpful_votes int, total_votes int, event_timestamp timestamptz, language text, placeholder text,
+    text_fingerprint bytea) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS stage_events (
     line_number bigint, event_key text, user_id text, item_id text, event_type text,
     quantity int, amount numeric(12, 2), event_timestamp timestamptz) ON COMMIT DELETE ROWS;
@@ -204,9 +210,10 @@ INSERT INTO items (item_id, first_seen_at)
 LOAD_REVIEWS_ROWS = """
 WITH new AS (
     INSERT INTO reviews (user_id, item_id, rating, summary, text, helpful_votes, total_votes, event_timestamp, run_id,
-                         language)
+                         language, placeholder, placeholder_at, text_fingerprint)
     SELECT DISTINCT ON (user_id, item_id) user_id, item_id, rating, summary, text, helpful_votes,
-           total_votes, event_timestamp, %(run_id)s, language
+           total_votes, event_timestamp, %(run_id)s, language, placeholder,
+           CASE WHEN placeholder IS NOT NULL THEN now() END, text_fingerprint
     FROM stage_reviews ORDER BY user_id, item_id, line_number
     ON CONFLICT (user_id, item_id) DO NOTHING
     RETURNING review_id, user_id, item_id, event_timestamp
@@ -364,6 +371,8 @@ class Loader:
                             r.total_votes,
                             r.event_timestamp,
                             r.language,
+                            r.placeholder,
+                            r.text_fingerprint,
                         )
                     )
             forgotten = cur.execute(SKIP_FORGOTTEN.format(stage="stage_reviews")).rowcount
@@ -537,7 +546,16 @@ def add_review(engine: sa.Engine, row: ReviewRow, run_id: int, key: bytes) -> tu
     with _autocommit(engine) as conn:
         loader = Loader(conn, API_SOURCE, API_PATH, run_id, key)
         counts = loader.load(Batch(rows=[(1, row, "")], rejects=[]))
-        return counts, loader.last_review_id if counts.loaded else None
+    if not counts.loaded:
+        return counts, None
+    settings = get_settings()
+    with engine.begin() as conn:
+        flag_templates(conn, settings.template_min_users, settings.template_min_share, [row.text_fingerprint or b""])
+        flagged = conn.execute(
+            sa.text("SELECT placeholder IS NOT NULL FROM reviews WHERE review_id = :r"), {"r": loader.last_review_id}
+        ).scalar()
+        counts.placeholders = int(bool(flagged))
+    return counts, loader.last_review_id
 
 
 def _batches(source: str, path: Path, stream: BinaryIO, key: bytes, batch_size: int, spec) -> Iterator[Batch]:
@@ -597,6 +615,10 @@ def ingest_file(
                 with contextlib.suppress(Exception):  # the connection itself may be what failed
                     finish_run(conn, run_id, "failed")
                 raise
+        settings = get_settings()
+        with engine.begin() as flags:  # the template rule needs the whole shop: once per file
+            flag_templates(flags, settings.template_min_users, settings.template_min_share)
+            counts.placeholders = sum(placeholder_counts(flags, run_id).values())
         finish_run(conn, run_id, "done")
         return run_id, counts
     finally:

@@ -18,6 +18,7 @@ from typing import Any
 
 from portrait.privacy.pseudonyms import mask_contacts, pseudonymize
 from portrait.text.language import detect_language
+from portrait.text.placeholders import fingerprint, placeholder_reason
 
 MAX_LINE_BYTES = 1_000_000
 MAX_TEXT_CHARS = 50_000
@@ -72,12 +73,20 @@ class ReviewRow:
     total_votes: int | None
     event_timestamp: datetime
     language: str | None = None  # ISO 639-1 of summary + text (portrait.text.language)
+    placeholder: str | None = None  # why the text is not the shopper's (portrait.text.placeholders)
+    text_fingerprint: bytes | None = None  # the normalised text's hash (the template rule counts it)
 
 
 def review_row(**fields) -> ReviewRow:
-    """A ReviewRow with its language detected from its (masked) summary and text."""
-
-    return ReviewRow(**fields, language=detect_language(f"{fields['summary']} {fields['text']}"))
+    """A ReviewRow with its language detected from its (masked) summary and text, and
+    whether the text is a placeholder (the template rule needs the corpus: at load)."""
+    summary, text = fields["summary"], fields["text"]
+    return ReviewRow(
+        **fields,
+        language=detect_language(f"{summary} {text}"),
+        placeholder=placeholder_reason(summary, text),
+        text_fingerprint=fingerprint(text),
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,8 @@ import zipfile
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from portrait.text.placeholders import SAMPLE_PLACEHOLDER_SHARE, SAMPLE_PLACEHOLDERS
+
 COLUMNS = ("买家ID", "商品编号", "类目", "评分", "评价时间", "评价内容")
 # what `portrait ingest reviews` needs to read it
 MAPPING = "user=买家ID,item=商品编号,rating=评分,time=评价时间,text=评价内容"
@@ -44,7 +46,10 @@ def source_rows(data_dir: Path) -> list[dict]:
 def write_export(data_dir: Path, out: Path, *, reviews: int = 3000, users: int = 400, seed: int = 0) -> Path:
     """Reviews sampled evenly over the 10 categories (deterministic for a seed);
     buyers drawn with a long tail (a few review a lot), 20 items per category,
-    times over 2021-2023. One review per buyer and item, as a shop allows."""
+    times over 2021-2023. One review per buyer and item, as a shop allows. A share of
+    the texts (SAMPLE_PLACEHOLDER_SHARE) is a platform placeholder, as in a real export:
+    the buyer gave stars and wrote nothing."""
+    placeholders = SAMPLE_PLACEHOLDERS["zh"]
     rng = random.Random(seed)
     by_category: dict[str, list[dict]] = {}
     for row in source_rows(data_dir):
@@ -65,7 +70,10 @@ def write_export(data_dir: Path, out: Path, *, reviews: int = 3000, users: int =
                 continue
             seen.add((buyer, item))
             when = start + timedelta(minutes=rng.randrange(3 * 365 * 24 * 60))
-            lines.append((buyer, item, category, row["label"], when.strftime("%Y/%m/%d %H:%M"), row["review"].strip()))
+            text = row["review"].strip()
+            if rng.random() < SAMPLE_PLACEHOLDER_SHARE:
+                text = placeholders[rng.randrange(len(placeholders))][1]
+            lines.append((buyer, item, category, row["label"], when.strftime("%Y/%m/%d %H:%M"), text))
     lines.sort(key=lambda line: line[4])
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w", encoding="gb18030", newline="") as f:  # GB18030: GBK and the characters GBK lacks

@@ -30,11 +30,13 @@ SEGMENT_FEATURES = [
 
 
 def load(engine: sa.Engine) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Reviews (user, item, rating, time) and each user's latest portrait features."""
+    """Reviews (user, item, rating, time, placeholder reason) and each user's latest portrait features."""
     with engine.connect() as conn:
         reviews = pd.DataFrame(
-            conn.execute(sa.text("SELECT user_id, item_id, rating, event_timestamp FROM reviews")).mappings().all(),
-            columns=["user_id", "item_id", "rating", "event_timestamp"],
+            conn.execute(sa.text("SELECT user_id, item_id, rating, event_timestamp, placeholder FROM reviews"))
+            .mappings()
+            .all(),
+            columns=["user_id", "item_id", "rating", "event_timestamp", "placeholder"],
         )
         users = pd.DataFrame(
             conn.execute(
@@ -326,6 +328,14 @@ def _render(plt, reviews: pd.DataFrame, users: pd.DataFrame, out_dir: Path) -> P
         *_cohorts_section(plt, reviews, out_dir),
     ]
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    reasons = reviews["placeholder"].value_counts() if "placeholder" in reviews else pd.Series(dtype=int)
+    placeholders = (
+        f" {int(reasons.sum()):,} of them are placeholder texts the shoppers did not write "
+        f"({html.escape(', '.join(f'{reason} {n:,}' for reason, n in reasons.items()))}): their stars count, "
+        "their texts are left out of sentiment, embeddings, profiles and tags."
+        if reasons.sum()
+        else ""
+    )
     late = (
         f" ({stragglers:,} later reviews, isolated after a long gap, are left out of the windows)" if stragglers else ""
     )
@@ -342,7 +352,8 @@ window.addEventListener("load", () => {{
 </script>
 </head><body><h1>Portrait operations report</h1>
 <p>{len(reviews):,} reviews of {reviews["item_id"].nunique():,} items by {reviews["user_id"].nunique():,} users,
-{reviews["event_timestamp"].min():%Y-%m-%d} to {end:%Y-%m-%d}{late}. Generated {html.escape(stamp)}.</p>
+{reviews["event_timestamp"].min():%Y-%m-%d} to {end:%Y-%m-%d}{late}.<span id="placeholders">{placeholders}</span>
+Generated {html.escape(stamp)}.</p>
 {"".join(sections)}</body></html>"""
     path = out_dir / "index.html"
     path.write_text(page)

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from portrait.text.placeholders import SAMPLE_PLACEHOLDER_SHARE, SAMPLE_PLACEHOLDERS
+
 AMAZON = "amazon_musical_instruments_5core/reviews_Musical_Instruments_5.json.gz"
 CDNOW = "cdnow_purchases/CDNOW_master.txt"
 VIEWS_PER_PURCHASE = 10  # a plausible e-commerce funnel: 10 views and 3 carts per purchase
@@ -324,6 +326,11 @@ def _write_reviews(path, rng, real, owners, item_of, ratings, times, zh, bar) ->
             s = slice(start, start + CHUNK)
             users, items_, stars, when = user_id(owners[s]), item_id(item_of[s]), ratings[s], times[s]
             picks = [by_rating[int(r)][rng.integers(len(by_rating[int(r)]))] for r in stars]
+            # a share of the shoppers gave stars only: the platform's placeholder stands for the text
+            fill = SAMPLE_PLACEHOLDERS["zh" if zh else "en"]
+            for n in np.flatnonzero(rng.random(len(picks)) < SAMPLE_PLACEHOLDER_SHARE):
+                summary, text = fill[rng.integers(len(fill))]
+                picks[n] = (summary, text, [0, 0])
             if zh:
                 stamp = (np.asarray(when, dtype="datetime64[s]") + np.timedelta64(8, "h")).astype(str)
                 writer.writerows(

@@ -83,7 +83,10 @@ def start_deployment(root: Path, env: dict, tiny_bert: Path, chinese: Path | Non
         env,
     )
     sh(
-        f"portrait train sentiment --max-steps 8 --batch-size 16 {split} && portrait train rating --epochs 3 {split} "
+        # a 400-review shop: no class minimum; the fine-tuned candidate served (the baseline's
+        # registration and serving are tested in tests/integration/test_training.py)
+        f"portrait train sentiment --max-steps 8 --batch-size 16 --register fine-tuned --min-class-examples 0 {split} "
+        f"&& portrait train rating --epochs 3 {split} "
         # tiny models need not beat their baselines: the gate is tested in tests/integration/test_training.py
         "&& portrait models promote review-sentiment 1 --force && portrait models promote rating-predictor 1 --force",
         env,
@@ -93,6 +96,7 @@ def start_deployment(root: Path, env: dict, tiny_bert: Path, chinese: Path | Non
     ):  # a bilingual shop: Chinese texts routed to a Chinese model (trained on the Chinese data only)
         sh(
             f"portrait train sentiment --language zh --chinese 200 --model {chinese} --max-steps 4 "
+            "--register fine-tuned --min-class-examples 0 "
             f"--batch-size 16 {split} && portrait models promote review-sentiment-zh 1 --force",
             env,
         )

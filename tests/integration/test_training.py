@@ -37,9 +37,17 @@ def test_sentiment_fine_tune_register_promote_gate_rollback_and_load(tracked, ti
 
     settings, engine = tracked
     cfg = FineTuneConfig(
-        model=str(tiny_bert), max_steps=12, batch_size=16, eval_every=4, max_length=64, precision="bfloat16"
+        model=str(tiny_bert),
+        max_steps=12,
+        batch_size=16,
+        eval_every=4,
+        max_length=64,
+        precision="bfloat16",
+        register="fine-tuned",  # a tiny random BERT loses to TF-IDF on validation: registered by name here
+        min_class_examples=0,  # a shop of a few hundred reviews
     )  # bf16 autocast, as on CPUs that have it; float32 is checked below
     out = run_sentiment_training(engine, cfg, TimeSplit(*SPLIT_DATES), progress=False)
+    assert out.winner.kind == "fine-tuned" and out.run_id == out.fine_tuned.run_id
     client = MlflowClient()
     run = client.get_run(out.run_id)
     assert {"test_macro_f1", "val_macro_f1", "train_examples_per_s"} <= set(run.data.metrics)
@@ -56,7 +64,10 @@ def test_sentiment_fine_tune_register_promote_gate_rollback_and_load(tracked, ti
         "test_classification_report.txt",
     } <= artifacts
     assert run.inputs.dataset_inputs and run.inputs.dataset_inputs[0].dataset.digest
-    assert client.get_run(out.baseline_run_id).data.metrics["test_macro_f1"] == out.baseline_metrics["test_macro_f1"]
+    baseline_run = client.get_run(out.baseline_candidate.run_id)
+    assert baseline_run.data.metrics["test_macro_f1"] == out.baseline_metrics["test_macro_f1"]
+    assert run.data.metrics["select_val_macro_f1"] == out.fine_tuned.val_macro_f1
+    assert baseline_run.data.metrics["select_val_macro_f1"] == out.baseline_candidate.val_macro_f1
 
     assert run.data.tags["truncated"] == "false" and run.data.tags["stopped_by"] == "max steps"
 
@@ -136,6 +147,38 @@ def test_rating_training_set_is_point_in_time_correct(tracked):
     ).all()
 
 
+def test_the_baseline_is_registered_when_it_wins_on_validation_and_serves_as_trained(tracked, tiny_bert):
+    """A tiny random BERT cannot beat TF-IDF + LR: the shop gets the baseline, loaded through
+    the same models-from-code file, its model card naming both candidates; the promotion
+    gate takes a version equal to its own baseline."""
+    from mlflow import MlflowClient
+
+    from registry import models
+    from training.common import TimeSplit
+    from training.sentiment import FineTuneConfig, run_sentiment_training
+    from training.sentiment.baselines import baseline_proba
+
+    settings, engine = tracked
+    cfg = FineTuneConfig(
+        model=str(tiny_bert), max_steps=4, batch_size=16, eval_every=4, max_length=32, min_class_examples=0
+    )
+    out = run_sentiment_training(engine, cfg, TimeSplit(*SPLIT_DATES), progress=False)
+    assert out.baseline_candidate.val_macro_f1 >= out.fine_tuned.val_macro_f1  # the measured premise
+    assert out.winner.kind == "baseline" and out.run_id == out.baseline_candidate.run_id
+    version = MlflowClient().get_model_version(models.SENTIMENT, str(out.version))
+    assert version.tags["model_kind"] == "baseline" and version.run_id == out.baseline_candidate.run_id
+    assert "(registered)" in version.description and "Margin over fine-tuned" in version.description
+    assert "split by dates" in version.description
+    models.promote(models.SENTIMENT, out.version)  # equal to its baseline: not refused
+    loaded, info = models.load(models.SENTIMENT)
+    texts = ["Great strings, bright tone.", "Broke after two days. Returned it.", "It is ok I guess"]
+    got = loaded.predict(pd.DataFrame({"text": texts}))
+    pipeline = loaded.unwrap_python_model().pipeline
+    expected = baseline_proba(pipeline, texts)
+    np.testing.assert_allclose(got[["prob_negative", "prob_neutral", "prob_positive"]].to_numpy(), expected)
+    assert list(got["label"]) == [["negative", "neutral", "positive"][i] for i in expected.argmax(1)]
+
+
 def test_rating_model_trains_registers_and_loads_by_alias(tracked):
     from portrait.featurestore.repo import service_features
     from registry import models
@@ -181,7 +224,16 @@ def test_bilingual_fine_tune_reports_each_language_against_its_own_baseline(trac
     from training.sentiment import FineTuneConfig, run_sentiment_training
 
     settings, engine = tracked
-    cfg = FineTuneConfig(model=str(tiny_bert), max_steps=6, batch_size=16, eval_every=3, chinese=300, val_limit=100)
+    cfg = FineTuneConfig(
+        model=str(tiny_bert),
+        max_steps=6,
+        batch_size=16,
+        eval_every=3,
+        chinese=300,
+        val_limit=100,
+        min_class_examples=0,
+        register="fine-tuned",
+    )
     out = run_sentiment_training(engine, cfg, TimeSplit(*SPLIT_DATES), progress=False)
     run = MlflowClient().get_run(out.run_id)
     expected = {"test_macro_f1", "zh_test_macro_f1", "zh_test_macro_f1_gain_over_baseline", "zh_val_macro_f1"}

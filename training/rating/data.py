@@ -15,6 +15,7 @@ from portrait.features.rating_inputs import RATING_SERVICE
 from portrait.featurestore.repo import service_features
 from portrait.store.database import REVIEW_ORDER
 from training.common import (
+    SplitError,
     TimeSplit,
     run_tags,
     with_float_integers,
@@ -91,6 +92,8 @@ def as_of_features(store, entities: pd.DataFrame, features: list[str]) -> pd.Dat
 class RatingData:
     """The rating training set (Feast's point-in-time join), split by time."""
 
+    split: TimeSplit  # with its dates (resolved on the reviews when none were given)
+    split_summary: str  # each part's count and dates, as the CLI prints them
     frame: pd.DataFrame
     train: pd.DataFrame
     val: pd.DataFrame
@@ -120,15 +123,18 @@ def rating_data(engine: sa.Engine, store, split: TimeSplit) -> RatingData:
     start = time.perf_counter()
     frame = training_frame(store, labels)
     join_seconds = time.perf_counter() - start
+    split = split.resolved(labels["event_timestamp"])
     frame["part"] = split.part(frame["event_timestamp"] + pd.Timedelta(seconds=1))
     train, val, test = (frame[frame["part"] == p].reset_index(drop=True) for p in ("train", "val", "test"))
     for label, part in (("train", train), ("validation", val), ("test", test)):
         if part.empty:
-            raise ValueError(f"the {label} period of {split.window()} holds no reviews")
+            raise SplitError(f"the {label} period of {split.window()} holds no reviews")
     dataset = mlflow.data.from_pandas(  # type: ignore[attr-defined]  # lazily bound by mlflow.data
         with_float_integers(frame.drop(columns=["user_id", "item_id"])), name="rating_v1-training-set", targets="rating"
     )
     return RatingData(
+        split=split,
+        split_summary=split.describe(labels["event_timestamp"]),
         frame=frame,
         train=train,
         val=val,

@@ -52,6 +52,7 @@ class RatingOutcome:
     ranking: RankingSummary
     metrics: dict[str, float]
     baseline_metrics: dict[str, float]  # everything the baselines' run logged
+    split_summary: str  # the split's parts with their counts and dates
 
 
 @dataclass(frozen=True)
@@ -142,13 +143,13 @@ def rating_mlp_run(
 
 
 def run_rating_training(
-    engine: sa.Engine, store, cfg: RatingConfig = RatingConfig(), split: TimeSplit = TimeSplit()
+    engine: sa.Engine, store, cfg: RatingConfig = RatingConfig(), split: TimeSplit | None = None
 ) -> RatingOutcome:
     """Build the training set from Feast, train the MLP and the baselines on the
     same time split, log both runs, register the model."""
-    data = rating_data(engine, store, split)
+    data = rating_data(engine, store, split or TimeSplit())
     baseline_run_id, baselines = rating_baselines_run(data, cfg)
-    run_id, version, metrics = rating_mlp_run(data, store, split, cfg, baselines)
+    run_id, version, metrics = rating_mlp_run(data, store, data.split, cfg, baselines)
     ranking = RankingSummary(
         ndcg=metrics["test_ndcg_at_10"],
         recall=metrics["test_recall_at_10"],
@@ -158,5 +159,14 @@ def run_rating_training(
     )
     rmse = {k.removesuffix("_test_rmse"): v for k, v in baselines.items() if k.endswith("_test_rmse")}
     return RatingOutcome(
-        run_id, baseline_run_id, version, metrics["test_rmse"], metrics["test_mae"], rmse, ranking, metrics, baselines
+        run_id,
+        baseline_run_id,
+        version,
+        metrics["test_rmse"],
+        metrics["test_mae"],
+        rmse,
+        ranking,
+        metrics,
+        baselines,
+        data.split_summary,
     )

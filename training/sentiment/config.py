@@ -25,6 +25,8 @@ class FineTuneConfig:
     val_limit: int = 800  # validate on at most this many reviews (evenly spaced in time)
     patience: int = 8  # validations without improvement before stopping early (2 epochs)
     seed: int = 13
+    register: str = "best"  # best (on validation) | fine-tuned | baseline: which candidate is registered
+    min_class_examples: int = 10  # fewer reviews of a class in validation or test: the split is refused
     precision: str | None = None  # auto | float32 | bfloat16; None: the PORTRAIT_ENCODER_PRECISION setting
     language: str | None = (
         None  # "zh": the shop's Chinese reviews (+ --chinese data) only, registered as review-sentiment-zh
@@ -35,5 +37,4 @@ class FineTuneConfig:
     freeze_embeddings: bool | None = None
 
     def model_path(self) -> str:
-
         return self.model or str(default_model_path())

@@ -1,12 +1,12 @@
 """Review sentiment: fine-tune the encoder as a 3-class classifier (labels from
 the star rating, portrait.text.labels) and, on the same time split, a TF-IDF +
-logistic-regression baseline. Each is its own MLflow run; the fine-tuned model
-is registered as `review-sentiment`. Macro-F1 is the headline metric."""
+logistic-regression baseline. Each is its own MLflow run; the better of the two
+on validation is registered as `review-sentiment` (training.sentiment.candidates).
+Macro-F1 is the headline metric."""
 
 from __future__ import annotations
 
 import logging
-import tempfile
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -15,19 +15,18 @@ import sqlalchemy as sa
 
 from portrait.text.encoder import encoder_prefix
 from portrait.text.labels import SENTIMENT_LABELS
-from registry.models import HEADLINE
 from training.common import (
     TimeSplit,
     device,
     environment_params,
-    log_and_register,
 )
 from training.sentiment.baselines import baseline_run
 from training.sentiment.behaviour import behaviour_report
+from training.sentiment.candidates import BASELINE, FINE_TUNED, Candidate, register_best
 from training.sentiment.config import FineTuneConfig
 from training.sentiment.data import SentimentData, sentiment_data
 from training.sentiment.finetune import FineTuneResult, fine_tune, predict_proba
-from training.sentiment.metrics import LABEL_IDS, binary_labels, binary_metrics, evaluate_and_plot
+from training.sentiment.metrics import LABEL_IDS, bilingual_metrics, binary_labels, binary_metrics, evaluate_and_plot
 
 log = logging.getLogger(__name__)
 
@@ -47,16 +46,32 @@ def _labels_and_positive(result: FineTuneResult, texts: list[str], cfg: FineTune
 
 @dataclass
 class SentimentOutcome:
+    """What a sentiment run gives the CLI: the registered version, the candidates beside
+    it (typed), and everything logged (`metrics`: the fine-tuned model's)."""
+
     name: str  # the registered model: review-sentiment, or review-sentiment-zh
-    baseline_run_id: str
-    run_id: str
     version: int
-    metrics: dict[str, float]
-    baseline_metrics: dict[str, float]
+    winner: Candidate
+    candidates: list[Candidate]
     baseline: str  # its name: tfidf+logreg, or jieba-tfidf+logreg for a mostly Chinese shop
+    split_summary: str
     examples_per_s: float
     stopped_by: str
     result: FineTuneResult
+    metrics: dict[str, float]
+    baseline_metrics: dict[str, float]
+
+    @property
+    def fine_tuned(self) -> Candidate:
+        return next(c for c in self.candidates if c.kind == FINE_TUNED)
+
+    @property
+    def baseline_candidate(self) -> Candidate:
+        return next(c for c in self.candidates if c.kind == BASELINE)
+
+    @property
+    def run_id(self) -> str:
+        return self.winner.run_id
 
 
 def _fine_tuned_metrics(
@@ -87,10 +102,10 @@ def _fine_tuned_metrics(
 
 def fine_tune_run(
     data: SentimentData, cfg: FineTuneConfig, baseline_metrics: dict[str, float], progress: bool
-) -> tuple[str, int, dict[str, float], FineTuneResult]:
+) -> tuple[str, dict[str, float], dict[str, float], FineTuneResult]:
     """The fine-tune as its own MLflow run: learning curves, test metrics beside the
-    baseline's, the model registered and its version tagged with the baseline's
-    headline. Returns the run id, the version, the metrics and the result."""
+    baseline's, and the selection metrics on the candidates' common validation rows.
+    Returns the run id, the test metrics, the selection metrics and the result."""
     import mlflow
 
     from training import plots
@@ -119,45 +134,38 @@ def fine_tune_run(
             "best_step": result.best_step,
             "steps": result.steps,
         }
-        with tempfile.TemporaryDirectory() as tmp:
-            result.model.save_pretrained(tmp)
-            result.tokenizer.save_pretrained(tmp)
-            version = log_and_register(
-                model_file="sentiment_model.py",
-                artifacts={"classifier": tmp},
-                model_config={
-                    "max_length": cfg.max_length,
-                    "prefix": encoder_prefix(cfg.model_path()),
-                    "classes": data.classes,  # the ones it was trained to tell apart
-                },
-                registered_name=data.registered_name,
-                input_example=pd.DataFrame({"text": data.test["input"].head(3).tolist()}),
-                requirements=["torch", "transformers", "pandas", "mlflow"],
-                metrics={**metrics, **run_metrics},
-                tags={**data.tags, "truncated": str(result.truncated).lower()},
-                baseline=data.baseline_name,
-                baseline_headline=baseline_metrics[HEADLINE[data.registered_name][0]],
-            )
-    return run.info.run_id, version, metrics, result
+        metrics.update(run_metrics)
+        select = bilingual_metrics(
+            data.val_select["label"].map(LABEL_IDS).to_numpy(),
+            _proba(result, list(data.val_select["input"]), cfg),
+            binary_labels(data.val_select),
+            "select_val",
+        )
+        mlflow.log_metrics(select)
+    return run.info.run_id, metrics, select, result
 
 
 def run_sentiment_training(
-    engine: sa.Engine, cfg: FineTuneConfig, split: TimeSplit = TimeSplit(), progress: bool = True
+    engine: sa.Engine, cfg: FineTuneConfig, split: TimeSplit | None = None, progress: bool = True
 ) -> SentimentOutcome:
-    """Baseline and fine-tune on the same time split, each logged as an MLflow run
-    (the tracking URI must be configured); the fine-tuned model is registered."""
-    data = sentiment_data(engine, cfg, split)
-    baseline_run_id, baseline_metrics = baseline_run(data)
-    run_id, version, metrics, result = fine_tune_run(data, cfg, baseline_metrics, progress)
+    """The candidates (TF-IDF + LR baseline, fine-tuned encoder) on the same time split,
+    each its own MLflow run (the tracking URI must be configured); the better on
+    validation is registered (training.sentiment.candidates)."""
+    data = sentiment_data(engine, cfg, split or TimeSplit())
+    baseline = baseline_run(data)
+    fine_tuned = fine_tune_run(data, cfg, baseline.test_metrics, progress)
+    version, winner, candidates = register_best(data, cfg, baseline, fine_tuned)
+    _, metrics, _, result = fine_tuned
     return SentimentOutcome(
-        data.registered_name,
-        baseline_run_id,
-        run_id,
-        version,
-        metrics,
-        baseline_metrics,
-        data.baseline_name,
-        result.examples_per_s,
-        result.stopped_by,
-        result,
+        name=data.registered_name,
+        version=version,
+        winner=winner,
+        candidates=candidates,
+        baseline=data.baseline_name,
+        split_summary=data.split_summary,
+        examples_per_s=result.examples_per_s,
+        stopped_by=result.stopped_by,
+        result=result,
+        metrics=metrics,
+        baseline_metrics=baseline.test_metrics,
     )

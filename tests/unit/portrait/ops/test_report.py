@@ -100,3 +100,13 @@ def test_missing_glyphs_are_counted_on_the_page(tmp_path, monkeypatch):
     page = render(history(), users, tmp_path).read_text()
     count = int(page.split("data-missing-glyphs='")[1].split("'")[0])
     assert count >= 4 and "show as boxes" in page
+
+
+def test_the_report_counts_placeholder_reviews_by_reason(tmp_path):
+    reviews = history()
+    reviews["placeholder"] = None
+    reviews.loc[reviews.index[:7], "placeholder"] = "platform default"
+    reviews.loc[reviews.index[7:9], "placeholder"] = "empty"
+    page = render(reviews, portraits(50), tmp_path).read_text()
+    assert "9 of them are placeholder texts" in page and "platform default 7, empty 2" in page
+    assert "placeholder texts" not in render(history(), portraits(50), tmp_path / "clean").read_text()
