@@ -78,6 +78,26 @@ class ReviewResponse(BaseModel):
     models: ModelVersions
 
 
+class Aspect(BaseModel):
+    """An aspect the user wrote about and how they felt about it over their clauses."""
+
+    aspect: str
+    sentiment: str  # positive | negative | mixed
+
+
+ASPECT_SIGNS = {"+": "positive", "-": "negative", "~": "mixed"}
+
+
+def parse_aspects(tags: str | None) -> list[Aspect]:
+    """The feature's "aspect +, aspect -" string (portrait.features.tags) as aspects."""
+    out = []
+    for tag in (tags or "").split(", "):
+        aspect, _, sign = tag.rpartition(" ")
+        if aspect and sign in ASPECT_SIGNS:
+            out.append(Aspect(aspect=aspect, sentiment=ASPECT_SIGNS[sign]))
+    return out
+
+
 class Profile(BaseModel):
     user_id: str
     segment: str
@@ -85,7 +105,8 @@ class Profile(BaseModel):
     sentiment_tendency: dict[str, float | None]
     sentiment_source: str | None
     sentiment_reviews: int | None = None  # reviews behind the text profile (its embedding and shares)
-    interest_tags: list[str]
+    interest_tags: list[str]  # the aspects with their sign, as the feature holds them ("string +")
+    aspects: list[Aspect]  # the same, structured: what the user cares about and how they feel about it
     last_activity: str | None
     models: ModelVersions
 

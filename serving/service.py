@@ -58,6 +58,7 @@ from serving.schemas import (
     Sentiment,
     SentimentResponse,
     UserId,
+    parse_aspects,
 )
 
 if TYPE_CHECKING:
@@ -425,6 +426,7 @@ class Portrait:
             sentiment_source=user.get("sentiment_source"),
             sentiment_reviews=user.get("embedded_review_count"),
             interest_tags=[t for t in (user.get("interest_tags") or "").split(", ") if t],
+            aspects=parse_aspects(user.get("interest_tags")),
             last_activity=datetime.fromtimestamp(last, tz=timezone.utc).isoformat() if last else None,
             models=self.versions(),
         )

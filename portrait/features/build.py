@@ -28,7 +28,7 @@ from portrait.features.compute import (
 )
 from portrait.features.embed import embed_new_reviews
 from portrait.features.executor import Compute
-from portrait.features.tags import tag_vocabulary
+from portrait.features.tags import aspect_mentions
 from portrait.store.sql import frame, replace_snapshots, utc_times
 from portrait.text.encoder import default_model_path, model_revision, review_text
 from portrait.text.labels import ratings_sentiment
@@ -220,10 +220,9 @@ def rebuild_user_behavior(conn, users: list[str], as_of: datetime, compute: Comp
 def rebuild_user_text_profiles(
     conn, users: list[str], as_of: datetime, compute: Compute, sentiment: SentimentLabeler
 ) -> int:
-    """New user_text_profile snapshots (embedding mean, sentiment shares, tags), in
+    """New user_text_profile snapshots (embedding mean, sentiment shares, aspect tags), in
     slices of users: a full build must not hold every review's embedding at once."""
 
-    vectorizer = tag_vocabulary(conn, as_of)
     written = 0
     for start in range(0, len(users), TEXT_PROFILE_USERS_PER_SLICE):
         part = users[start : start + TEXT_PROFILE_USERS_PER_SLICE]
@@ -231,14 +230,13 @@ def rebuild_user_text_profiles(
         by_user["embedding"] = by_user["embedding"].map(np.asarray)
         by_user["text"] = [review_text(s, t) for s, t in zip(by_user["summary"], by_user["text"])]
         by_user["sentiment"] = np.asarray(sentiment(by_user)) if len(by_user) else []
+        by_user["aspects"] = aspect_mentions(by_user, sentiment) if len(by_user) else []
         written += replace_snapshots(
             conn,
             "user_text_profile",
             "user_id",
             part,
-            compute.by_entity(
-                compute_user_text_profile, "user_id", by_user, vectorizer=vectorizer, sentiment_source=sentiment.source
-            ),
+            compute.by_entity(compute_user_text_profile, "user_id", by_user, sentiment_source=sentiment.source),
             as_of,
         )
     return written

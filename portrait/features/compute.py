@@ -226,11 +226,11 @@ def compute_item_text_profile(embedded: pd.DataFrame) -> pd.DataFrame:
     return _last_per_timestamp(out, "item_id")
 
 
-def compute_user_text_profile(embedded: pd.DataFrame, vectorizer, sentiment_source: str) -> pd.DataFrame:
+def compute_user_text_profile(embedded: pd.DataFrame, sentiment_source: str) -> pd.DataFrame:
     """Snapshots of each user's mean review embedding, sentiment tendency (shares of
-    positive / neutral / negative reviews so far) and interest tags (top TF-IDF
-    terms of the user's reviews so far).
-    embedded: user_id, event_timestamp, review_id, embedding, sentiment, text."""
+    positive / neutral / negative reviews so far) and interest tags (the aspects of
+    the user's reviews so far, with their sentiment: portrait.features.tags).
+    embedded: user_id, event_timestamp, review_id, embedding, sentiment, aspects."""
     e = embedded.sort_values(["user_id", "event_timestamp", "review_id"], kind="stable").reset_index(drop=True)
     if e.empty:
         return pd.DataFrame()
@@ -249,9 +249,5 @@ def compute_user_text_profile(embedded: pd.DataFrame, vectorizer, sentiment_sour
     for label in SENTIMENT_LABELS:
         out[f"share_{label}"] = (e["sentiment"] == label).astype(float).groupby(e["user_id"], sort=False).cumsum() / n
     out["sentiment_source"] = sentiment_source
-    out["interest_tags"] = (
-        running_tags(vectorizer.transform(e["text"].tolist()), users, vectorizer.get_feature_names_out())
-        if vectorizer
-        else ""
-    )
+    out["interest_tags"] = running_tags(users, list(e["aspects"]))
     return _last_per_timestamp(out, "user_id")

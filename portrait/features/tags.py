@@ -1,87 +1,54 @@
-"""Interest tags: the TF-IDF vocabulary over the review corpus (stored, refitted as the corpus grows) and each user's running top terms."""
+"""Interest tags: the aspects a user writes about, each with how they feel about it
+("string +, tuner -", "安装费 -, 制冷效果 +"), from the aspect rule in
+portrait.text.aspects. Each mention's sentiment is its clause's, labelled by the
+build's sentiment labeler (the champion model; before one is promoted, the
+review's stars). Sentiment and template words are never tags: the rule drops
+opinion words, and placeholder reviews never reach the text profiles."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import numpy as np
-import sqlalchemy as sa
+import pandas as pd
 
-from portrait.store.sql import frame
-from portrait.text.encoder import review_text
-from portrait.text.language import tag_terms
+from portrait.text.aspects import ASPECTS_PER_USER, SIGNS, mentions
 
-TAG_COUNT = 5
+Mentions = list[tuple[str, str]]  # (aspect, its clause's sentiment label), in text order
 
 
-def fit_tag_vocabulary(texts: list[str]):
-    """TF-IDF over the review corpus: what makes a user's words characteristic.
-    None when the corpus has no usable terms (then users get no tags)."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    n = len(texts)
-    # Terms in more than 2% of reviews are too common to characterize anyone; small
-    # corpora (tests, a new shop) keep every term that is not in most documents.
-
-    vectorizer = TfidfVectorizer(
-        analyzer=tag_terms,  # words, not characters: jieba for Chinese, letter words for English
-        min_df=3 if n >= 1000 else 1,
-        max_df=max(0.02, min(1.0, 10 / max(n, 1))),
-        max_features=20_000,
-        sublinear_tf=True,
+def aspect_mentions(reviews: pd.DataFrame, labeler) -> list[Mentions]:
+    """Each review's aspects with their clause's sentiment: one labeler call for all
+    the clauses that mention an aspect. reviews: rating, text (summary + text)."""
+    found = [mentions(text) for text in reviews["text"]]
+    clauses = pd.DataFrame(
+        {
+            "rating": [r for r, ms in zip(reviews["rating"], found) for _ in ms],
+            "summary": "",
+            "text": [m.clause for ms in found for m in ms],
+        }
     )
-    try:
-        return vectorizer.fit(texts)
-    except ValueError:  # empty vocabulary
-        return None
+    labels = iter(np.asarray(labeler(clauses)) if len(clauses) else [])
+    return [[(m.aspect, str(next(labels))) for m in ms] for ms in found]
 
 
-VOCABULARY_REFIT_GROWTH = 0.10  # refit the tag vocabulary once the corpus has grown by this much
-
-
-def tag_vocabulary(conn, as_of: datetime):
-    """The stored tag vocabulary while the corpus has grown by less than
-    VOCABULARY_REFIT_GROWTH since it was fitted (IDF weights barely move: an incremental
-    build then reads no other review's text); else fitted on every review and stored.
-    `portrait forget` drops the stored one, so no erased review's terms outlive it."""
-
-    reviews = conn.execute(
-        sa.text("SELECT count(*) FROM reviews WHERE event_timestamp <= :a AND placeholder IS NULL"), {"a": as_of}
-    ).scalar()
-    stored = conn.execute(
-        sa.text("SELECT reviews, terms, idf FROM tag_vocabulary ORDER BY vocabulary_id DESC LIMIT 1")
-    ).first()
-    if stored is not None and stored.reviews <= reviews <= stored.reviews * (1 + VOCABULARY_REFIT_GROWTH):
-        return restore_tag_vocabulary(list(stored.terms), list(stored.idf))
-    texts = frame(
-        conn, "SELECT summary, text FROM reviews WHERE event_timestamp <= :as_of AND placeholder IS NULL", as_of=as_of
-    )
-    vectorizer = fit_tag_vocabulary([review_text(s, t) for s, t in zip(texts["summary"], texts["text"])])
-    terms = vectorizer.get_feature_names_out().tolist() if vectorizer else []
-    conn.execute(
-        sa.text("INSERT INTO tag_vocabulary (reviews, terms, idf) VALUES (:n, :t, :i)"),
-        {"n": reviews, "t": terms, "i": [float(v) for v in vectorizer.idf_] if vectorizer else []},
-    )
-    return vectorizer
-
-
-def restore_tag_vocabulary(terms: list[str], idf: list[float]):
-    """fit_tag_vocabulary's vectorizer from its terms and IDF weights (None without terms)."""
-    if not terms:
-        return None
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    vectorizer = TfidfVectorizer(analyzer=tag_terms, vocabulary=terms, sublinear_tf=True)
-    vectorizer.idf_ = np.asarray(idf, dtype=np.float64)
-    return vectorizer
-
-
-def running_tags(tfidf, groups: np.ndarray, terms: np.ndarray) -> list[str]:
+def running_tags(groups: np.ndarray, per_review: list[Mentions], top: int = ASPECTS_PER_USER) -> list[str]:
+    """Per review (rows sorted by user and time), the user's tags so far: the most
+    mentioned aspects first (ties: the latest), each with the sign of its clauses'
+    mean sentiment ("+" above 0.25, "-" below -0.25, else "~")."""
     tags: list[str] = []
-    acc = None
-    for i in range(tfidf.shape[0]):
-        row = tfidf.getrow(i)
-        acc = row if i == 0 or groups[i] != groups[i - 1] else acc + row
-        top = acc.indices[np.argsort(-acc.data, kind="stable")[:TAG_COUNT]]
-        tags.append(", ".join(terms[top]))
+    score: dict[str, float] = {}
+    count: dict[str, int] = {}
+    last: dict[str, int] = {}
+    for i, found in enumerate(per_review):
+        if i == 0 or groups[i] != groups[i - 1]:
+            score, count, last = {}, {}, {}
+        for aspect, label in found:
+            score[aspect] = score.get(aspect, 0.0) + SIGNS.get(label, 0)
+            count[aspect] = count.get(aspect, 0) + 1
+            last[aspect] = i
+        ranked = sorted(count, key=lambda a: (-count[a], -last[a]))[:top]
+        tags.append(", ".join(f"{a} {_sign(score[a] / count[a])}" for a in ranked))
     return tags
+
+
+def _sign(mean: float) -> str:
+    return "+" if mean > 0.25 else "-" if mean < -0.25 else "~"

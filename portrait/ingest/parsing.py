@@ -324,11 +324,19 @@ def csv_reader(lines: Iterable[str], **kwargs: Any) -> Iterator[list[str]]:
 
 
 def split_csv_line(line: str) -> list[str]:
-    return next(csv_reader([line]), [])
+    """One CSV line's fields; RowError for a line the csv module cannot read (a bare
+    carriage return inside an unquoted field), so that it is set aside, not fatal."""
+    try:
+        return next(csv_reader([line]), [])
+    except csv.Error as err:
+        raise RowError(f"unreadable CSV line: {err}") from None
 
 
 def is_events_header(line: str) -> bool:
-    return tuple(f.strip() for f in split_csv_line(line)) == EVENTS_CSV_HEADER
+    try:
+        return tuple(f.strip() for f in split_csv_line(line)) == EVENTS_CSV_HEADER
+    except RowError:  # not a header: the line itself is set aside as a row
+        return False
 
 
 def parse_event_csv(line: str, key: bytes) -> EventRow:

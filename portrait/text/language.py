@@ -12,7 +12,7 @@ import re
 # which keeps it fast (~30 us a review) and avoids confusing close relatives.
 LANGUAGES = ("en", "zh")
 _HAN_RE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
-_LATIN_WORD_RE = re.compile(r"\b[a-zA-Z][a-zA-Z]{2,}\b")
+
 # Chinese function words and review boilerplate: frequent, and say nothing of a user's interests.
 CHINESE_STOP_WORDS = frozenset(
     [
@@ -178,15 +178,13 @@ def jieba_words(text: str) -> list[str]:
     return [w for w in _jieba().lcut(text) if w.strip()]
 
 
-def tag_terms(text: str) -> list[str]:
-    """The terms of a review for interest tags: Chinese runs segmented into words by
-    jieba (two characters or more, stop words out), English words of three letters or
-    more (lower-case, scikit-learn's English stop words out). Mixed reviews give both."""
-    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+def has_han(text: str) -> bool:
+    return _HAN_RE.search(text) is not None
 
-    # Han runs become spaces first, so that "Fender的" still ends a word
-    latin = _HAN_RE.sub(" ", text.lower())
-    terms = [w for w in _LATIN_WORD_RE.findall(latin) if w not in ENGLISH_STOP_WORDS]
-    for run in _HAN_RE.findall(text):
-        terms += [w for w in _jieba().lcut(run) if len(w) >= 2 and w not in CHINESE_STOP_WORDS]
-    return terms
+
+def jieba_posseg(text: str) -> list[tuple[str, str]]:
+    """(word, part-of-speech flag) as jieba's tagger gives them (n noun, v verb, a adjective, ...)."""
+    import jieba.posseg
+
+    _jieba()  # initialised quietly, once
+    return [(p.word, p.flag) for p in jieba.posseg.lcut(text)]

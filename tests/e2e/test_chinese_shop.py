@@ -88,12 +88,16 @@ def test_sentiment_answers_chinese_with_the_classes_the_shop_has(shop):
         assert abs(sum(result["probabilities"].values()) - 1) < 1e-3
 
 
-def test_profile_has_chinese_interest_tags_and_lengths_in_characters(shop):
+def test_profile_has_chinese_aspects_with_sentiment_and_lengths_in_characters(shop):
     buyer = most_active_buyer(shop)
     r = shop.post("/profile", {"user_id": buyer})
     assert r.status_code == 200, r.text
-    tags = r.json()["interest_tags"]
-    assert tags and all(CHINESE_WORD.fullmatch(t) for t in tags), tags  # words, not characters
+    aspects = r.json()["aspects"]
+    assert aspects, r.json()
+    assert all(CHINESE_WORD.fullmatch(a["aspect"]) for a in aspects), aspects  # words, not characters
+    assert {a["sentiment"] for a in aspects} <= {"positive", "negative", "mixed"}
+    assert len(r.json()["interest_tags"]) == len(aspects)  # the same aspects, as "aspect +" strings
+    assert not any(word in a["aspect"] for a in aspects for word in ("填写", "默认", "满意", "不错"))
     behavior = r.json()["behavior"]
     assert behavior["review_chars_mean_zh"] > 5 and behavior["review_words_mean"] is None
 

@@ -1,7 +1,7 @@
 """The Chinese path through ingest and features, in both profiles: the synthetic
 export (real online_shopping_10_cats texts, GB18030, Chinese column names, 0/1
 labels, local times) through `portrait ingest reviews`' import, then a feature
-build whose interest tags are Chinese words."""
+build whose interest tags are Chinese aspects with their sentiment."""
 
 from __future__ import annotations
 
@@ -35,8 +35,8 @@ def test_a_chinese_shop_export_loads_and_gets_chinese_tags(db, tmp_path, tiny_be
     build_features(engine, encoder_path=str(tiny_bert), progress=False)
     with engine.connect() as conn:
         tags = [t for t in conn.execute(sa.text("SELECT interest_tags FROM user_text_profile")).scalars() if t]
-    words = [w for t in tags for w in t.split(", ")]
-    assert len(words) > 20
+    words = [w.rsplit(" ", 1)[0] for t in tags for w in t.split(", ")]  # aspects, each with its sign
+    assert len(words) > 20 and all(t.split(", ")[0].rsplit(" ", 1)[1] in "+-~" for t in tags)
     chinese = [w for w in words if re.fullmatch(r"[\u4e00-\u9fff]+", w)]
     assert len(chinese) > 0.8 * len(words) and all(len(w) >= 2 for w in chinese)  # words, not characters
 

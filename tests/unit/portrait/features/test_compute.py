@@ -12,7 +12,7 @@ from portrait.features.compute import (
     compute_user_text_profile,
     popularity_ranks,
 )
-from portrait.features.tags import fit_tag_vocabulary
+from portrait.features.tags import aspect_mentions
 from portrait.text.labels import ratings_sentiment
 
 
@@ -118,10 +118,10 @@ def embedded_frame():
     rows = []
     for i, (u, it, day, rating, text) in enumerate(
         [
-            ("u1", "a", "2014-01-01", 5, "warm tone tubes amp"),
-            ("u1", "b", "2014-02-01", 1, "string broke, tuning pegs slipped"),
-            ("u2", "a", "2014-02-03", 4, "tubes glow, warm amp"),
-            ("u1", "c", "2014-03-01", 3, "pedal noise hum"),
+            ("u1", "a", "2014-01-01", 5, "I love the warm tone of this amp"),
+            ("u1", "b", "2014-02-01", 1, "The string broke, the tuning pegs slipped"),
+            ("u2", "a", "2014-02-03", 4, "The tubes glow, a warm amp"),
+            ("u1", "c", "2014-03-01", 3, "The pedal hums but the amp is great"),
         ]
     ):
         v = rng.normal(size=8).astype(np.float32)
@@ -135,14 +135,20 @@ def embedded_frame():
 
 def test_user_text_profile_running_means_shares_and_tags():
     e = embedded_frame()
-    vec = fit_tag_vocabulary(e["text"].tolist() * 3)
-    out = compute_user_text_profile(e, vec, "ratings")
+    e["aspects"] = aspect_mentions(e, lambda clauses: ratings_sentiment(clauses["rating"]))
+    out = compute_user_text_profile(e, "ratings")
     u1 = out[out.user_id == "u1"].reset_index(drop=True)
     assert list(u1.embedded_review_count) == [1, 2, 3]
     first_three = np.stack(e[e.user_id == "u1"]["embedding"].to_list())
     np.testing.assert_allclose(u1.user_embedding[1], first_three[:2].mean(0), rtol=1e-5)
     assert (u1.share_positive[2], u1.share_neutral[2], u1.share_negative[2]) == pytest.approx((1 / 3, 1 / 3, 1 / 3))
-    assert set(u1.interest_tags[0].split(", ")) <= {"warm", "tone", "tubes", "amp"}
+    # aspects with the sentiment of their clauses (labels from the stars here): tone and amp liked,
+    # string and tuning not; the amp, mentioned twice, leads once the third review is in
+    assert list(u1.interest_tags) == [
+        "tone +, amp +",
+        "string -, tuning -, tone +, amp +",
+        "amp +, pedal ~, string -, tuning -, tone +",
+    ]
     assert (out.sentiment_source == "ratings").all()
 
 

@@ -1,15 +1,32 @@
-"""The tag vocabulary: a stored one tags exactly as the fitted one."""
+"""Interest tags as aspects with sentiment: each mention takes its clause's label, and
+sentiment or template words never become tags."""
 
 import numpy as np
+import pandas as pd
 
-from portrait.features.tags import fit_tag_vocabulary, restore_tag_vocabulary
+from portrait.features.tags import aspect_mentions, running_tags
 
 
-def test_a_stored_tag_vocabulary_tags_as_the_fitted_one():
-    docs = [f"bright tone strings guitar {w} cable tuner" for w in ("cheap", "great", "noisy", "warm")] * 3
-    fitted = fit_tag_vocabulary(docs + ["音色很好，琴弦也不错", "音色一般，琴弦容易断", "琴弦很好"])
-    restored = restore_tag_vocabulary(fitted.get_feature_names_out().tolist(), fitted.idf_.tolist())
-    probe = ["great tone, cheap cable", "琴弦音色都很好"]
-    np.testing.assert_allclose(restored.transform(probe).toarray(), fitted.transform(probe).toarray())
-    assert list(restored.get_feature_names_out()) == list(fitted.get_feature_names_out())
-    assert restore_tag_vocabulary([], []) is None
+def test_each_aspect_takes_the_label_of_its_own_clause():
+    reviews = pd.DataFrame({"rating": [3], "text": ["The strings sound great but the tuner broke after a week."]})
+    calls = []
+
+    def labeler(clauses):
+        calls.append(list(clauses["text"]))
+        return ["positive" if "great" in t else "negative" for t in clauses["text"]]
+
+    assert aspect_mentions(reviews, labeler) == [[("string", "positive"), ("tuner", "negative")]]
+    assert calls == [["The strings sound great", "the tuner broke after a week"]]  # one call for every clause
+
+
+def test_running_tags_rank_by_mentions_and_restart_per_user():
+    groups = np.array(["u1", "u1", "u2"])
+    found = [[("price", "negative"), ("tone", "positive")], [("tone", "positive"), ("price", "positive")], []]
+    assert running_tags(groups, found) == ["price -, tone +", "price ~, tone +", ""]
+
+
+def test_sentiment_and_template_words_are_never_tags():
+    texts = ["Great product, thanks! Very pleased.", "此用户未填写评价内容", "非常满意，好评！", "Five stars, love it"]
+    reviews = pd.DataFrame({"rating": [5] * 4, "text": texts})
+    found = aspect_mentions(reviews, lambda c: ["positive"] * len(c))
+    assert found == [[], [], [], []]
