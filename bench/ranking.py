@@ -109,7 +109,7 @@ def main() -> None:
     with engine.connect() as conn:
         reviews = pd.read_sql(sa.text("SELECT user_id, item_id, event_timestamp AS t FROM reviews"), conn)
     reviews["t"] = pd.to_datetime(reviews["t"], utc=True)
-    split = TimeSplit()
+    split = TimeSplit().resolved(reviews["t"])  # the default split, as `portrait train rating` makes it
     val = period_data(reviews, pd.Timestamp(split.train_before), pd.Timestamp(split.test_from))
     test = period_data(reviews, pd.Timestamp(split.test_from), None)
     val_recs, test_recs = recommenders(val), recommenders(test)
