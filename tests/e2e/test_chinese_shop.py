@@ -118,9 +118,9 @@ def test_a_chinese_review_is_masked_stored_and_profiled(shop):
     r = shop.post("/reviews", {"user_id": "新顾客-1", "item_id": item, "rating": 5, "text": text})
     assert r.status_code == 200, r.text
     assert r.json()["sentiment"]["label"] in ("negative", "positive")
-    stored = shop.sql("SELECT text FROM reviews WHERE text LIKE '质量很好，做工精细%'")
+    stored = shop.sql("SELECT text FROM reviews WHERE text LIKE '质量很好，做工精细。有问题%'")
     assert stored == "质量很好，做工精细。有问题请打我电话 [phone] 或加QQ：[qq]"
-    assert shop.sql("SELECT language FROM reviews WHERE text LIKE '质量很好，做工精细%'") == "zh"
+    assert shop.sql("SELECT language FROM reviews WHERE text LIKE '质量很好，做工精细。有问题%'") == "zh"
     profile = shop.post("/profile", {"user_id": "新顾客-1"})
     assert profile.status_code == 200 and profile.json()["sentiment_tendency"]["positive"] == 1.0
 
