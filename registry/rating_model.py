@@ -8,13 +8,14 @@ Output: the predicted rating, 1-5."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import NotRequired, TypedDict
 
 import numpy as np
 import pandas as pd
 from mlflow.models import set_model
 from mlflow.pyfunc import PythonModel
+
+from registry.recommender import BlendWeights, GraphParams, ItemGraph, popularity_prior
 
 
 def build_net(n_inputs: int, hidden: list[int], dropout: float = 0.1):
@@ -72,15 +73,24 @@ def prepare(frame: pd.DataFrame, spec: FeatureSpec) -> np.ndarray:
     return np.stack(cols, axis=1).astype(np.float32) if cols else np.zeros((len(frame), 0), np.float32)
 
 
-# How /recommend ranks (weights chosen on the validation period by training; a
-# model logged without them ranks embedding-nearest candidates by predicted rating).
 class RankingWeights(TypedDict):
-    """How /recommend scores a candidate: prior = affinity * similarity + popularity *
-    log review count; score = prior + rating * predicted rating."""
+    """The candidate index's prior (serving.candidates): affinity * cosine(user, item) +
+    popularity * log1p(item review count), the blend's text and popularity parts."""
 
     affinity: float
     popularity: float
-    rating: float
+
+
+class RecommendSpec(TypedDict):
+    """How /recommend ranks with this model (registry.recommender's blend): the
+    weights by history segment ("short": at most short_history prior interactions),
+    the graph's parameters, chosen on validation by training (the graph itself is
+    the model's neighbours.npz artifact)."""
+
+    weights: dict[str, BlendWeights]
+    params: GraphParams
+    short_history: int
+    protocol: str
 
 
 class FeatureSpec(TypedDict):
@@ -96,65 +106,23 @@ class FeatureSpec(TypedDict):
     target_mean: float
     target_std: float
     n_inputs: int
-    ranking: NotRequired[RankingWeights]
-    candidates: NotRequired[int]
+    recommend: NotRequired[RecommendSpec]
 
 
-DEFAULT_RANKING: RankingWeights = {"affinity": 1.0, "popularity": 0.0, "rating": 1.0}
-# candidates by the prior that the rating model re-ranks: chosen with the weights at
-# training and logged in the spec beside them, so training and serving rank alike
-DEFAULT_CANDIDATES = 100
+# A model logged without a blend (before the graph): text similarity with a little popularity
+DEFAULT_BLEND: BlendWeights = {"transitions": 0.0, "item_item": 0.0, "text": 1.0, "popularity": 0.0}
 
 
 def ranking_prior(affinity: np.ndarray, item_review_count: np.ndarray, weights: RankingWeights) -> np.ndarray:
-    """The candidate score: similarity to what the user reviewed plus a popularity
-    prior (log review count). The top candidates by it are re-ranked by
-    ranking_score. A missing value counts as 0."""
+    """The candidate index's prior over items (a missing value counts as 0)."""
     aff = np.nan_to_num(np.asarray(affinity, dtype=float), nan=0.0)
-    pop = np.log1p(np.nan_to_num(np.asarray(item_review_count, dtype=float), nan=0.0))
-    return weights["affinity"] * aff + weights["popularity"] * pop
-
-
-def ranking_score(prior: np.ndarray, rating: np.ndarray, weights: RankingWeights) -> np.ndarray:
-    """The final recommendation score of a candidate: its prior plus the weighted predicted rating."""
-    return prior + weights["rating"] * np.asarray(rating, dtype=float)
+    return weights["affinity"] * aff + weights["popularity"] * popularity_prior(item_review_count)
 
 
 def top_candidates(prior: np.ndarray, allowed: np.ndarray, n: int) -> np.ndarray:
     """Indices of the n allowed items with the highest prior, best first."""
     idx = np.flatnonzero(allowed)
     return idx[np.argsort(-prior[idx], kind="stable")[:n]]
-
-
-def rank_for_user(
-    affinity: np.ndarray,
-    item_review_count: np.ndarray,
-    allowed: np.ndarray,
-    predict: Callable[[np.ndarray], np.ndarray],
-    weights: RankingWeights,
-    candidates: int,
-    k: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """How one user's items are ranked (the ranking evaluation's exact pass over
-    every item): the `candidates` allowed items with the best prior, re-ranked by
-    prior plus weighted predicted rating (predict: candidate item indices ->
-    ratings). Returns the top-k item indices, their scores and predicted ratings,
-    best first. /recommend finds the same candidates through an index
-    (serving.candidates) and re-ranks them with rerank."""
-    prior = ranking_prior(affinity, item_review_count, weights)
-    cand = top_candidates(prior, allowed, candidates)
-    return rerank(cand, prior[cand], predict, weights, k)
-
-
-def rerank(
-    cand: np.ndarray, prior: np.ndarray, predict: Callable[[np.ndarray], np.ndarray], weights: RankingWeights, k: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The top-k of the candidates (item indices, with their priors) by prior plus
-    weighted predicted rating: (indices, scores, ratings), best first."""
-    ratings = np.asarray(predict(cand), dtype=float) if len(cand) else np.zeros(0)
-    scores = ranking_score(prior, ratings, weights)
-    order = np.argsort(-scores, kind="stable")[:k]
-    return cand[order], scores[order], ratings[order]
 
 
 class RatingModel(PythonModel):
@@ -166,8 +134,20 @@ class RatingModel(PythonModel):
         self.net = build_net(self.spec["n_inputs"], self.spec["hidden"])
         self.net.load_state_dict(torch.load(context.artifacts["weights"], map_location="cpu"))
         self.net.eval()
-        self.ranking = {**DEFAULT_RANKING, **self.spec.get("ranking", {})}
-        self.candidates = int(self.spec.get("candidates", DEFAULT_CANDIDATES))  # models logged before: 100
+        recommend = self.spec.get("recommend")
+        self.blend: dict[str, BlendWeights] = (
+            recommend["weights"] if recommend else {"short": DEFAULT_BLEND, "long": DEFAULT_BLEND}
+        )
+        self.short_history = int(recommend["short_history"]) if recommend else 0
+        self.graph: ItemGraph | None = (
+            ItemGraph.load(context.artifacts["neighbours"], recommend["params"])
+            if recommend and "neighbours" in context.artifacts
+            else None
+        )
+
+    def blend_for(self, history_length: int) -> BlendWeights:
+        """The blend weights for a user with this many prior interactions."""
+        return self.blend["short" if history_length <= self.short_history else "long"]
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         import torch

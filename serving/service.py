@@ -27,7 +27,14 @@ import numpy as np
 from bentoml.exceptions import InvalidArgument, NotFound, ServiceUnavailable
 from pydantic import Field
 
-from portrait.ingest.loader import add_review, close_api_run, item_known, items_seen, open_api_run, reconcile_runs
+from portrait.ingest.loader import (
+    add_review,
+    close_api_run,
+    item_known,
+    open_api_run,
+    reconcile_runs,
+    user_history,
+)
 from portrait.ingest.parsing import review_row
 from portrait.privacy.idkey import verified_id_key
 from portrait.privacy.pseudonyms import mask_contacts, pseudonymize
@@ -42,6 +49,7 @@ from registry.models import RATING, SENTIMENT, SENTIMENT_ZH
 from serving.champions import ChampionModel, configure_tracking, poll_forever, settle
 from serving.errors import Conflict, Gone, describe, down, is_outage, is_stale_connection
 from serving.middleware import Gate
+from serving.ranking import GraphRows
 from serving.schemas import (
     MAX_ITEMS,
     MAX_TEXTS,
@@ -63,7 +71,6 @@ from serving.schemas import (
 
 if TYPE_CHECKING:
     from portrait.text.encoder import Encoder
-    from registry.rating_model import RankingWeights
     from serving.online import OnlineReader
 
 log = logging.getLogger("portrait.serving")
@@ -179,6 +186,7 @@ class Portrait:
         self._failures_lock = threading.Lock()
         self._ready_lock = threading.Lock()
         self._ready, self._ready_at = False, -READY_CACHE_S
+        self._graph_rows = GraphRows()  # the rating model's graph items -> snapshot rows, per pair
 
         reconcile_runs(self.engine)  # runs of processes that are gone (never a live replica's)
         self._refresh()
@@ -337,38 +345,38 @@ class Portrait:
     def recommend(
         self, user_id: UserId, k: Annotated[int, Field(ge=1, le=MAX_ITEMS)] = 10, exclude_seen: bool = True
     ) -> RecommendResponse:
-        """Top-k items: candidates by similarity to what the user reviewed plus a
-        popularity prior (from the item index, serving.candidates), re-ranked with the
-        predicted rating (weights chosen on validation at training); a user without a
-        text profile gets the most popular items."""
-        from registry.rating_model import DEFAULT_CANDIDATES, DEFAULT_RANKING
+        """Top-k items by the rating model's blend (chosen on validation at training):
+        what shoppers did after the user's last items, what is chosen with the items
+        the user has, closeness to the user's text portrait, popularity
+        (serving.ranking); a user with neither a history nor a text profile gets
+        the most popular items."""
         from serving.online import user_vector
+        from serving.ranking import rank, why
 
         pseudonym = self._pseudonym(user_id)
-        seen = self._db(lambda: items_seen(self.engine, pseudonym)) if exclude_seen else set()
+        history = self._db(lambda: user_history(self.engine, pseudonym))
+        seen = sorted({item for item, _ in history}) if exclude_seen else []
 
         def answer(reader):
             items = reader.items()
             user = reader.user(pseudonym)
-            excluded = items.rows(sorted(seen))
+            excluded = items.rows(seen)
             excluded = excluded[excluded >= 0]
             vector = user.get("user_embedding")
-            if vector is None or not len(vector):  # no text profile: cold start
+            has_text = vector is not None and len(vector) > 0
+            if not has_text and not history:  # nothing known of the user: cold start
                 return self._most_popular(user_id, items, excluded, k)
             model = self.rating.get()
-            ranking = model.unwrap_python_model()
-            weights = getattr(ranking, "ranking", DEFAULT_RANKING)
-            candidates = getattr(ranking, "candidates", DEFAULT_CANDIDATES)  # the model's own, as evaluated
-            review_count = items.stats["item_review_count"]
-            top, scores, ratings, aff = rank_items(
+            ranked = rank(
                 items,
-                user_vector(user, items.dim)[0],
+                model.unwrap_python_model(),
+                self._graph_rows,
+                history,
+                user_vector(user, items.dim)[0] if has_text else None,
                 excluded,
-                weights,
-                lambda rows: self._predict_ratings(reader, user, [items.item_ids[j] for j in rows]),
                 k,
-                candidates,
             )
+            ratings = self._predict_ratings(reader, user, [items.item_ids[j] for j in ranked.rows])
             return RecommendResponse(
                 user_id=user_id,
                 cold_start=False,
@@ -376,12 +384,12 @@ class Portrait:
                 items=[
                     Recommendation(
                         item_id=items.item_ids[j],
-                        score=round(float(s), 4),
-                        predicted_rating=round(float(r), 3),
-                        affinity=_rounded(aff[j]),
-                        why=_why(r, aff[j], review_count[j]),
+                        score=round(float(ranked.scores[n]), 4),
+                        predicted_rating=round(float(ratings[n]), 3),
+                        affinity=_rounded(ranked.parts["affinity"][n]),
+                        why=f"{why(ranked.parts, n)}; predicted {ratings[n]:.1f} stars",
                     )
-                    for j, s, r in zip(top, scores, ratings)
+                    for n, j in enumerate(ranked.rows)
                 ],
             )
 
@@ -586,22 +594,6 @@ class Portrait:
         return True
 
 
-def rank_items(
-    items, query: np.ndarray, excluded: np.ndarray, weights: RankingWeights, predict, k: int, candidates: int
-):
-    """/recommend's ranking for a user with a text profile (query: the normalized user
-    embedding): `candidates` items (the rating model's own count) from the index (serving.candidates), re-ranked by
-    prior plus weighted predicted rating (predict: item rows -> ratings). Returns the
-    top-k rows, their scores and ratings, and the candidates' affinity by row."""
-    from registry.rating_model import ranking_prior, rerank
-
-    cand = items.candidates.top(query, weights, excluded, candidates)
-    affinity = items.candidates.affinity(query, cand)
-    prior = ranking_prior(affinity, items.stats["item_review_count"][cand], weights)
-    top, scores, ratings = rerank(cand, prior, predict, weights, k)
-    return top, scores, ratings, dict(zip(cand.tolist(), affinity))
-
-
 def _is_client_error(err: BaseException) -> bool:
     """An error that is the request's fault (answered 4xx), not the store client's."""
     from bentoml.exceptions import BentoMLException
@@ -616,15 +608,6 @@ def _default_version(results: list[dict]) -> str | None:
 
 def _rounded(value: float) -> float | None:
     return round(float(value), 4) if np.isfinite(value) else None
-
-
-def _why(rating: float, affinity: float, reviews: float) -> str:
-    parts = [f"predicted {rating:.1f} stars"]
-    if np.isfinite(affinity):
-        parts.append(f"similarity {affinity:.2f} to what you reviewed")
-    if np.isfinite(reviews):
-        parts.append(f"{int(reviews)} reviews")
-    return "; ".join(parts)
 
 
 Portrait.add_asgi_middleware(Gate)  # type: ignore[attr-defined]  # added by @bentoml.service

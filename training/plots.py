@@ -91,3 +91,24 @@ def residuals(y_true: np.ndarray, y_pred: np.ndarray, title: str):
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def ranking_ratios(results: dict):
+    """NDCG@10 against popularity per protocol, with 95% intervals: the blend, the
+    classic recommenders beside it and the ablation (results: training.rating.ranking's
+    ProtocolResult by protocol name)."""
+    fig, axes = _subplots(1, len(results), figsize=(4.6 * len(results), 4.2), squeeze=False)
+    for ax, (name, r) in zip(axes[0], results.items()):
+        rows = {"blend": r.ratio["ndcg"], **r.classic, **r.ablation}
+        labels = list(rows)
+        values = np.array([rows[n][0] for n in labels])
+        errors = np.array([[rows[n][0] - rows[n][1] for n in labels], [rows[n][2] - rows[n][0] for n in labels]])
+        colors = ["tab:green"] + ["tab:grey"] * len(r.classic) + ["tab:orange"] * len(r.ablation)
+        y = np.arange(len(labels))[::-1]
+        ax.barh(y, values, xerr=np.nan_to_num(errors), color=colors, capsize=3)
+        ax.axvline(1.0, color="black", lw=0.8)
+        ax.set_yticks(y, labels)
+        ax.set_xlabel("NDCG@10 / popularity (test)")
+        ax.set_title(f"{name} ({r.units} cases)")
+    fig.tight_layout()
+    return fig

@@ -203,18 +203,16 @@ def train_rating(epochs: int, seed: int, train_before: str, test_from: str) -> N
     finally:
         engine.dispose()
     click.echo(out.split_summary)
-    b, r = out.baseline_rmse, out.ranking
+    b = out.baseline_rmse
     click.echo(f"rating-predictor v{out.version} registered (run {out.run_id})")
     click.echo(
         f"  test RMSE {out.test_rmse:.4f} (MAE {out.test_mae:.4f}); user+item bias "
         f"{b['user_item_bias']:.4f}; matrix factorization {b['matrix_factorization']:.4f}; "
         f"global mean {b['global_mean']:.4f}"
     )
-    weights = ", ".join(f"{name} {w:g}" for name, w in r.weights.items())
-    click.echo(
-        f"  NDCG@10 {r.ndcg:.4f} vs popularity {r.popularity_ndcg:.4f} ({r.ndcg_vs_popularity:.2f}x); "
-        f"Recall@10 {r.recall:.4f} vs {r.popularity_recall:.4f}; ranking weights (chosen on validation) {weights}"
-    )
+    click.echo("  ranking (NDCG@10, Recall@10, MRR@10 as ratios to popularity, 95% paired-bootstrap intervals):")
+    for line in out.ranking_lines:
+        click.echo(f"  {line}")
     click.echo(f"  promote with: portrait models promote rating-predictor {out.version}")
 
 

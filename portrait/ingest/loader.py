@@ -487,18 +487,27 @@ def list_runs(engine: sa.Engine, limit: int = 20) -> list[dict[str, Any]]:
 API_SOURCE, API_PATH = "api", "POST /reviews"
 
 
+# One order for a user's history, in training (training.rating.protocols) and serving:
+# by time; at one time reviews before item events, each in the order they were stored.
+HISTORY_SQL = """
+    SELECT item_id, event_type FROM (
+        SELECT item_id, 'review' AS event_type, event_timestamp, 0 AS source, review_id AS id
+        FROM reviews WHERE user_id = :u
+        UNION ALL
+        SELECT item_id, event_type, event_timestamp, 1, event_id FROM events
+        WHERE user_id = :u AND item_id IS NOT NULL AND event_type <> 'review'
+    ) h ORDER BY event_timestamp, source, id"""
+
+
+def user_history(engine: sa.Engine, user_id: str) -> list[tuple[str, str]]:
+    """The user's (pseudonym's) reviews and item events, oldest first: (item_id, event_type)."""
+    with engine.connect() as conn:
+        return [(str(i), str(t)) for i, t in conn.execute(sa.text(HISTORY_SQL), {"u": user_id})]
+
+
 def items_seen(engine: sa.Engine, user_id: str) -> set[str]:
     """Items the user (pseudonym) has reviewed or acted on."""
-    with engine.connect() as conn:
-        return set(
-            conn.execute(
-                sa.text(
-                    "SELECT item_id FROM reviews WHERE user_id = :u UNION "
-                    "SELECT item_id FROM events WHERE user_id = :u AND item_id IS NOT NULL"
-                ),
-                {"u": user_id},
-            ).scalars()
-        )
+    return {item for item, _ in user_history(engine, user_id)}
 
 
 def item_known(engine: sa.Engine, item_id: str) -> bool:

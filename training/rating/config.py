@@ -17,7 +17,5 @@ class RatingConfig:
     mf_epochs: int = 40
     seed: int = 13
     k: int = 10
-    # by the ranking prior, re-ranked by the predicted rating; logged in the model's spec
-    # (registry.rating_model.DEFAULT_CANDIDATES is only the fallback for models logged before)
-    candidates: int = 100
-    ranking_users: int = 2000  # users sampled for the ranking evaluation
+    ranking_units: int = 3000  # evaluation cases per protocol period (a seeded sample of whole users above it)
+    short_history: int = 2  # users with at most this many prior interactions get the cold-start blend

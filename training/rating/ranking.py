@@ -1,227 +1,262 @@
-"""Ranking on the test period: each user's new items, the candidate lists, the blend weights chosen on validation, NDCG@10 and Recall@10 against popularity."""
+"""/recommend's ranking, chosen and measured: the blend of transitions, EASE
+item-item, the text portrait and popularity (registry.recommender), its weights and
+graph parameters chosen on each protocol's validation period, reported on its test
+period beside popularity and the classic recommenders it is made of, with the
+ablation that shows what each part (the review text above all) adds.
+
+The served blend is the rolling protocol's (it asks what /recommend answers: the
+next item from the history up to now), with its own weights for users with a short
+history (cold start by portrait, chosen on validation like the rest); its graph is
+refit on every interaction for serving."""
 
 from __future__ import annotations
 
-import functools
-import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+import sqlalchemy as sa
 
-from portrait.features.rating_inputs import RATING_SERVICE
-from portrait.featurestore.repo import service_features
-from training.common import (
-    TimeSplit,
-)
+from registry.recommender import DEFAULT_PARAMS, PARTS, BlendWeights, GraphParams, ItemGraph
+from training.common import TimeSplit
 from training.rating.config import RatingConfig
-from training.rating.data import as_of_features
+from training.rating.protocols import (
+    POPULARITY,
+    EvalSet,
+    Shop,
+    UnitMetrics,
+    as_blend,
+    choose_params,
+    choose_weights,
+    frozen,
+    leave_one_out,
+    paired_ratio,
+    prepare,
+    rolling,
+    sample_units,
+    unit_metrics,
+)
 
-if TYPE_CHECKING:  # the models-from-code file registers its model when imported
-    from registry.rating_model import RankingWeights
+PROTOCOLS = {
+    "rolling": "rolling next-item: each test review from the history up to it, models fit before the test period",
+    "loo": "leave-one-out: each user's last review, full ranking (as RecBole, SASRec, Recformer)",
+    "frozen": "frozen snapshot: everything known at the test period's start against each user's new items in it",
+}
+CLASSIC = {  # the classic recommenders the blend is made of, each with popularity, chosen on validation alike
+    "transitions+popularity": ("transitions", "popularity"),
+    "item_item+popularity": ("item_item", "popularity"),
+    "text+popularity": ("text", "popularity"),
+}
+METRICS = ("ndcg", "recall", "mrr")
 
 
-RANKING_GRID: list[RankingWeights] = [
-    {"affinity": a, "popularity": p, "rating": r}
-    for a in (0.0, 0.5, 1.0, 2.0, 4.0)
-    for p in (0.0, 0.1, 0.25, 0.5, 1.0)
-    for r in (0.0, 0.5, 1.0)
-    if a or p
-]
+class RecommendSpec(dict):
+    """What the rating model carries for /recommend (its spec.json "recommend")."""
 
 
-def ndcg_recall_at_k(ranked: dict[str, list[str]], relevant: dict[str, set[str]], k: int) -> tuple[float, float]:
-    """Mean NDCG@k and Recall@k over users with at least one relevant item."""
-    ndcgs, recalls = [], []
-    for user, items in relevant.items():
-        top = ranked.get(user, [])[:k]
-        gains = [1.0 if it in items else 0.0 for it in top]
-        dcg = sum(g / math.log2(r + 2) for r, g in enumerate(gains))
-        ideal = sum(1 / math.log2(r + 2) for r in range(min(k, len(items))))
-        ndcgs.append(dcg / ideal)
-        recalls.append(sum(gains) / len(items))
-    return float(np.mean(ndcgs)), float(np.mean(recalls))
+@dataclass(frozen=True)
+class ProtocolResult:
+    """One protocol's test figures: each metric's ratio to popularity with its 95% interval."""
+
+    name: str
+    units: int
+    users: int
+    blend: dict[str, float]  # metric -> value
+    popularity: dict[str, float]
+    ratio: dict[str, tuple[float, float, float]]  # metric -> (ratio, low, high)
+    classic: dict[str, tuple[float, float, float]]  # recommender -> NDCG ratio with interval
+    ablation: dict[str, tuple[float, float, float]]  # "without <part>" -> NDCG ratio with interval
+    weights: dict[str, BlendWeights]  # segment -> weights
+    params: GraphParams
+
+    @property
+    def best_classic(self) -> tuple[str, float]:
+        name = max(self.classic, key=lambda n: self.classic[n][0])
+        return name, self.classic[name][0]
+
+
+def short_history(es: EvalSet, cfg: RatingConfig) -> np.ndarray:
+    return es.history_length() <= cfg.short_history
+
+
+def segment_scores(es: EvalSet, weights: dict[str, dict[str, float]], short: np.ndarray) -> np.ndarray:
+    """The blend with each unit's segment's weights."""
+    out = np.zeros(es.parts["popularity"].shape)
+    for segment, mask in (("short", short), ("long", ~short)):
+        for name, w in weights[segment].items():
+            if w and mask.any():
+                out[mask] += w * np.nan_to_num(es.parts[name][mask], nan=0.0)
+    return out
+
+
+def _metrics(es: EvalSet, weights: dict[str, dict[str, float]], cfg: RatingConfig) -> UnitMetrics:
+    assert es.allowed is not None
+    return unit_metrics(segment_scores(es, weights, short_history(es, cfg)), es.allowed, es.relevant, cfg.k)
+
+
+def _both(w: dict[str, float]) -> dict[str, dict[str, float]]:
+    return {"short": w, "long": w}
+
+
+def run_protocol(shop: Shop, name: str, make_val, make_test, cfg: RatingConfig) -> tuple[ProtocolResult, EvalSet]:
+    """Choose on validation (graph parameters, then the blend per segment, the
+    classic recommenders and the ablation each re-chosen the same way), report on test."""
+    val_of = lambda: sample_units(make_val(), cfg.ranking_units, cfg.seed)
+    test_of = lambda: sample_units(make_test(), cfg.ranking_units, cfg.seed)
+    params, _, val = choose_params(shop, val_of, DEFAULT_PARAMS, cfg.k)
+    short = short_history(val, cfg)
+    weights = {
+        "long": choose_weights(val, cfg.k, mask=~short)[0] if (~short).any() else dict(POPULARITY),
+        "short": choose_weights(val, cfg.k, mask=short)[0] if short.any() else dict(POPULARITY),
+    }
+    test_set = test_of()
+    test = prepare(shop, test_set, ItemGraph.fit(shop.inter.subset(test_set.fit), params))
+    pop = _metrics(test, _both(POPULARITY), cfg)
+    blend = _metrics(test, weights, cfg)
+    users = test.unit_user
+
+    def ratio(m: UnitMetrics, metric: str = "ndcg") -> tuple[float, float, float]:
+        return paired_ratio(getattr(m, metric), getattr(pop, metric), users, seed=cfg.seed)
+
+    classic = {
+        label: ratio(_metrics(test, _both(choose_weights(val, cfg.k, parts)[0]), cfg))
+        for label, parts in CLASSIC.items()
+    }
+    ablation = {}
+    for part in PARTS:
+        rest = tuple(p for p in PARTS if p != part)
+        w = {seg: choose_weights(val, cfg.k, rest, mask=m)[0] for seg, m in (("long", ~short), ("short", short))}
+        ablation[f"without {part}"] = ratio(_metrics(test, w, cfg))
+    return (
+        ProtocolResult(
+            name,
+            len(test),
+            len(np.unique(users)),
+            blend.mean(),
+            pop.mean(),
+            {m: ratio(blend, m) for m in METRICS},
+            classic,
+            ablation,
+            {seg: as_blend(w) for seg, w in weights.items()},
+            params,
+        ),
+        test,
+    )
+
+
+def cold_start(test: EvalSet, result: ProtocolResult, cfg: RatingConfig) -> tuple[float, float, float, int]:
+    """The blend against popularity on test users with a short history (<= cfg.short_history
+    prior interactions): NDCG ratio, interval, units."""
+    short = short_history(test, cfg)
+    if not short.any():
+        return float("nan"), float("nan"), float("nan"), 0
+    sub = EvalSet(
+        test.name,
+        test.fit,
+        test.unit_user[short],
+        [h for h, s in zip(test.histories, short) if s],
+        [r for r, s in zip(test.relevant, short) if s],
+        {k: v[short] for k, v in test.parts.items()},
+        test.allowed[short] if test.allowed is not None else None,
+    )
+    w = {seg: dict(v) for seg, v in result.weights.items()}
+    m = _metrics(sub, w, cfg)
+    p = _metrics(sub, _both(POPULARITY), cfg)
+    return (*paired_ratio(m.ndcg, p.ndcg, sub.unit_user, seed=cfg.seed), int(short.sum()))
+
+
+def protocol_metrics(result: ProtocolResult, cold: tuple | None = None) -> dict[str, float]:
+    """The MLflow metrics of one protocol, prefixed with its name."""
+    p, k = result.name, 10
+    out: dict[str, float] = {f"{p}_test_units": result.units, f"{p}_test_users": result.users}
+    for metric in METRICS:
+        ratio, low, high = result.ratio[metric]
+        out[f"{p}_test_{metric}_at_{k}"] = result.blend[metric]
+        out[f"{p}_test_popularity_{metric}_at_{k}"] = result.popularity[metric]
+        out[f"{p}_test_{metric}_at_{k}_vs_popularity"] = ratio
+        out[f"{p}_test_{metric}_at_{k}_vs_popularity_low"] = low
+        out[f"{p}_test_{metric}_at_{k}_vs_popularity_high"] = high
+    for label, (ratio, low, high) in {**result.classic, **result.ablation}.items():
+        key = label.replace(" ", "_").replace("+", "_")
+        out[f"{p}_test_ndcg_vs_popularity_{key}"] = ratio
+        out[f"{p}_test_ndcg_vs_popularity_{key}_low"] = low
+        out[f"{p}_test_ndcg_vs_popularity_{key}_high"] = high
+    if cold is not None:
+        out[f"{p}_test_short_history_ndcg_vs_popularity"] = cold[0]
+        out[f"{p}_test_short_history_ndcg_vs_popularity_low"] = cold[1]
+        out[f"{p}_test_short_history_ndcg_vs_popularity_high"] = cold[2]
+        out[f"{p}_test_short_history_units"] = cold[3]
+    for seg, w in result.weights.items():
+        for part, value in w.items():
+            out[f"{p}_weight_{seg}_{part}"] = float(value)
+    out[f"{p}_recency"] = float(result.params["recency"])
+    out[f"{p}_ease_lambda"] = float(result.params["ease_lambda"])
+    return out
 
 
 @dataclass
-class RankingPeriod:
-    """Who reviewed what in one period, and everything known at its start.
-    Warm users (with a text profile) are ranked by the model, the rest get the
-    most popular items, as serving does."""
-
-    users: list[str]  # sampled users with at least one new item in the period
-    relevant: dict[str, set[str]]  # items each reviewed in the period, seen ones excluded
-    seen: dict[str, set[str]]
-    popular: list[str]  # items by review count before the period
-    items: list[str]
-    warm: list[str]
-    features: pd.DataFrame  # rating_v1 inputs for every (warm user, item), user-major
-    affinity: np.ndarray  # warm users x items
-    item_review_count: np.ndarray  # items
-    allowed: np.ndarray  # warm users x items: not reviewed before
-
-    def popularity(self, user: str, k: int) -> list[str]:
-        s = self.seen.get(user, set())
-        return [i for i in self.popular if i not in s][:k]
+class RankingOutcome:
+    results: dict[str, ProtocolResult]
+    cold_start: tuple[float, float, float, int]
+    metrics: dict[str, float]
+    spec: RecommendSpec
+    graph: ItemGraph
 
 
-def _new_items(before: pd.DataFrame, during: pd.DataFrame, seen: dict, cfg: RatingConfig) -> dict[str, set]:
-    """Each user's items of the period not seen before it (users with none left out;
-    a seeded sample of cfg.ranking_users when there are more)."""
-    relevant = {u: set(g) - seen.get(u, set()) for u, g in during.groupby("user_id")["item_id"]}
-    relevant = {u: r for u, r in relevant.items() if r}
-    users = sorted(relevant)
-    if len(users) > cfg.ranking_users:
-        users = sorted(np.random.default_rng(cfg.seed).choice(users, size=cfg.ranking_users, replace=False))
-    return {u: relevant[u] for u in users}
-
-
-def ranking_period(store, before: pd.DataFrame, during: pd.DataFrame, start, cfg: RatingConfig) -> RankingPeriod:
-    """Features as of `start`, fetched per user and per item (two small
-    point-in-time joins) and combined by portrait.features.rating_inputs, as serving
-    combines the online ones: a join per (user, item) pair would carry every item
-    embedding snapshot through PostgreSQL."""
-    from portrait.features.rating_inputs import affinity, embedding_matrix, rating_inputs
-    from portrait.featurestore.repo import PROFILE_SERVICE, RECOMMEND_SERVICE, service_refs
-
-    cut = pd.Timestamp(start) - pd.Timedelta(seconds=1)
-    seen = before.groupby("user_id")["item_id"].agg(set).to_dict()
-    relevant = _new_items(before, during, seen, cfg)
-    users = sorted(relevant)
-    user_df = as_of_features(
-        store, pd.DataFrame({"user_id": users, "event_timestamp": cut}), service_refs(store, PROFILE_SERVICE, "user_id")
+def ranking_eval(engine: sa.Engine, split: TimeSplit, cfg: RatingConfig) -> RankingOutcome:
+    """The three protocols on the shop's interactions (reviews and item events) and
+    the served blend: the rolling protocol's, its graph refit on everything."""
+    shop = Shop.load(engine)
+    times = pd.to_datetime(pd.Series((shop.inter.t[shop.is_review] * 1e9).astype("int64")), utc=True)
+    resolved = split.resolved(times) if split.train_before is None or split.test_from is None else split
+    tb = pd.Timestamp(resolved.train_before).timestamp()
+    tf = pd.Timestamp(resolved.test_from).timestamp()
+    makers = {
+        "rolling": (lambda: rolling(shop, tb, tf, "val"), lambda: rolling(shop, tf, None, "test")),
+        "loo": (lambda: leave_one_out(shop, 2, "val"), lambda: leave_one_out(shop, 1, "test")),
+        "frozen": (lambda: frozen(shop, tb, tf, "val"), lambda: frozen(shop, tf, None, "test")),
+    }
+    results, metrics, cold = {}, {}, (float("nan"), float("nan"), float("nan"), 0)
+    for name, (make_val, make_test) in makers.items():
+        result, test = run_protocol(shop, name, make_val, make_test, cfg)
+        results[name] = result
+        if name == "rolling":
+            cold = cold_start(test, result, cfg)
+        metrics.update(protocol_metrics(result, cold if name == "rolling" else None))
+    served = results["rolling"]
+    graph = ItemGraph.fit(shop.inter, served.params)
+    spec = RecommendSpec(
+        weights={seg: dict(w) for seg, w in served.weights.items()},
+        params=served.params,
+        short_history=cfg.short_history,
+        protocol="rolling",
     )
-    user_df = user_df.drop(columns=["event_timestamp"]).drop_duplicates("user_id").set_index("user_id")
-    items = sorted(set(before["item_id"]))
-    item_df = as_of_features(
-        store,
-        pd.DataFrame({"item_id": items, "event_timestamp": cut}),
-        service_refs(store, RECOMMEND_SERVICE, "item_id"),
-    )
-    item_df = item_df.drop_duplicates("item_id").set_index("item_id").reindex(items)
-    item_vectors = embedding_matrix(list(item_df["item_embedding"]))
-    warm = [
-        u
-        for u in users
-        if u in user_df.index and user_df.at[u, "user_embedding"] is not None and len(user_df.at[u, "user_embedding"])
-    ]
-    user_vectors = embedding_matrix([user_df.at[u, "user_embedding"] for u in warm])
-    if not warm:
-        user_vectors = np.zeros((0, item_vectors.shape[1]), np.float32)
-    period_affinity = affinity(user_vectors, item_vectors)
-    n_items = len(items)
-    features = rating_inputs(
-        user_df.reindex(np.repeat(warm, n_items)).reset_index(drop=True),
-        item_df.iloc[np.tile(np.arange(n_items), len(warm))].reset_index(drop=True),
-        period_affinity.reshape(-1),
-        pd.Timestamp(start).timestamp(),
-        service_features(store, RATING_SERVICE),
-    )
-    index = {i: j for j, i in enumerate(items)}
-    allowed = np.ones((len(warm), n_items), dtype=bool)
-    for r, user in enumerate(warm):
-        allowed[r, [index[i] for i in seen.get(user, ()) if i in index]] = False
-    review_count = pd.to_numeric(item_df["item_review_count"], errors="coerce").to_numpy(float)
-    return RankingPeriod(
-        users,
-        relevant,
-        seen,
-        before["item_id"].value_counts().index.tolist(),
-        items,
-        warm,
-        features,
-        period_affinity,
-        review_count,
-        allowed,
-    )
+    metrics["graph_items"] = len(graph.items)
+    metrics["graph_bytes"] = graph.nbytes
+    return RankingOutcome(results, cold, metrics, spec, graph)
 
 
-def _row_ratings(ratings: np.ndarray, row: int, cand: np.ndarray) -> np.ndarray:
-    return ratings[row, cand]
-
-
-def ranked_lists(
-    period: RankingPeriod, ratings: np.ndarray, weights: RankingWeights, cfg: RatingConfig
-) -> dict[str, list[str]]:
-    """Top-k per user exactly as /recommend ranks (registry.rating_model.rank_for_user;
-    ratings: warm users x items)."""
-    from registry.rating_model import rank_for_user
-
-    ranked = {}
-    for r, user in enumerate(period.warm):
-        top, _, _ = rank_for_user(
-            period.affinity[r],
-            period.item_review_count,
-            period.allowed[r],
-            functools.partial(_row_ratings, ratings, r),
-            weights,
-            cfg.candidates,
-            cfg.k,
+def describe(outcome: RankingOutcome) -> list[str]:
+    """The lines `portrait train rating` and the demo print: each protocol's NDCG@10,
+    Recall@10 and MRR@10 against popularity with intervals, the classic recommenders
+    beside it, the ablation and the cold start."""
+    lines = []
+    for name, r in outcome.results.items():
+        ratios = "; ".join(
+            f"{m.upper()}@10 {r.ratio[m][0]:.2f}x [{r.ratio[m][1]:.2f}, {r.ratio[m][2]:.2f}]" for m in METRICS
         )
-        ranked[user] = [period.items[j] for j in top]
-    for user in period.users:
-        ranked.setdefault(user, period.popularity(user, cfg.k))
-    return ranked
-
-
-def choose_ranking(period: RankingPeriod, ratings: np.ndarray, cfg: RatingConfig) -> tuple[RankingWeights, float]:
-    """The ranking weights with the best NDCG@k on this (validation) period."""
-    best, best_ndcg = RANKING_GRID[0], -1.0
-    for weights in RANKING_GRID:
-        ndcg, _ = ndcg_recall_at_k(ranked_lists(period, ratings, weights, cfg), period.relevant, cfg.k)
-        if ndcg > best_ndcg + 1e-12:
-            best, best_ndcg = weights, ndcg
-    return best, best_ndcg
-
-
-def ranking_metrics(
-    period: RankingPeriod, ratings: np.ndarray, weights: RankingWeights, cfg: RatingConfig, prefix: str
-) -> dict[str, float]:
-    """NDCG@k and Recall@k of the model's ranking and of popularity on one period."""
-    from registry.rating_model import DEFAULT_RANKING
-
-    k = cfg.k
-    ndcg, recall = ndcg_recall_at_k(ranked_lists(period, ratings, weights, cfg), period.relevant, k)
-    pop = {u: period.popularity(u, k) for u in period.users}
-    pop_ndcg, pop_recall = ndcg_recall_at_k(pop, period.relevant, k)
-    by_rating, _ = ndcg_recall_at_k(ranked_lists(period, ratings, DEFAULT_RANKING, cfg), period.relevant, k)
-    return {
-        f"{prefix}_ndcg_at_{k}": ndcg,
-        f"{prefix}_recall_at_{k}": recall,
-        f"{prefix}_popularity_ndcg_at_{k}": pop_ndcg,
-        f"{prefix}_popularity_recall_at_{k}": pop_recall,
-        f"{prefix}_nearest_by_rating_ndcg_at_{k}": by_rating,
-        f"{prefix}_ndcg_at_{k}_vs_popularity": ndcg / pop_ndcg if pop_ndcg else float("nan"),
-        f"{prefix}_ranking_users": len(period.users),
-        f"{prefix}_ranking_cold_users": len(period.users) - len(period.warm),
-    }
-
-
-def predicted_matrix(period: RankingPeriod, score) -> np.ndarray:
-    return (
-        np.asarray(score(period.features), dtype=float).reshape(len(period.warm), len(period.items))
-        if period.warm
-        else np.zeros((0, len(period.items)))
+        lines.append(f"  {name} ({r.units} test cases, {r.users} users): blend vs popularity {ratios}")
+        classic = ", ".join(f"{n} {v[0]:.2f}x" for n, v in r.classic.items())
+        lines.append(f"    classic (NDCG@10 vs popularity): {classic}")
+        ablation = ", ".join(f"{n} {v[0]:.2f}x" for n, v in r.ablation.items())
+        lines.append(f"    ablation: {ablation}")
+    c = outcome.cold_start
+    lines.append(
+        f"  cold start (rolling, <= 2 prior interactions, {c[3]} cases): {c[0]:.2f}x popularity [{c[1]:.2f}, {c[2]:.2f}]"
     )
-
-
-def ranking_eval(
-    store, frame: pd.DataFrame, split: TimeSplit, score_val, score_test, cfg: RatingConfig
-) -> tuple[dict[str, float], RankingWeights]:
-    """Top-k recommendation as serving does it. The ranking weights (affinity,
-    popularity prior, predicted rating) are chosen on the validation period with
-    the model trained before it (score_val); the test period, with the refit
-    model (score_test), reports the result. Relevant items: those a user
-    reviewed in the period. Baseline: the most popular items before it."""
-    parts = frame["part"]
-    val = ranking_period(store, frame[parts == "train"], frame[parts == "val"], split.train_before, cfg)
-    val_ratings = predicted_matrix(val, score_val)
-    weights, _ = choose_ranking(val, val_ratings, cfg)
-    test = ranking_period(store, frame[parts != "test"], frame[parts == "test"], split.test_from, cfg)
-    metrics = {
-        **ranking_metrics(val, val_ratings, weights, cfg, "val"),
-        **ranking_metrics(test, predicted_matrix(test, score_test), weights, cfg, "test"),
-    }
-    metrics.update({f"ranking_weight_{k}": float(weights[k]) for k in ("affinity", "popularity", "rating")})
-    return metrics, weights
+    w = outcome.spec["weights"]
+    lines.append(
+        "  served blend (rolling, chosen on validation): "
+        + "; ".join(f"{seg}: " + ", ".join(f"{p} {v:g}" for p, v in ws.items()) for seg, ws in w.items())
+    )
+    return lines

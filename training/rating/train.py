@@ -25,18 +25,12 @@ from training.rating.baselines import rating_baselines_run, regression_metrics
 from training.rating.config import RatingConfig
 from training.rating.data import FEATURE_SERVICE, RatingData, rating_data
 from training.rating.mlp import fit_mlp, predict_mlp
-from training.rating.ranking import ranking_eval
+from training.rating.ranking import RankingOutcome, describe, ranking_eval
 
 if TYPE_CHECKING:  # the models-from-code file registers its model when imported
     from registry.rating_model import FeatureSpec
 
 REGISTERED_NAME = RATING
-
-
-# --- baselines ---------------------------------------------------------------------
-
-
-# --- ranking ---------------------------------------------------------------------------
 
 
 @dataclass
@@ -50,6 +44,7 @@ class RatingOutcome:
     test_mae: float
     baseline_rmse: dict[str, float]  # test RMSE by baseline: global_mean, user_item_bias, matrix_factorization
     ranking: RankingSummary
+    ranking_lines: list[str]  # the protocols, classic recommenders, ablation and cold start, as printed
     metrics: dict[str, float]
     baseline_metrics: dict[str, float]  # everything the baselines' run logged
     split_summary: str  # the split's parts with their counts and dates
@@ -57,13 +52,14 @@ class RatingOutcome:
 
 @dataclass(frozen=True)
 class RankingSummary:
-    """The test period's ranking (NDCG@10, Recall@10) beside popularity's, with the blend weights."""
+    """The headline protocol's test ranking (rolling next-item, NDCG@10 and Recall@10)
+    beside popularity's, with the served blend's weights by history segment."""
 
     ndcg: float
     recall: float
     popularity_ndcg: float
     popularity_recall: float
-    weights: dict[str, float]
+    weights: dict[str, dict[str, float]]
 
     @property
     def ndcg_vs_popularity(self) -> float:
@@ -71,19 +67,29 @@ class RankingSummary:
 
 
 def _register_mlp(
-    net, spec: FeatureSpec, data: RatingData, metrics: dict[str, float], baselines: dict[str, float]
+    net,
+    spec: FeatureSpec,
+    ranking: RankingOutcome,
+    data: RatingData,
+    metrics: dict[str, float],
+    baselines: dict[str, float],
 ) -> int:
     import torch
 
     with tempfile.TemporaryDirectory() as tmp:
         torch.save(net.state_dict(), Path(tmp) / "weights.pt")
         (Path(tmp) / "spec.json").write_text(json.dumps(spec))
+        ranking.graph.save(str(Path(tmp) / "neighbours.npz"))
         return log_and_register(
             model_file="rating_model.py",
-            artifacts={"weights": str(Path(tmp) / "weights.pt"), "spec": str(Path(tmp) / "spec.json")},
+            artifacts={
+                "weights": str(Path(tmp) / "weights.pt"),
+                "spec": str(Path(tmp) / "spec.json"),
+                "neighbours": str(Path(tmp) / "neighbours.npz"),
+            },
             registered_name=REGISTERED_NAME,
             input_example=data.test[data.features].head(3).astype(float),
-            requirements=["torch", "pandas", "numpy", "mlflow"],
+            requirements=["torch", "pandas", "numpy", "scipy", "mlflow"],
             metrics={**metrics, **{f"baseline_{k}": v for k, v in baselines.items()}},
             tags=data.tags,
             baseline="user+item bias",
@@ -92,16 +98,17 @@ def _register_mlp(
 
 
 def rating_mlp_run(
-    data: RatingData, store, split: TimeSplit, cfg: RatingConfig, baselines: dict[str, float]
-) -> tuple[str, int, dict[str, float]]:
+    data: RatingData, engine: sa.Engine, split: TimeSplit, cfg: RatingConfig, baselines: dict[str, float]
+) -> tuple[str, int, dict[str, float], RankingOutcome]:
     """The MLP on the rating_v1 feature service as its own MLflow run: epochs chosen on
-    validation, refit on train + validation, test metrics beside the baselines', the
-    ranking evaluated and its weights logged in the model; returns (run id, version, metrics)."""
+    validation, refit on train + validation, test metrics beside the baselines'; the
+    ranking's protocols evaluated and the served blend logged in the model; returns
+    (run id, version, metrics, ranking)."""
     import mlflow
 
     from training import plots
 
-    frame, test, features, tags, y_test = data.frame, data.test, data.features, data.tags, data.y_test
+    test, features, tags, y_test = data.test, data.features, data.tags, data.y_test
     with mlflow.start_run(run_name="rating-mlp", tags={**tags, "model_kind": "feast-features-mlp"}) as run:
         mlflow.log_input(data.dataset, context="training")
         mlflow.log_params(
@@ -115,21 +122,15 @@ def rating_mlp_run(
             }
         )
 
-        first_net, first_spec, net, spec, history, best_epoch = fit_mlp(data, cfg)
+        _, _, net, spec, history, best_epoch = fit_mlp(data, cfg)
         pred = predict_mlp(net, test, spec)
         metrics = regression_metrics(y_test, pred, "test")
         metrics["val_rmse_at_best_epoch"] = history[best_epoch - 1]["val_rmse"]
-        ranking, weights = ranking_eval(
-            store,
-            frame,
-            split,
-            lambda f: predict_mlp(first_net, f, first_spec),
-            lambda f: predict_mlp(net, f, spec),
-            cfg,
-        )
-        metrics.update(ranking)
-        spec["ranking"] = weights
-        spec["candidates"] = cfg.candidates  # serving re-ranks as many as the evaluation did
+        ranking = ranking_eval(engine, split, cfg)
+        metrics.update(ranking.metrics)
+        spec["recommend"] = ranking.spec  # the served blend travels with the model
+        mlflow.log_text("\n".join(describe(ranking)) + "\n", "ranking.txt")
+        mlflow.log_figure(plots.ranking_ratios(ranking.results), "ranking_vs_popularity.png")
         metrics["best_epoch"] = best_epoch
         for name in ("user_item_bias", "matrix_factorization", "global_mean"):
             metrics[f"test_rmse_minus_{name}"] = metrics["test_rmse"] - baselines[f"{name}_test_rmse"]
@@ -138,8 +139,8 @@ def rating_mlp_run(
         )
         mlflow.log_figure(plots.residuals(y_test, pred, "rating MLP: test"), "test_residuals.png")
         mlflow.log_dict(spec, "feature_spec.json")
-        version = _register_mlp(net, spec, data, metrics, baselines)
-    return run.info.run_id, version, metrics
+        version = _register_mlp(net, spec, ranking, data, metrics, baselines)
+    return run.info.run_id, version, metrics, ranking
 
 
 def run_rating_training(
@@ -149,13 +150,14 @@ def run_rating_training(
     same time split, log both runs, register the model."""
     data = rating_data(engine, store, split or TimeSplit())
     baseline_run_id, baselines = rating_baselines_run(data, cfg)
-    run_id, version, metrics = rating_mlp_run(data, store, data.split, cfg, baselines)
-    ranking = RankingSummary(
-        ndcg=metrics["test_ndcg_at_10"],
-        recall=metrics["test_recall_at_10"],
-        popularity_ndcg=metrics["test_popularity_ndcg_at_10"],
-        popularity_recall=metrics["test_popularity_recall_at_10"],
-        weights={k.removeprefix("ranking_weight_"): v for k, v in metrics.items() if k.startswith("ranking_weight_")},
+    run_id, version, metrics, ranking = rating_mlp_run(data, engine, data.split, cfg, baselines)
+    rolling = ranking.results["rolling"]
+    summary = RankingSummary(
+        ndcg=rolling.blend["ndcg"],
+        recall=rolling.blend["recall"],
+        popularity_ndcg=rolling.popularity["ndcg"],
+        popularity_recall=rolling.popularity["recall"],
+        weights={seg: dict(w) for seg, w in rolling.weights.items()},
     )
     rmse = {k.removesuffix("_test_rmse"): v for k, v in baselines.items() if k.endswith("_test_rmse")}
     return RatingOutcome(
@@ -165,7 +167,8 @@ def run_rating_training(
         metrics["test_rmse"],
         metrics["test_mae"],
         rmse,
-        ranking,
+        summary,
+        describe(ranking),
         metrics,
         baselines,
         data.split_summary,
