@@ -53,23 +53,10 @@ def main() -> None:
         for name in ("user_item_bias", "matrix_factorization", "global_mean"):
             print(f"  {name.replace('_', ' '):<21}{b[f'{name}_test_rmse']:.4f} / {b[f'{name}_test_mae']:.4f}")
         print(
-            f"ranking weights chosen on validation: affinity {m['ranking_weight_affinity']:g}, "
-            f"popularity {m['ranking_weight_popularity']:g}, rating {m['ranking_weight_rating']:g}"
+            "ranking (ratios to popularity on test, 95% paired-bootstrap intervals; bench/ranking.py has the classics):"
         )
-        for period in ("val", "test"):
-            print(
-                f"ranking, {period} period ({int(m[f'{period}_ranking_users'])} users, "
-                f"{int(m[f'{period}_ranking_cold_users'])} cold):"
-            )
-            print(
-                f"  NDCG@10   portrait {m[f'{period}_ndcg_at_10']:.4f}  popularity "
-                f"{m[f'{period}_popularity_ndcg_at_10']:.4f}  ({m[f'{period}_ndcg_at_10_vs_popularity']:.2f}x, "
-                f"target >= 1.2x)  nearest items by rating {m[f'{period}_nearest_by_rating_ndcg_at_10']:.4f}"
-            )
-            print(
-                f"  Recall@10 portrait {m[f'{period}_recall_at_10']:.4f}  popularity "
-                f"{m[f'{period}_popularity_recall_at_10']:.4f}"
-            )
+        for line in rating.ranking_lines:
+            print(line)
 
 
 if __name__ == "__main__":

@@ -1,129 +1,114 @@
-"""How far above popularity can a recommender get on this data? NDCG@10 of
-classic collaborative filters (item-kNN, EASE, RP3beta) and time-decayed
-popularity against the most-popular baseline, side by side,
-on the same periods and relevance as `portrait train rating` (relevant: items a
-user reviewed in the period and had not reviewed before; train < 2013-07-01 <=
-validation < 2014-01-01 <= test). Weights are chosen on validation, reported on
-test. Reads the reviews table only; seconds.
+"""Portrait's blend beside popularity and the classic recommenders, under the three
+protocols `portrait train rating` measures (training.rating.protocols): rolling
+next-item (the headline), leave-one-out with full ranking (the field's), and the
+frozen next-period snapshot. NDCG@10 as a ratio to popularity on test with a 95%
+paired-bootstrap interval over users; every setting chosen on validation.
 
-    .venv/bin/python bench/ranking.py
+Beside the blend (transitions + EASE + text + popularity, as /recommend serves it)
+and its parts, two classic recommenders the blend does not use: item-kNN (cosine
+on the user-item matrix) and RP3beta (Paudel et al. 2017), each plus popularity,
+both dense item x item (this bench only: fine at thousands of items). Reads the
+reviews, events and review embeddings (run `portrait features build` first); a
+minute or two.
+
+    .venv/bin/python bench/ranking.py [--train-before 2014-01-01 --test-from 2014-01-01]
 """
 
 from __future__ import annotations
 
+import argparse
+from datetime import datetime, timezone
+
 import common  # bench/common.py (bench/ is on sys.path when a script runs)
 import numpy as np
-import pandas as pd
-import sqlalchemy as sa
+import scipy.sparse as sp
 
 from portrait.settings import get_settings
+from registry.recommender import ItemGraph, user_item_matrix
 from training.common import TimeSplit
-from training.rating import ndcg_recall_at_k
+from training.rating import RatingConfig
+from training.rating.protocols import (
+    POPULARITY,
+    EvalSet,
+    Shop,
+    choose_weights,
+    evaluate,
+    paired_ratio,
+    prepare,
+    sample_units,
+)
+from training.rating.ranking import protocol_sets, run_protocol
 
-K = 10
-EASE_LAMBDA = 200.0
-BLEND = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 3.0)
-HALF_LIVES = (30, 60, 90, 180, 365, 730)  # days, for decayed popularity
 RP3_BETA = (0.3, 0.5, 0.7)
 
 
-def period_data(reviews: pd.DataFrame, start, end) -> dict:
-    before = reviews[reviews.t < start]
-    during = reviews[(reviews.t >= start) & (reviews.t < end)] if end is not None else reviews[reviews.t >= start]
-    seen = before.groupby("user_id")["item_id"].agg(set).to_dict()
-    relevant = {u: set(g) - seen.get(u, set()) for u, g in during.groupby("user_id")["item_id"]}
-    relevant = {u: r for u, r in relevant.items() if r}
-    items = sorted(set(before["item_id"]))
-    index = {i: j for j, i in enumerate(items)}
-    users = sorted(set(before["user_id"]))
-    row = {u: r for r, u in enumerate(users)}
-    x = np.zeros((len(users), len(items)))
-    x[[row[u] for u in before.user_id], [index[i] for i in before.item_id]] = 1.0
-    recent = before[before.t >= pd.Timestamp(start) - pd.Timedelta(days=90)]
-    age_days = (pd.Timestamp(start) - before.t).dt.days.to_numpy()
-    return {
-        "relevant": relevant,
-        "seen": seen,
-        "items": items,
-        "index": index,
-        "row": row,
-        "x": x,
-        "count": x.sum(0),
-        "recent": recent["item_id"].value_counts().reindex(items).fillna(0).to_numpy(),
-        "item_of_review": np.array([index[i] for i in before.item_id]),
-        "age_days": age_days,
-    }
-
-
-def ndcg_of(d: dict, score_of) -> float:
-    ranked = {}
-    for user in d["relevant"]:
-        s = np.array(score_of(user), dtype=float)
-        s[[d["index"][i] for i in d["seen"].get(user, ()) if i in d["index"]]] = -np.inf
-        ranked[user] = [d["items"][j] for j in np.argsort(-s, kind="stable")[:K]]
-    return ndcg_recall_at_k(ranked, d["relevant"], K)[0]
-
-
-def decayed_popularity(d: dict, half_life: float) -> np.ndarray:
-    """Each earlier review counts 0.5 ** (its age / half_life) for its item."""
-    return np.bincount(d["item_of_review"], weights=0.5 ** (d["age_days"] / half_life), minlength=len(d["items"]))
-
-
-def rp3beta(x: np.ndarray, count: np.ndarray, beta: float) -> np.ndarray:
-    """Item-item transition probabilities of a two-step random walk item -> user -> item,
-    with the target item's popularity discounted by count ** beta (Paudel et al. 2017)."""
-    p_ui = x / np.maximum(x.sum(1, keepdims=True), 1)
-    p_iu = x.T / np.maximum(count[:, None], 1)
-    w = (p_iu @ p_ui) / np.maximum(count, 1)[None, :] ** beta
-    np.fill_diagonal(w, 0)
-    return w
-
-
-def recommenders(d: dict) -> dict:
-    """name -> (grid of a parameter chosen on validation, parameter -> user -> item scores)."""
-    x, count = d["x"], d["count"]
-    zero = np.zeros(len(d["items"]))
-    history = lambda u: x[d["row"][u]] if u in d["row"] else zero
-    co = x.T @ x
-    np.fill_diagonal(co, 0)
+def add_classic_parts(shop: Shop, es: EvalSet, event_weights: dict[str, float]) -> None:
+    """item-kNN and RP3beta scores (units x items) fit on the set's fit data, each row
+    divided by its maximum, as the blend's parts are."""
+    x = user_item_matrix(shop.inter.subset(es.fit), event_weights, users=len(shop.users)).astype(np.float64)
+    n = x.shape[1]
+    count = np.asarray((x > 0).sum(axis=0)).ravel().astype(float)
+    co = (x.T @ x).toarray()
+    np.fill_diagonal(co, 0.0)
     knn = co / np.sqrt(np.outer(count, count) + 1e-9)
-    p = np.linalg.inv(x.T @ x + EASE_LAMBDA * np.eye(len(count)))
-    ease = -p / np.diag(p)
-    np.fill_diagonal(ease, 0)
-    pop = np.log1p(count) / max(np.log1p(count).max(), 1e-9)
-    rp3 = {beta: rp3beta(x, count, beta) for beta in RP3_BETA}
-    unit = lambda s: s / max(s.max(), 1e-12)
-    blends = [(beta, w) for beta in RP3_BETA for w in BLEND]
-    return {
-        "popularity (all time)": ((0,), lambda w: lambda u: count),
-        "popularity (last 90 days)": ((0,), lambda w: lambda u: d["recent"] + 1e-3 * count),
-        "popularity (decayed)": (HALF_LIVES, lambda h: lambda u: decayed_popularity(d, h) + 1e-3 * count),
-        "item-kNN (cosine)": (BLEND, lambda w: lambda u: unit(history(u) @ knn) + w * pop),
-        f"EASE (lambda {EASE_LAMBDA:g})": (BLEND, lambda w: lambda u: unit(history(u) @ ease) + w * pop),
-        "RP3beta (beta, blend)": (blends, lambda bw: lambda u: unit(history(u) @ rp3[bw[0]]) + bw[1] * pop),
-    }
+    rows, cols, vals = [], [], []
+    for r, h in enumerate(es.histories):
+        items = shop.inter.item[h]
+        rows += [r] * len(items)
+        cols += items.tolist()
+        vals += [1.0] * len(items)
+    hist = sp.csr_matrix((vals, (rows, cols)), shape=(len(es), n))
+    hist.data[:] = 1.0
+    p_ui = sp.diags(1.0 / np.maximum(np.asarray(x.sum(axis=1)).ravel(), 1e-12)) @ x
+    p_iu = sp.diags(1.0 / np.maximum(count, 1.0)) @ x.T
+    walk = (p_iu @ p_ui).toarray()
+    np.fill_diagonal(walk, 0.0)
+
+    def unit(m: np.ndarray) -> np.ndarray:
+        top = m.max(axis=1, keepdims=True)
+        return np.where(top > 0, m / np.where(top > 0, top, 1.0), 0.0)
+
+    es.parts["item_knn"] = unit(np.asarray(hist @ knn))
+    for beta in RP3_BETA:
+        es.parts[f"rp3beta_{beta}"] = unit(np.asarray(hist @ (walk / np.maximum(count, 1.0)[None, :] ** beta)))
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--train-before", help="YYYY-MM-DD (default: the quantile split, as training)")
+    parser.add_argument("--test-from", help="YYYY-MM-DD")
+    args = parser.parse_args()
+    day = lambda s: datetime.strptime(s, "%Y-%m-%d").replace(tzinfo=timezone.utc) if s else None
+    split = TimeSplit(day(args.train_before), day(args.test_from))
+    cfg = RatingConfig()
     engine = common.engine(get_settings())
-    with engine.connect() as conn:
-        reviews = pd.read_sql(sa.text("SELECT user_id, item_id, event_timestamp AS t FROM reviews"), conn)
-    reviews["t"] = pd.to_datetime(reviews["t"], utc=True)
-    split = TimeSplit().resolved(reviews["t"])  # the default split, as `portrait train rating` makes it
-    val = period_data(reviews, pd.Timestamp(split.train_before), pd.Timestamp(split.test_from))
-    test = period_data(reviews, pd.Timestamp(split.test_from), None)
-    val_recs, test_recs = recommenders(val), recommenders(test)
-    base_val = ndcg_of(val, val_recs["popularity (all time)"][1](0))
-    base_test = ndcg_of(test, test_recs["popularity (all time)"][1](0))
-    print(
-        f"NDCG@{K}, {len(val['relevant'])} validation / {len(test['relevant'])} test users; "
-        f"ratio against popularity (all time) = {base_val:.4f} / {base_test:.4f}"
-    )
-    print(f"  {'recommender':<30}{'chosen on validation':>22}{'validation':>12}{'test':>8}")
-    for name, (grid, make) in val_recs.items():
-        w = max(grid, key=lambda g: ndcg_of(val, make(g)))
-        v, t = ndcg_of(val, make(w)), ndcg_of(test, test_recs[name][1](w))
-        print(f"  {name:<30}{str(w):>22}{v / base_val:>11.2f}x{t / base_test:>7.2f}x")
+    shop = Shop.load(engine)
+    print(f"{len(shop.inter):,} interactions, {len(shop.users):,} users, {len(shop.inter.items):,} items")
+    for name, (make_val, make_test) in protocol_sets(shop, split).items():
+        result, test = run_protocol(shop, name, make_val, make_test, cfg)
+        val_set = sample_units(make_val(), cfg.ranking_units, cfg.seed)
+        val = prepare(shop, val_set, ItemGraph.fit(shop.inter.subset(val_set.fit), result.params))
+        weights = result.params["event_weights"]
+        add_classic_parts(shop, val, weights)
+        add_classic_parts(shop, test, weights)
+        pop = evaluate(test, POPULARITY, cfg.k)
+        rows = {"popularity": (1.0, 1.0, 1.0)}
+        rows["item-kNN + popularity"] = paired_ratio(
+            evaluate(test, choose_weights(val, cfg.k, ("item_knn", "popularity"))[0], cfg.k).ndcg,
+            pop.ndcg,
+            test.unit_user,
+        )
+        best_rp3 = max(
+            (choose_weights(val, cfg.k, (f"rp3beta_{b}", "popularity")) for b in RP3_BETA), key=lambda wv: wv[1]
+        )[0]
+        rows["RP3beta + popularity"] = paired_ratio(evaluate(test, best_rp3, cfg.k).ndcg, pop.ndcg, test.unit_user)
+        rows.update({k.replace("+", " + ").replace("item_item", "EASE"): v for k, v in result.classic.items()})
+        rows["Portrait blend (/recommend)"] = result.ratio["ndcg"]
+        rows.update({f"  blend {k.replace('item_item', 'EASE')}": v for k, v in result.ablation.items()})
+        print(f"\n{name}: {result.units:,} test cases, {result.users:,} users (NDCG@10 vs popularity, test)")
+        print(f"  popularity NDCG@10 {result.popularity['ndcg']:.4f}; blend {result.blend['ndcg']:.4f}")
+        for label, (ratio, low, high) in rows.items():
+            print(f"  {label:<34}{ratio:>7.2f}x  [{low:.2f}, {high:.2f}]")
 
 
 if __name__ == "__main__":

@@ -12,14 +12,20 @@ Each size runs in its own process (its memory is its own) and reports:
   (the online store read before it is bench/scale.py's item_snapshot stage);
 - memory: the process's resident set after start-up and the requests, with the
   serving imports (torch, pandas, MLflow, Feast, BentoML) loaded;
-- p50/p99 of /recommend's handler for one user: the candidate index, the rating
-  inputs, the rating model (a rating-predictor logged and loaded through MLflow
-  pyfunc with serving's code and untrained weights: the same work as a trained one)
-  and the re-ranking (serving.service.rank_items); HTTP, the key gate, the user's Feast
-  read and the seen-items query are the same at every size and left out, so the
-  ratio printed is an upper bound of the endpoint's;
-- recall@100 of the candidates against an exact pass over every item, for the
-  default weights and with a popularity weight.
+- the behaviour graph (registry.recommender: transitions and EASE, sparse top-k) fit
+  on SYNTHETIC sessions of 3 interactions per item (items drawn by their review
+  counts, each session's next item near the last one's row: co-interest), its fit
+  time and memory;
+- p50/p99 of /recommend's handler for one user with a 7-item history: the blend
+  over the graph and the candidate index (serving.ranking.rank), the rating inputs
+  and the rating model for the top 10 (a rating-predictor logged and loaded through
+  MLflow pyfunc with serving's code, untrained weights and the fitted graph: the
+  same work as a trained one); HTTP, the key gate, the user's Feast read and the
+  history query are the same at every size and left out, so the ratio printed is
+  an upper bound of the endpoint's;
+- recall@100 of the candidate index against an exact pass over every item, text
+  alone and with a popularity weight, and recall@10 of the served top 10 against
+  the blend's exact pass (serving.ranking.exact).
 
     .venv/bin/python bench/recommend.py [--sizes 1000,100000,1000000]
 """
@@ -41,16 +47,20 @@ import numpy as np
 
 if TYPE_CHECKING:
     from registry.rating_model import RankingWeights
+    from registry.recommender import ItemGraph
 
 
 # this script's folder comes first on sys.path, and bench/serving.py would shadow the serving package
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-REQUESTS, USERS_FOR_RECALL, SEEN = 400, 200, 7
+REQUESTS, USERS_FOR_RECALL, SEEN, CANDIDATES, K = 400, 200, 7, 100, 10
 WEIGHTS: dict[str, RankingWeights] = {
-    "default": {"affinity": 1.0, "popularity": 0.0, "rating": 1.0},
-    "popularity": {"affinity": 1.0, "popularity": 0.25, "rating": 1.0},
+    "default": {"affinity": 1.0, "popularity": 0.0},
+    "popularity": {"affinity": 1.0, "popularity": 0.25},
 }
+# the blend the English demo's validation chose (long histories)
+BLEND = {"transitions": 2.0, "item_item": 4.0, "text": 8.0, "popularity": 1.0}
+SESSION = 6  # interactions per synthetic shopper
 
 
 def real_review_embeddings() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -96,13 +106,43 @@ def serving_contract():
     )
 
 
-def rating_model(features: list[str], tmp: Path):
-    """rating-predictor's MLflow pyfunc (registry/rating_model.py), untrained weights."""
+def synthetic_graph(counts: np.ndarray, seed: int) -> ItemGraph:
+    """The behaviour graph fit on SYNTHETIC sessions: n/2 shoppers of SESSION
+    interactions, the first item drawn by review count, each next one near the last
+    (within 50 rows, the synthetic catalog's neighbourhoods) half of the time."""
+    from registry.recommender import DEFAULT_PARAMS, Interactions, ItemGraph
+
+    rng = np.random.default_rng(seed)
+    n = len(counts)
+    shoppers = max(1, n // 2)
+    p = counts / counts.sum()
+    first = rng.choice(n, size=shoppers, p=p)
+    steps = np.where(rng.random((shoppers, SESSION - 1)) < 0.5, rng.integers(-50, 51, (shoppers, SESSION - 1)), 0)
+    jumps = rng.choice(n, size=(shoppers, SESSION - 1), p=p)
+    items = np.empty((shoppers, SESSION), dtype=np.int64)
+    items[:, 0] = first
+    for j in range(1, SESSION):
+        near = np.clip(items[:, j - 1] + steps[:, j - 1], 0, n - 1)
+        items[:, j] = np.where(steps[:, j - 1] != 0, near, jumps[:, j - 1])
+    kinds = rng.choice(4, size=items.shape, p=[0.4, 0.2, 0.1, 0.3])
+    inter = Interactions(
+        np.repeat(np.arange(shoppers), SESSION),
+        items.ravel(),
+        np.tile(np.arange(SESSION, dtype=float), shoppers),
+        kinds.ravel(),
+        [f"synthetic-item-{i:07d}" for i in range(n)],
+    )
+    return ItemGraph.fit(inter, DEFAULT_PARAMS)
+
+
+def rating_model(features: list[str], graph: ItemGraph, tmp: Path):
+    """rating-predictor's MLflow pyfunc (registry/rating_model.py), untrained weights, the graph."""
     import mlflow
     import pandas as pd
     import torch
 
     from registry.rating_model import DERIVED, build_net
+    from registry.recommender import DEFAULT_PARAMS
 
     names = [*features, *DERIVED]
     spec: dict[str, Any] = {
@@ -114,15 +154,21 @@ def rating_model(features: list[str], tmp: Path):
         "target_mean": 4.2,
         "target_std": 1.0,
         "n_inputs": 2 * len(names),
+        "recommend": {"weights": {"short": BLEND, "long": BLEND}, "params": DEFAULT_PARAMS, "short_history": 2},
     }
     torch.manual_seed(0)
     torch.save(build_net(spec["n_inputs"], spec["hidden"]).state_dict(), tmp / "weights.pt")
     (tmp / "spec.json").write_text(json.dumps(spec))
+    graph.save(str(tmp / "neighbours.npz"))
     code = Path(__file__).resolve().parents[1] / "registry" / "rating_model.py"
     mlflow.pyfunc.save_model(
         tmp / "model",
         python_model=str(code),
-        artifacts={"weights": str(tmp / "weights.pt"), "spec": str(tmp / "spec.json")},
+        artifacts={
+            "weights": str(tmp / "weights.pt"),
+            "spec": str(tmp / "spec.json"),
+            "neighbours": str(tmp / "neighbours.npz"),
+        },
         input_example=pd.DataFrame({name: [1.0, 2.0] for name in features}),
     )
     return mlflow.pyfunc.load_model(str(tmp / "model"))
@@ -141,10 +187,10 @@ def run_one(n: int, seed: int) -> dict[str, float]:
 
     from portrait.features.rating_inputs import affinity, normalize
     from portrait.ops.synth import catalog_embeddings
-    from registry.rating_model import DEFAULT_CANDIDATES as CANDIDATES
     from registry.rating_model import ranking_prior, top_candidates
+    from registry.recommender import EVENT_TYPES
     from serving.online import ItemSnapshot, OnlineReader
-    from serving.service import rank_items
+    from serving.ranking import GraphRows, exact, rank
 
     vectors, review_items, review_users = real_review_embeddings()
     users, owner = np.unique(review_users, return_inverse=True)
@@ -182,15 +228,21 @@ def run_one(n: int, seed: int) -> dict[str, float]:
         ]
         out[f"recall_{name}"] = float(np.mean([len(set(f) & set(t)) / CANDIDATES for f, t in zip(found, truth[name])]))
 
+    start = time.perf_counter()
+    graph = synthetic_graph(counts, seed)
+    out["graph_fit_s"] = time.perf_counter() - start
+    out["graph_mb"] = graph.nbytes / 2**20
     contract = serving_contract()
     reader = OnlineReader(store=None, contract=contract, items=snapshot)
+    graph_rows = GraphRows()
     with tempfile.TemporaryDirectory() as tmp:
-        model = rating_model(contract.rating_features, Path(tmp))
+        model = rating_model(contract.rating_features, graph, Path(tmp))
+        blend_model = model.unwrap_python_model()
         schema = model.metadata.get_input_schema().input_names()
         now = time.time()
-        samples = []
+        samples, hits = [], []
         for r in range(REQUESTS + 20):
-            q = queries[r % len(queries)]
+            q = normalize(np.asarray(queries[r % len(queries)])[None, :])[0]
             user = {
                 "user_embedding": q.tolist(),
                 "rating_mean": 4.0,
@@ -199,18 +251,19 @@ def run_one(n: int, seed: int) -> dict[str, float]:
                 "share_positive": 0.8,
             }
             seen = rng.choice(n, min(SEEN, n), replace=False)
-
-            def predict(rows, user=user):
-                frame = reader.rating_inputs(user, [item_ids[j] for j in rows], now)
-                return model.predict(frame[schema])["rating"].to_numpy()
+            history = [(item_ids[j], EVENT_TYPES[int(rng.integers(0, 4))]) for j in seen]
 
             t0 = time.perf_counter()
-            excluded = snapshot.rows([item_ids[j] for j in seen])
-            rank_items(
-                snapshot, normalize(np.asarray(q)[None, :])[0], excluded, WEIGHTS["default"], predict, 10, CANDIDATES
-            )
+            excluded = snapshot.rows([i for i, _ in history])
+            ranked = rank(snapshot, blend_model, graph_rows, history, q, excluded, K)
+            frame = reader.rating_inputs(user, [item_ids[j] for j in ranked.rows], now)
+            model.predict(frame[schema])
             if r >= 20:  # after a warm-up
                 samples.append(time.perf_counter() - t0)
+            if r < USERS_FOR_RECALL // 4:  # the exact pass costs a scan of every item: a sample
+                want = exact(snapshot, blend_model, graph_rows, history, q, excluded, K)
+                hits.append(len(set(want.tolist()) & set(ranked.rows.tolist())) / K)
+    out["recall_served"] = float(np.mean(hits))
     out["p50_ms"] = float(np.percentile(samples, 50) * 1000)
     out["p99_ms"] = float(np.percentile(samples, 99) * 1000)
     out["rss_mb"] = rss_mb()
@@ -251,6 +304,9 @@ def main() -> None:
         ("p99_ms", "handler p99 (ms)"),
         ("recall_default", "recall@100, default weights"),
         ("recall_popularity", "recall@100, popularity 0.25"),
+        ("graph_fit_s", "graph fit (s)"),
+        ("graph_mb", "graph (MB)"),
+        ("recall_served", "served top 10 vs exact pass"),
     ):
         print(f"{label:<28}" + "".join(f"{r[key]:>14,.3f}" for r in results))
     for q in ("p50", "p99"):

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from registry.recommender import EVENT_TYPES, blend, popularity_prior
+from registry.recommender import EVENT_TYPES, blend, popularity_prior, top_k
 
 if TYPE_CHECKING:
     from registry.rating_model import RatingModel
-    from registry.recommender import ItemGraph
+    from registry.recommender import BlendWeights, ItemGraph
     from serving.online import ItemSnapshot
 
 REVIEW_COUNT = "item_review_count"
@@ -72,6 +72,35 @@ def behaviour_rows(
     return rows[keep], t_dense[graph_cols[keep]], e_dense[graph_cols[keep]]
 
 
+TIE = 1e-5  # priors this close may come back from the float32 index in either order
+
+
+def prior_of(items: ItemSnapshot, query: np.ndarray | None, weights: BlendWeights, rows: np.ndarray) -> np.ndarray:
+    """The blend's text and popularity parts of these rows (what the index ranks by)."""
+    text = items.candidates.affinity(query, rows) if query is not None else np.full(len(rows), np.nan)
+    pop = popularity_prior(items.stats.get(REVIEW_COUNT, np.full(items.candidates.size, np.nan))[rows])
+    zeros = np.zeros(len(rows))
+    return blend(zeros, zeros, text, pop, weights)
+
+
+def top_by_prior(
+    items: ItemSnapshot, query: np.ndarray | None, weights: BlendWeights, excluded: np.ndarray, n: int
+) -> np.ndarray:
+    """At least the n allowed items with the highest prior, and every item tied with
+    the n-th (popularity ties are common: the exact pass breaks them by row, the index
+    in its own order), fetching twice as many until the last fetched falls below it."""
+    prior_weights = {"affinity": float(weights["text"]), "popularity": float(weights["popularity"])}
+    fetch = n
+    while True:
+        rows = items.candidates.top(query, prior_weights, excluded, fetch)  # type: ignore[arg-type]
+        if len(rows) < fetch or not (prior_weights["affinity"] or prior_weights["popularity"]) or n == 0:
+            return rows  # every allowed item, or all priors 0 (the index gives the lowest rows)
+        prior = prior_of(items, query, weights, rows)
+        if prior.min() < np.sort(prior)[::-1][n - 1] - TIE:
+            return rows
+        fetch *= 2
+
+
 def rank(
     items: ItemSnapshot,
     model: RatingModel,
@@ -87,15 +116,14 @@ def rank(
     b_rows, b_trans, b_ii = behaviour_rows(model.graph, graph_rows, items, history)
     allowed_b = ~np.isin(b_rows, excluded)
     b_rows, b_trans, b_ii = b_rows[allowed_b], b_trans[allowed_b], b_ii[allowed_b]
-    prior_weights = {"affinity": float(weights["text"]), "popularity": float(weights["popularity"])}
-    by_prior = items.candidates.top(query, prior_weights, excluded, k + len(b_rows))  # type: ignore[arg-type]
+    by_prior = top_by_prior(items, query, weights, excluded, k + len(b_rows))
     cand = np.union1d(b_rows, by_prior).astype(np.int64)  # ascending rows: ties go to the lower row
     trans, item_item = np.zeros(len(cand)), np.zeros(len(cand))
     pos = np.searchsorted(cand, b_rows)
     trans[pos], item_item[pos] = b_trans, b_ii
     text = items.candidates.affinity(query, cand) if query is not None else np.full(len(cand), np.nan)
     pop = popularity_prior(items.stats.get(REVIEW_COUNT, np.full(items.candidates.size, np.nan))[cand])
-    scores = blend(trans, item_item, text, pop, weights)
+    scores = blend(trans, item_item, text, pop, weights)  # the same sum as exact()'s, item by item
     order = np.argsort(-scores, kind="stable")[:k]
     parts = {
         "transitions": weights["transitions"] * trans[order],
@@ -118,3 +146,26 @@ def why(parts: dict[str, np.ndarray], i: int) -> str:
     """The part that added most to the i-th item's score, in words."""
     name = max(WHY, key=lambda p: float(parts[p][i]))
     return WHY[name] if parts[name][i] > 0 else "in the catalog"
+
+
+def exact(
+    items: ItemSnapshot,
+    model: RatingModel,
+    graph_rows: GraphRows,
+    history: list[tuple[str, str]],
+    query: np.ndarray | None,
+    excluded: np.ndarray,
+    k: int,
+) -> np.ndarray:
+    """rank()'s answer by a pass over every item (what training's evaluation does):
+    the top k rows. For tests and bench/recommend.py, never on the request path."""
+    n = items.candidates.size
+    weights = model.blend_for(len(history))
+    trans, item_item = np.zeros(n), np.zeros(n)
+    b_rows, b_trans, b_ii = behaviour_rows(model.graph, graph_rows, items, history)
+    trans[b_rows], item_item[b_rows] = b_trans, b_ii
+    text = items.candidates.affinity(query, np.arange(n)) if query is not None else np.full(n, np.nan)
+    pop = popularity_prior(items.stats.get(REVIEW_COUNT, np.full(n, np.nan)))
+    allowed = np.ones(n, dtype=bool)
+    allowed[excluded] = False
+    return top_k(blend(trans, item_item, text, pop, weights), allowed, k)

@@ -189,20 +189,22 @@ def test_rating_model_trains_registers_and_loads_by_alias(tracked):
     settings, engine = tracked
     settings, store = feature_store(settings, "postgres")
     out = run_rating_training(
-        engine, store, RatingConfig(epochs=5, mf_epochs=3, candidates=37), TimeSplit(*SPLIT_DATES)
+        engine, store, RatingConfig(epochs=5, mf_epochs=3, short_history=3), TimeSplit(*SPLIT_DATES)
     )
     for key in (
         "test_rmse",
         "test_mae",
-        "test_ndcg_at_10",
-        "test_popularity_ndcg_at_10",
-        "test_recall_at_10",
-        "val_ndcg_at_10",
+        "rolling_test_ndcg_at_10",
+        "rolling_test_popularity_ndcg_at_10",
+        "rolling_test_recall_at_10_vs_popularity_low",
+        "loo_test_mrr_at_10_vs_popularity",
+        "frozen_test_ndcg_at_10_vs_popularity_high",
+        "rolling_test_ndcg_vs_popularity_without_text",
     ):
         assert np.isfinite(out.metrics[key]), key
     assert set(out.baseline_rmse) == {"user_item_bias", "matrix_factorization", "global_mean"}
     assert all(np.isfinite(v) for v in out.baseline_rmse.values()), out.baseline_rmse
-    assert out.test_rmse == out.metrics["test_rmse"] and out.ranking.ndcg == out.metrics["test_ndcg_at_10"]
+    assert out.test_rmse == out.metrics["test_rmse"] and out.ranking.ndcg == out.metrics["rolling_test_ndcg_at_10"]
     models.promote(models.RATING, out.version, force=True)  # a model of a few hundred reviews: the gate is tested above
     loaded, info = models.load(models.RATING)
     frame = training_frame(store, label_rows(engine).head(20))
@@ -210,9 +212,12 @@ def test_rating_model_trains_registers_and_loads_by_alias(tracked):
         "rating"
     ]
     assert pred.between(1, 5).all() and pred.nunique() > 1
-    # the ranking travels inside the model: serving re-ranks as many candidates as training evaluated
+    # the ranking travels inside the model: the blend by history segment and the graph it reads
     ranking = loaded.unwrap_python_model()
-    assert ranking.candidates == 37 and set(ranking.ranking) == {"affinity", "popularity", "rating"}
+    assert ranking.short_history == 3 and set(ranking.blend) == {"short", "long"}
+    assert set(ranking.blend_for(1)) == {"transitions", "item_item", "text", "popularity"}
+    assert ranking.graph is not None and ranking.graph.transitions.nnz > 0
+    assert any("rolling" in line and "[" in line for line in out.ranking_lines)  # printed with intervals
 
 
 def test_bilingual_fine_tune_reports_each_language_against_its_own_baseline(tracked, tiny_bert):

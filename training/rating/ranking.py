@@ -11,6 +11,7 @@ refit on every interaction for serving."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -105,10 +106,16 @@ def run_protocol(shop: Shop, name: str, make_val, make_test, cfg: RatingConfig) 
     test_of = lambda: sample_units(make_test(), cfg.ranking_units, cfg.seed)
     params, _, val = choose_params(shop, val_of, DEFAULT_PARAMS, cfg.k)
     short = short_history(val, cfg)
-    weights = {
-        "long": choose_weights(val, cfg.k, mask=~short)[0] if (~short).any() else dict(POPULARITY),
-        "short": choose_weights(val, cfg.k, mask=short)[0] if short.any() else dict(POPULARITY),
-    }
+
+    def by_segment(parts: tuple[str, ...] = PARTS) -> dict[str, dict[str, float]]:
+        """Weights chosen for each history segment on its own validation units
+        (popularity for a segment validation has no units of)."""
+        return {
+            seg: choose_weights(val, cfg.k, parts, mask=m)[0] if m.any() else dict(POPULARITY)
+            for seg, m in (("long", ~short), ("short", short))
+        }
+
+    weights = by_segment()
     test_set = test_of()
     test = prepare(shop, test_set, ItemGraph.fit(shop.inter.subset(test_set.fit), params))
     pop = _metrics(test, _both(POPULARITY), cfg)
@@ -124,9 +131,7 @@ def run_protocol(shop: Shop, name: str, make_val, make_test, cfg: RatingConfig) 
     }
     ablation = {}
     for part in PARTS:
-        rest = tuple(p for p in PARTS if p != part)
-        w = {seg: choose_weights(val, cfg.k, rest, mask=m)[0] for seg, m in (("long", ~short), ("short", short))}
-        ablation[f"without {part}"] = ratio(_metrics(test, w, cfg))
+        ablation[f"without {part}"] = ratio(_metrics(test, by_segment(tuple(p for p in PARTS if p != part)), cfg))
     return (
         ProtocolResult(
             name,
@@ -203,19 +208,25 @@ class RankingOutcome:
     graph: ItemGraph
 
 
-def ranking_eval(engine: sa.Engine, split: TimeSplit, cfg: RatingConfig) -> RankingOutcome:
-    """The three protocols on the shop's interactions (reviews and item events) and
-    the served blend: the rolling protocol's, its graph refit on everything."""
-    shop = Shop.load(engine)
+def protocol_sets(shop: Shop, split: TimeSplit) -> dict[str, tuple[Callable[[], EvalSet], Callable[[], EvalSet]]]:
+    """Each protocol's (validation, test) evaluation sets, made on demand; the split's
+    dates resolved on the reviews when it has none."""
     times = pd.to_datetime(pd.Series((shop.inter.t[shop.is_review] * 1e9).astype("int64")), utc=True)
-    resolved = split.resolved(times) if split.train_before is None or split.test_from is None else split
+    resolved = split.resolved(times)
     tb = pd.Timestamp(resolved.train_before).timestamp()
     tf = pd.Timestamp(resolved.test_from).timestamp()
-    makers = {
+    return {
         "rolling": (lambda: rolling(shop, tb, tf, "val"), lambda: rolling(shop, tf, None, "test")),
         "loo": (lambda: leave_one_out(shop, 2, "val"), lambda: leave_one_out(shop, 1, "test")),
         "frozen": (lambda: frozen(shop, tb, tf, "val"), lambda: frozen(shop, tf, None, "test")),
     }
+
+
+def ranking_eval(engine: sa.Engine, split: TimeSplit, cfg: RatingConfig) -> RankingOutcome:
+    """The three protocols on the shop's interactions (reviews and item events) and
+    the served blend: the rolling protocol's, its graph refit on everything."""
+    shop = Shop.load(engine)
+    makers = protocol_sets(shop, split)
     results, metrics, cold = {}, {}, (float("nan"), float("nan"), float("nan"), 0)
     for name, (make_val, make_test) in makers.items():
         result, test = run_protocol(shop, name, make_val, make_test, cfg)
