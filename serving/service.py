@@ -554,8 +554,10 @@ class Portrait:
 
     @bentoml.api(route="/admin/reload")
     def reload(self) -> ReloadResponse:
-        """Load the current champions now (they are also polled every 30 s)."""
+        """Load the current champions and the item snapshot now (all are also polled every 30 s)."""
         changed = [RATING] if self.rating.refresh(force=True) else []
+        if self._reader is not None:
+            self._online(lambda reader: reader.refresh_items())  # after a materialization: its items now
         sentiment = self.sentiment_model.reload()
         if sentiment.get("changed"):
             changed.append(SENTIMENT)

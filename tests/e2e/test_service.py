@@ -322,3 +322,45 @@ def test_the_gate_over_real_http(deployment):
     for path in ("/profile/docs", "/profile/openapi.json", "/profile/redoc", f"/profile/{USER}"):
         r = httpx.get(f"{d.url}{path}", headers=d.headers())
         assert r.status_code == 404 and r.json() == {"error": "no such route; see / for the API"}, path
+
+
+def sampled_users(n: int) -> list[str]:
+    """The n most active reviewers of the deployment's data."""
+    import json
+    from collections import Counter
+
+    from tests.helpers.data import real_lines
+
+    counts = Counter(json.loads(line)["reviewerID"] for line in real_lines(400))
+    return [u for u, _ in counts.most_common(n)]
+
+
+@pytest.mark.parametrize("profile", ["deployment", "pg_deployment"])
+def test_recommend_serves_the_order_training_evaluates(profile, request):
+    """For sampled users, /recommend's top 10 is the evaluation's top 10 (training's
+    protocol code on every interaction known now, the champion's blend and graph):
+    the same items in the same order, where a swap is allowed only between items
+    whose evaluated scores tie."""
+    import json
+
+    from tests.helpers.deployment import sh
+
+    d = request.getfixturevalue(profile)
+    users = sampled_users(6)
+    # what the API wrote since the start reaches the online store, and the service its items
+    sh("portrait features build && portrait features materialize", d.env)
+    assert post(d, "/admin/reload", {}, admin=True).status_code == 200
+    evaluated = json.loads(sh(f"python -m tests.helpers.ranking_now {' '.join(users)}", d.env).splitlines()[-1])
+    assert set(evaluated) == set(users)
+    compared = 0
+    for user in users:
+        served = post(d, "/recommend", {"user_id": user, "k": 10})
+        assert served.status_code == 200, served.text
+        items = [i["item_id"] for i in served.json()["items"]]
+        score = dict(evaluated[user])
+        want = evaluated[user][:10]
+        assert len(items) == len(want), user
+        for got, (item, s) in zip(items, want):
+            assert got == item or abs(score.get(got, -1e9) - s) < 1e-4, (user, items, want)
+        compared += sum(got == item for got, (item, _) in zip(items, want))
+    assert compared >= 0.9 * 10 * len(users)  # ties are the exception, not the rule

@@ -104,7 +104,7 @@ class EvalSet:
         return np.array([len(h) for h in self.histories])
 
 
-def _user_rows(inter: Interactions) -> dict[int, np.ndarray]:
+def user_rows(inter: Interactions) -> dict[int, np.ndarray]:
     """Each user's interaction rows, oldest first."""
     order = np.lexsort((np.arange(len(inter)), inter.user))
     users, starts = np.unique(inter.user[order], return_index=True)
@@ -117,7 +117,7 @@ def rolling(shop: Shop, start: float, end: float | None, name: str) -> EvalSet:
     inter = shop.inter
     in_period = (inter.t >= start) & (inter.t < (end if end is not None else np.inf)) & shop.is_review
     users, histories, relevant = [], [], []
-    for user, rows in _user_rows(inter).items():
+    for user, rows in user_rows(inter).items():
         for p in np.flatnonzero(in_period[rows]):
             earlier = rows[:p]
             if inter.item[rows[p]] in set(inter.item[earlier].tolist()):
@@ -136,7 +136,7 @@ def leave_one_out(shop: Shop, held_out: int, name: str) -> EvalSet:
     inter = shop.inter
     fit = np.ones(len(inter), dtype=bool)
     users, histories, relevant = [], [], []
-    for user, rows in _user_rows(inter).items():
+    for user, rows in user_rows(inter).items():
         reviews = rows[shop.is_review[rows]]
         if len(reviews) < 3:
             continue
@@ -159,7 +159,7 @@ def frozen(shop: Shop, start: float, end: float | None, name: str) -> EvalSet:
     before = inter.t < start
     in_period = (inter.t >= start) & (inter.t < (end if end is not None else np.inf)) & shop.is_review
     users, histories, relevant = [], [], []
-    for user, rows in _user_rows(inter).items():
+    for user, rows in user_rows(inter).items():
         earlier = rows[before[rows]]
         seen = set(inter.item[earlier].tolist())
         new = sorted(set(inter.item[rows[in_period[rows]]].tolist()) - seen)

@@ -36,6 +36,7 @@ from training.rating.protocols import (
     rolling,
     sample_units,
     unit_metrics,
+    user_rows,
 )
 
 PROTOCOLS = {
@@ -271,3 +272,31 @@ def describe(outcome: RankingOutcome) -> list[str]:
         + "; ".join(f"{seg}: " + ", ".join(f"{p} {v:g}" for p, v in ws.items()) for seg, ws in w.items())
     )
     return lines
+
+
+def ranking_now(shop: Shop, graph: ItemGraph, spec: RecommendSpec, users: list[str], k: int) -> dict[str, list]:
+    """Each user's top k as the evaluation ranks with every interaction known now (the
+    fit data and the user's whole history): what /recommend serves once the features
+    are materialized. graph: the served model's (over the shop's items). Returns
+    user -> [(item, score)], best first (scores, to tell a tie from a different order)."""
+    if graph.items != shop.inter.items:
+        raise ValueError("the graph was fit on another item set than the shop has now")
+    wanted = set(users)
+    rows = {shop.users[c]: r for c, r in user_rows(shop.inter).items() if shop.users[c] in wanted}
+    es = EvalSet(
+        "now",
+        np.ones(len(shop.inter), dtype=bool),
+        np.array([shop.users.index(u) for u in rows]),
+        list(rows.values()),
+        [np.zeros(0, np.int64)] * len(rows),
+    )
+    prepare(shop, es, graph)
+    short = es.history_length() <= spec["short_history"]
+    scores = segment_scores(es, spec["weights"], short)
+    assert es.allowed is not None
+    out = {}
+    for r, user in enumerate(rows):
+        allowed = np.flatnonzero(es.allowed[r])
+        top = allowed[np.argsort(-scores[r, allowed], kind="stable")[:k]]
+        out[user] = [(shop.inter.items[j], float(scores[r, j])) for j in top]
+    return out
