@@ -185,17 +185,20 @@ class ItemGraph:
 
     def history_vectors(self, items: Iterable[int], kinds: Iterable[int]) -> tuple[sp.csr_matrix, sp.csr_matrix]:
         """One user's history (item codes and event kinds, oldest first) as two sparse
-        rows: recency-weighted for the transitions, strongest-type for EASE."""
+        rows: recency-weighted for the transitions, strongest-type for EASE. Sparse
+        only: a request touches the history's items, not the catalog."""
         items, kinds = np.asarray(list(items), dtype=np.int64), np.asarray(list(kinds), dtype=np.int64)
         n = len(self.items)
         w = kind_weights(kinds, self.params["event_weights"])
         steps_back = np.arange(len(items))[::-1]
-        recent = sp.csr_matrix(
-            (w * self.params["recency"] ** steps_back, (np.zeros(len(items), dtype=np.int64), items)), shape=(1, n)
-        )
-        strongest = np.zeros(n)
-        np.maximum.at(strongest, items, w)
-        return recent, sp.csr_matrix(strongest)
+        zeros = np.zeros(len(items), dtype=np.int64)
+        recent = sp.csr_matrix((w * self.params["recency"] ** steps_back, (zeros, items)), shape=(1, n))
+        order = np.lexsort((-w, items))  # per item, its strongest weight first
+        first = np.ones(len(order), dtype=bool)
+        first[1:] = items[order][1:] != items[order][:-1]
+        pick = order[first]
+        strongest = sp.csr_matrix((w[pick], (zeros[: len(pick)], items[pick])), shape=(1, n))
+        return recent, strongest
 
     def scores(self, items: Iterable[int], kinds: Iterable[int]) -> tuple[sp.csr_matrix, sp.csr_matrix]:
         """The user's transitions and item-item scores over the graph's items (sparse

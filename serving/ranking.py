@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+import scipy.sparse as sp
 
 from registry.recommender import EVENT_TYPES, blend, popularity_prior, top_k
 
@@ -64,12 +65,24 @@ def behaviour_rows(
     if not known:
         return np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0)
     trans, item_item = graph.scores([c for c, _ in known], [t for _, t in known])
-    both = (trans + item_item).tocsr()
-    graph_cols = both.indices
+    trans, item_item = sp.csr_matrix(trans), sp.csr_matrix(item_item)
+    trans.sort_indices()
+    item_item.sort_indices()
+    graph_cols = np.union1d(trans.indices, item_item.indices)
     rows = rows_of[graph_cols]
     keep = rows >= 0
-    t_dense, e_dense = trans.toarray().ravel(), item_item.toarray().ravel()
-    return rows[keep], t_dense[graph_cols[keep]], e_dense[graph_cols[keep]]
+    graph_cols = graph_cols[keep]
+    return rows[keep], _values_at(trans, graph_cols), _values_at(item_item, graph_cols)
+
+
+def _values_at(row: sp.csr_matrix, cols: np.ndarray) -> np.ndarray:
+    """A sparse row's values at the given columns (0 where it has none); its indices sorted."""
+    out = np.zeros(len(cols))
+    if row.nnz:
+        pos = np.minimum(np.searchsorted(row.indices, cols), row.nnz - 1)
+        found = row.indices[pos] == cols
+        out[found] = row.data[pos[found]]
+    return out
 
 
 TIE = 1e-5  # priors this close may come back from the float32 index in either order

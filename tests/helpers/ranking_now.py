@@ -12,13 +12,14 @@ from portrait.privacy.idkey import verified_id_key
 from portrait.privacy.pseudonyms import pseudonymize
 from portrait.settings import get_settings
 from portrait.store import database
-from registry import models
+from registry import models, tracking
 from training.rating.protocols import Shop
 from training.rating.ranking import ranking_now
 
 
 def main(users: list[str]) -> None:
     settings = get_settings()
+    tracking.configure(settings)
     engine = database.engine(settings)
     key = verified_id_key(settings, engine)
     by_pseudonym = {pseudonymize(u, key): u for u in users}
