@@ -50,7 +50,7 @@ def main() -> None:
         m, b = rating.metrics, rating.baseline_metrics
         print("rating, test RMSE / MAE:")
         print(f"  MLP on rating_v1     {m['test_rmse']:.4f} / {m['test_mae']:.4f}")
-        for name in ("user_item_bias", "matrix_factorization", "global_mean"):
+        for name in ("user_item_bias", "matrix_factorization", "global_mean", "online_bias"):
             print(f"  {name.replace('_', ' '):<21}{b[f'{name}_test_rmse']:.4f} / {b[f'{name}_test_mae']:.4f}")
         print(
             "ranking (ratios to popularity on test, 95% paired-bootstrap intervals; bench/ranking.py has the classics):"

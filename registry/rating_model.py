@@ -58,9 +58,8 @@ def derive(frame: pd.DataFrame, prior: float, strength: float = 3.0) -> pd.DataF
 def prepare(frame: pd.DataFrame, spec: FeatureSpec) -> np.ndarray:
     """Features -> standardized matrix: derived features added, missing values
     become the training mean, each feature with missing values gets an indicator."""
-    frame = pd.concat(
-        [frame.drop(columns=[c for c in DERIVED if c in frame]), derive(frame, spec["target_mean"])], axis=1
-    )
+    derived = derive(frame, spec["target_mean"], spec.get("shrink_strength", 3.0))  # models logged before: 3
+    frame = pd.concat([frame.drop(columns=[c for c in DERIVED if c in frame]), derived], axis=1)
     cols = []
     for name in spec["features"]:
         raw = pd.to_numeric(frame[name], errors="coerce") if name in frame else pd.Series(np.nan, index=frame.index)
@@ -106,6 +105,7 @@ class FeatureSpec(TypedDict):
     target_mean: float
     target_std: float
     n_inputs: int
+    shrink_strength: NotRequired[float]  # reviews' worth of prior in the shrunk means, chosen on validation
     recommend: NotRequired[RecommendSpec]
 
 

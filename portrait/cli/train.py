@@ -210,6 +210,8 @@ def train_rating(epochs: int, seed: int, train_before: str, test_from: str) -> N
         f"{b['user_item_bias']:.4f}; matrix factorization {b['matrix_factorization']:.4f}; "
         f"global mean {b['global_mean']:.4f}"
     )
+    for line in out.rating_lines:
+        click.echo(f"  {line}")
     click.echo("  ranking (NDCG@10, Recall@10, MRR@10 as ratios to popularity, 95% paired-bootstrap intervals):")
     for line in out.ranking_lines:
         click.echo(f"  {line}")

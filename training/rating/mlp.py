@@ -19,12 +19,14 @@ if TYPE_CHECKING:  # the models-from-code file registers its model when imported
     from registry.rating_model import FeatureSpec
 
 
-def feature_spec(train: pd.DataFrame, features: list[str], hidden: tuple[int, ...]) -> FeatureSpec:
+def feature_spec(
+    train: pd.DataFrame, features: list[str], hidden: tuple[int, ...], shrink_strength: float = 3.0
+) -> FeatureSpec:
     """Standardization and missing-value indicators, from the training rows only."""
     from registry.rating_model import DERIVED, derive
 
     prior = float(train["rating"].mean())
-    train = pd.concat([train, derive(train, prior)], axis=1)
+    train = pd.concat([train, derive(train, prior, shrink_strength)], axis=1)
     features = [*features, *DERIVED]
     spec: FeatureSpec = {
         "features": features,
@@ -35,6 +37,7 @@ def feature_spec(train: pd.DataFrame, features: list[str], hidden: tuple[int, ..
         "target_mean": prior,
         "target_std": float(train["rating"].std() or 1.0),
         "n_inputs": 0,  # set below, once the indicators are known
+        "shrink_strength": float(shrink_strength),
     }
     for name in features:
         values = pd.to_numeric(train[name], errors="coerce").astype(float)
@@ -100,22 +103,27 @@ def predict_mlp(net, frame: pd.DataFrame, spec: FeatureSpec) -> np.ndarray:
     return np.clip(y * spec["target_std"] + spec["target_mean"], 1, 5)
 
 
-def fit_mlp(data: RatingData, cfg: RatingConfig):
+def fit_mlp(data: RatingData, cfg: RatingConfig, features: list[str] | None = None, shrink_strength: float = 3.0):
     """The epoch count chosen on validation (early stopping), then the model refit on
     train + validation for that many epochs, as the baselines learn from both (the test
-    period starts right after). Returns (first net, its spec, net, spec, history, best epoch)."""
+    period starts right after). features: data.features unless given (the text
+    ablation). Returns (first net, its spec, net, spec, history, best epoch)."""
     import mlflow
 
-    first_spec = feature_spec(data.train, data.features, cfg.hidden)
+    features = data.features if features is None else features
+    first_spec = feature_spec(data.train, features, cfg.hidden, shrink_strength)
+    log = features is data.features  # the ablation's curves stay out of the run's
     first_net, history, best_epoch = train_mlp(
         data.train,
         data.val,
         first_spec,
         cfg,
-        on_epoch=lambda row: mlflow.log_metrics({k: v for k, v in row.items() if k != "step"}, step=row["step"]),
+        on_epoch=(lambda row: mlflow.log_metrics({k: v for k, v in row.items() if k != "step"}, step=row["step"]))
+        if log
+        else None,
     )
     fit_frame = data.fit_frame
-    spec = feature_spec(fit_frame, data.features, cfg.hidden)
+    spec = feature_spec(fit_frame, features, cfg.hidden, shrink_strength)
     refit = RatingConfig(**{**asdict(cfg), "epochs": best_epoch, "patience": 10**6})
     net, _, _ = train_mlp(fit_frame, data.val, spec, refit)
     return first_net, first_spec, net, spec, history, best_epoch

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import sqlalchemy as sa
 
 from registry.models import RATING
@@ -21,7 +22,7 @@ from training.common import (
     environment_params,
     log_and_register,
 )
-from training.rating.baselines import rating_baselines_run, regression_metrics
+from training.rating.baselines import online_bias, rating_baselines_run, regression_metrics, rmse_difference
 from training.rating.config import RatingConfig
 from training.rating.data import FEATURE_SERVICE, RatingData, rating_data
 from training.rating.mlp import fit_mlp, predict_mlp
@@ -42,8 +43,11 @@ class RatingOutcome:
     version: int
     test_rmse: float
     test_mae: float
-    baseline_rmse: dict[str, float]  # test RMSE by baseline: global_mean, user_item_bias, matrix_factorization
+    baseline_rmse: dict[
+        str, float
+    ]  # test RMSE by baseline: global_mean, user_item_bias, matrix_factorization, online_bias
     ranking: RankingSummary
+    rating_lines: list[str]  # the gain over the online bias and from review text, as printed
     ranking_lines: list[str]  # the protocols, classic recommenders, ablation and cold start, as printed
     metrics: dict[str, float]
     baseline_metrics: dict[str, float]  # everything the baselines' run logged
@@ -97,8 +101,65 @@ def _register_mlp(
         )
 
 
+TEXT_VIEWS = ("user_text_profile", "user_item_affinity")  # the rating inputs derived from review text
+
+
+def text_feature_names(store) -> set[str]:
+    """The rating_v1 inputs that come from review text (sentiment shares, affinity)."""
+    service = store.get_feature_service(FEATURE_SERVICE)
+    return {f.name for p in service.feature_view_projections if p.name in TEXT_VIEWS for f in p.features}
+
+
+def rating_gains(
+    data: RatingData, cfg: RatingConfig, pred: np.ndarray, strength: float, text_features: set[str]
+) -> dict[str, float]:
+    """The MLP against the online shrunk-mean bias, and the text features' share (the
+    MLP refit without them), each an RMSE difference with a paired-bootstrap interval
+    over users."""
+    y, users = data.y_test, data.test["user_id"].to_numpy()
+    online = online_bias(data.test, float(data.fit_frame["rating"].mean()), strength)
+    versus_bias = rmse_difference(y, pred, online, users)  # < 0: the MLP beats the untrained bias
+    without = [f for f in data.features if f not in text_features]
+    _, _, net, spec, _, _ = fit_mlp(data, cfg, features=without, shrink_strength=strength)
+    no_text = predict_mlp(net, data.test, spec)
+    gain = rmse_difference(y, no_text, pred, users)  # > 0: text lowers the error
+    return {
+        "test_rmse_minus_online_bias": versus_bias[0],
+        "test_rmse_minus_online_bias_low": versus_bias[1],
+        "test_rmse_minus_online_bias_high": versus_bias[2],
+        "test_rmse_without_text": float(np.sqrt(np.mean((no_text - y) ** 2))),
+        "test_text_rmse_gain": gain[0],
+        "test_text_rmse_gain_low": gain[1],
+        "test_text_rmse_gain_high": gain[2],
+        "text_features": float(len(data.features) - len(without)),
+    }
+
+
+def describe_rating(metrics: dict[str, float], baselines: dict[str, float]) -> list[str]:
+    """What the rating model gains over the untrained online bias and from review text, in words."""
+    d, lo, hi = (metrics[f"test_rmse_minus_online_bias{s}"] for s in ("", "_low", "_high"))
+    verdict = "the MLP beats it" if hi < 0 else ("no better than it" if lo <= 0 else "worse than it")
+    g, glo, ghi = (metrics[f"test_text_rmse_gain{s}"] for s in ("", "_low", "_high"))
+    text = (
+        "text helps rating prediction on this shop"
+        if glo > 0
+        else "text features do not help rating prediction on this shop"
+    )
+    return [
+        f"online shrunk-mean bias {baselines['online_bias_test_rmse']:.4f} (strength "
+        f"{baselines['online_bias_strength']:g}, chosen on validation); MLP - it {d:+.4f} [{lo:+.4f}, {hi:+.4f}]: {verdict}",
+        f"without its {int(metrics['text_features'])} review-text features the MLP's RMSE is "
+        f"{metrics['test_rmse_without_text']:.4f}: gain {g:+.4f} [{glo:+.4f}, {ghi:+.4f}], {text}",
+    ]
+
+
 def rating_mlp_run(
-    data: RatingData, engine: sa.Engine, split: TimeSplit, cfg: RatingConfig, baselines: dict[str, float]
+    data: RatingData,
+    engine: sa.Engine,
+    split: TimeSplit,
+    cfg: RatingConfig,
+    baselines: dict[str, float],
+    text_features: set[str],
 ) -> tuple[str, int, dict[str, float], RankingOutcome]:
     """The MLP on the rating_v1 feature service as its own MLflow run: epochs chosen on
     validation, refit on train + validation, test metrics beside the baselines'; the
@@ -122,17 +183,19 @@ def rating_mlp_run(
             }
         )
 
-        _, _, net, spec, history, best_epoch = fit_mlp(data, cfg)
+        strength = baselines["online_bias_strength"]  # chosen on validation by the baselines' run
+        _, _, net, spec, history, best_epoch = fit_mlp(data, cfg, shrink_strength=strength)
         pred = predict_mlp(net, test, spec)
         metrics = regression_metrics(y_test, pred, "test")
         metrics["val_rmse_at_best_epoch"] = history[best_epoch - 1]["val_rmse"]
+        metrics.update(rating_gains(data, cfg, pred, strength, text_features))
         ranking = ranking_eval(engine, split, cfg)
         metrics.update(ranking.metrics)
         spec["recommend"] = ranking.spec  # the served blend travels with the model
         mlflow.log_text("\n".join(describe(ranking)) + "\n", "ranking.txt")
         mlflow.log_figure(plots.ranking_ratios(ranking.results), "ranking_vs_popularity.png")
         metrics["best_epoch"] = best_epoch
-        for name in ("user_item_bias", "matrix_factorization", "global_mean"):
+        for name in ("user_item_bias", "matrix_factorization", "global_mean", "online_bias"):
             metrics[f"test_rmse_minus_{name}"] = metrics["test_rmse"] - baselines[f"{name}_test_rmse"]
         mlflow.log_figure(
             plots.learning_curves(history, ["train_loss", "val_rmse"], "rating MLP"), "learning_curves.png"
@@ -150,7 +213,9 @@ def run_rating_training(
     same time split, log both runs, register the model."""
     data = rating_data(engine, store, split or TimeSplit())
     baseline_run_id, baselines = rating_baselines_run(data, cfg)
-    run_id, version, metrics, ranking = rating_mlp_run(data, engine, data.split, cfg, baselines)
+    run_id, version, metrics, ranking = rating_mlp_run(
+        data, engine, data.split, cfg, baselines, text_feature_names(store)
+    )
     rolling = ranking.results["rolling"]
     summary = RankingSummary(
         ndcg=rolling.blend["ndcg"],
@@ -168,6 +233,7 @@ def run_rating_training(
         metrics["test_mae"],
         rmse,
         summary,
+        describe_rating(metrics, baselines),
         describe(ranking),
         metrics,
         baselines,
