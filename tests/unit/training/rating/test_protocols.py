@@ -142,3 +142,17 @@ def test_the_blend_is_chosen_on_validation_and_equals_a_part_when_its_weight_is_
     assert np.array_equal(blended(test, only), test.parts["transitions"])
     w, _ = choose_weights(val, 3, ("text", "popularity"))
     assert w["transitions"] == 0.0  # a part left out stays out
+
+
+def test_a_blend_is_kept_only_when_validation_shows_it_beats_popularity():
+    from training.rating.config import RatingConfig
+    from training.rating.ranking import guarded
+
+    val, _ = _learnable_set()
+    everyone = np.ones(len(val), dtype=bool)
+    assert guarded(val, ("transitions", "popularity"), everyone, RatingConfig(k=3))["transitions"] > 0
+    rng = np.random.default_rng(5)
+    noise, _ = _learnable_set()
+    noise.parts["transitions"] = rng.uniform(0, 1, noise.parts["transitions"].shape)  # says nothing of the targets
+    noise.relevant = [np.array([int(rng.integers(0, 3))]) for _ in range(len(noise))]  # the popular items, mostly
+    assert guarded(noise, ("transitions", "popularity"), everyone, RatingConfig(k=3)) == POPULARITY
