@@ -26,7 +26,10 @@ def build_net(n_inputs: int, hidden: list[int], dropout: float = 0.1):
     for h in hidden:
         layers += [nn.Linear(width, h), nn.ReLU(), nn.Dropout(dropout)]
         width = h
-    layers.append(nn.Linear(width, 1))
+    last = nn.Linear(width, 1)
+    nn.init.zeros_(last.weight)  # a new net predicts its offset exactly (the shrunk bias): training starts there
+    nn.init.zeros_(last.bias)
+    layers.append(last)
     return nn.Sequential(*layers)
 
 
@@ -106,7 +109,21 @@ class FeatureSpec(TypedDict):
     target_std: float
     n_inputs: int
     shrink_strength: NotRequired[float]  # reviews' worth of prior in the shrunk means, chosen on validation
+    residual: NotRequired[bool]  # the network learns the rating minus the shrunk bias (offset())
     recommend: NotRequired[RecommendSpec]
+
+
+def offset(frame: pd.DataFrame, spec: FeatureSpec) -> np.ndarray:
+    """What the network's output is added to: the online shrunk-mean bias (user mean +
+    item mean - global mean, as of the request) for a residual model, else the global mean."""
+    if spec.get("residual"):
+        return derive(frame, spec["target_mean"], spec.get("shrink_strength", 3.0))["bias_sum"].to_numpy(float)
+    return np.full(len(frame), spec["target_mean"])
+
+
+def rating_of(net_output: np.ndarray, frame: pd.DataFrame, spec: FeatureSpec) -> np.ndarray:
+    """The predicted rating from the network's (standardized) output."""
+    return np.clip(np.asarray(net_output) * spec["target_std"] + offset(frame, spec), 1.0, 5.0)
 
 
 # A model logged without a blend (before the graph): text similarity with a little popularity
@@ -154,8 +171,8 @@ class RatingModel(PythonModel):
 
         x = torch.from_numpy(prepare(model_input, self.spec))
         with torch.inference_mode():
-            y = self.net(x).squeeze(-1).numpy() * self.spec["target_std"] + self.spec["target_mean"]
-        return pd.DataFrame({"rating": np.clip(y, 1.0, 5.0)})
+            out = self.net(x).squeeze(-1).numpy()
+        return pd.DataFrame({"rating": rating_of(out, model_input, self.spec)})
 
 
 set_model(RatingModel())

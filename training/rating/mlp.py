@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
@@ -38,6 +37,7 @@ def feature_spec(
         "target_std": float(train["rating"].std() or 1.0),
         "n_inputs": 0,  # set below, once the indicators are known
         "shrink_strength": float(shrink_strength),
+        "residual": True,
     }
     for name in features:
         values = pd.to_numeric(train[name], errors="coerce").astype(float)
@@ -54,16 +54,28 @@ def train_mlp(train: pd.DataFrame, val: pd.DataFrame, spec: FeatureSpec, cfg: Ra
     """MSE on the standardized rating with early stopping on validation RMSE."""
     import torch
 
-    from registry.rating_model import build_net, prepare
+    from registry.rating_model import build_net, offset, prepare, rating_of
 
     seed_everything(cfg.seed)
     net = build_net(spec["n_inputs"], list(cfg.hidden))
     x_tr, x_va = torch.from_numpy(prepare(train, spec)), torch.from_numpy(prepare(val, spec))
-    y_tr = torch.tensor(((train["rating"] - spec["target_mean"]) / spec["target_std"]).to_numpy(), dtype=torch.float32)
+    residual = (train["rating"].to_numpy(float) - offset(train, spec)) / spec["target_std"]
+    y_tr = torch.tensor(residual, dtype=torch.float32)
     optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed)
     history: list[dict] = []
-    best: tuple[float, dict | None, int] = (math.inf, None, 0)
+
+    def val_rmse_now() -> float:
+        net.eval()
+        with torch.inference_mode():
+            pred = rating_of(net(x_va).squeeze(-1).numpy(), val, spec)
+        return float(np.sqrt(np.mean((pred - val["rating"].to_numpy()) ** 2)))
+
+    # epoch 0 is the offset alone (the last layer starts at zero): no epoch that does
+    # not beat it on validation is kept
+    start = val_rmse_now()
+    history.append({"step": 0, "train_loss": float("nan"), "val_rmse": start})
+    best: tuple[float, dict | None, int] = (start, {k: v.clone() for k, v in net.state_dict().items()}, 0)
     stale = 0
     for epoch in range(1, cfg.epochs + 1):
         net.train()
@@ -74,10 +86,7 @@ def train_mlp(train: pd.DataFrame, val: pd.DataFrame, spec: FeatureSpec, cfg: Ra
             loss.backward()
             optimizer.step()
             losses.append(loss.item())
-        net.eval()
-        with torch.inference_mode():
-            pred = np.clip(net(x_va).squeeze(-1).numpy() * spec["target_std"] + spec["target_mean"], 1, 5)
-        val_rmse = float(np.sqrt(np.mean((pred - val["rating"].to_numpy()) ** 2)))
+        val_rmse = val_rmse_now()
         row = {"step": epoch, "train_loss": float(np.mean(losses)), "val_rmse": val_rmse}
         history.append(row)
         if on_epoch:
@@ -96,11 +105,11 @@ def train_mlp(train: pd.DataFrame, val: pd.DataFrame, spec: FeatureSpec, cfg: Ra
 def predict_mlp(net, frame: pd.DataFrame, spec: FeatureSpec) -> np.ndarray:
     import torch
 
-    from registry.rating_model import prepare
+    from registry.rating_model import prepare, rating_of
 
     with torch.inference_mode():
         y = net(torch.from_numpy(prepare(frame, spec))).squeeze(-1).numpy()
-    return np.clip(y * spec["target_std"] + spec["target_mean"], 1, 5)
+    return rating_of(y, frame, spec)
 
 
 def fit_mlp(data: RatingData, cfg: RatingConfig, features: list[str] | None = None, shrink_strength: float = 3.0):
