@@ -202,7 +202,7 @@ def test_rating_model_trains_registers_and_loads_by_alias(tracked):
         "rolling_test_ndcg_vs_popularity_without_text",
     ):
         assert np.isfinite(out.metrics[key]), key
-    assert set(out.baseline_rmse) == {"user_item_bias", "matrix_factorization", "global_mean"}
+    assert set(out.baseline_rmse) == {"user_item_bias", "matrix_factorization", "global_mean", "online_bias"}
     assert all(np.isfinite(v) for v in out.baseline_rmse.values()), out.baseline_rmse
     assert out.test_rmse == out.metrics["test_rmse"] and out.ranking.ndcg == out.metrics["rolling_test_ndcg_at_10"]
     models.promote(models.RATING, out.version, force=True)  # a model of a few hundred reviews: the gate is tested above
