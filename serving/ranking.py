@@ -85,13 +85,19 @@ def _values_at(row: sp.csr_matrix, cols: np.ndarray) -> np.ndarray:
     return out
 
 
+def review_counts(items: ItemSnapshot) -> np.ndarray:
+    """Each item's review count (NaN for all when the snapshot has none)."""
+    counts = items.stats.get(REVIEW_COUNT)
+    return counts if counts is not None else np.full(items.candidates.size, np.nan)
+
+
 TIE = 1e-5  # priors this close may come back from the float32 index in either order
 
 
 def prior_of(items: ItemSnapshot, query: np.ndarray | None, weights: BlendWeights, rows: np.ndarray) -> np.ndarray:
     """The blend's text and popularity parts of these rows (what the index ranks by)."""
     text = items.candidates.affinity(query, rows) if query is not None else np.full(len(rows), np.nan)
-    pop = popularity_prior(items.stats.get(REVIEW_COUNT, np.full(items.candidates.size, np.nan))[rows])
+    pop = popularity_prior(review_counts(items)[rows])
     zeros = np.zeros(len(rows))
     return blend(zeros, zeros, text, pop, weights)
 
@@ -135,7 +141,7 @@ def rank(
     pos = np.searchsorted(cand, b_rows)
     trans[pos], item_item[pos] = b_trans, b_ii
     text = items.candidates.affinity(query, cand) if query is not None else np.full(len(cand), np.nan)
-    pop = popularity_prior(items.stats.get(REVIEW_COUNT, np.full(items.candidates.size, np.nan))[cand])
+    pop = popularity_prior(review_counts(items)[cand])
     scores = blend(trans, item_item, text, pop, weights)  # the same sum as exact()'s, item by item
     order = np.argsort(-scores, kind="stable")[:k]
     parts = {
@@ -178,7 +184,7 @@ def exact(
     b_rows, b_trans, b_ii = behaviour_rows(model.graph, graph_rows, items, history)
     trans[b_rows], item_item[b_rows] = b_trans, b_ii
     text = items.candidates.affinity(query, np.arange(n)) if query is not None else np.full(n, np.nan)
-    pop = popularity_prior(items.stats.get(REVIEW_COUNT, np.full(n, np.nan)))
+    pop = popularity_prior(review_counts(items))
     allowed = np.ones(n, dtype=bool)
     allowed[excluded] = False
     return top_k(blend(trans, item_item, text, pop, weights), allowed, k)
