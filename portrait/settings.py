@@ -47,6 +47,18 @@ class Settings(BaseSettings):
     rate_burst: int = 400  # the token bucket's size: requests a key may send at once
     key_concurrency: int = 64  # requests in flight per key, 429 beyond
     sentiment_threads: int | None = None  # torch threads of the sentiment worker; default: all cores but one
+    champion_poll_seconds: float = (
+        5.0  # how often a service checks the registry's aliases (a rollback is served after this)
+    )
+    request_log_queue: int = 10_000  # served answers waiting to be written; beyond it they are dropped and counted
+    request_log_retention_days: int = 30  # request log rows older than this are deleted
+    shadow_share: float = 1.0  # share of requests the challenger (when set) is scored on, off the request path
+    shadow_timeout_s: float = 2.0  # a shadow answer slower than this counts as an error
+    monitor_every_s: float = 15.0  # how often the service recomputes the drift and quality gauges
+    drift_window: int = 2000  # the newest logged rows (per model) drift and online quality are computed over
+    drift_min_rows: int = 200  # below it drift is "insufficient data"
+    online_min_labels: int = 30  # below it online quality gives no verdict
+    label_window_hours: float = 72.0  # a review counts as the label of a prediction made at most this long before it
     heavy_concurrency: int = 2  # model-bound requests (/sentiment, /reviews) in flight, the rest queue
     # where materialization and the feature build's compute run: in process, or on Ray
     # (Feast's ray.engine; ray_address None starts a local Ray of ray_cpus CPUs)

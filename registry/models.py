@@ -100,10 +100,13 @@ def baseline_value(info: VersionInfo) -> float | None:
     return float(value) if value is not None else None
 
 
-def promote(name: str, version: int, *, force: bool = False) -> tuple[VersionInfo, VersionInfo | None]:
+def promote(
+    name: str, version: int, *, force: bool = False, audit=None, action: str | None = None
+) -> tuple[VersionInfo, VersionInfo | None]:
     """Make `version` the champion; the old champion becomes `previous`. Refuses,
     unless forced, a version that does not beat the baseline of its own run
-    (TF-IDF + LR, user + item bias) or is worse than the champion on the headline metric."""
+    (TF-IDF + LR, user + item bias) or is worse than the champion on the headline metric.
+    With `audit` (an engine), the change is appended to the promotion audit trail."""
     candidate = version_info(name, version)
     current = champion(name)
     if current and current.version == candidate.version:
@@ -126,6 +129,29 @@ def promote(name: str, version: int, *, force: bool = False) -> tuple[VersionInf
     if current:
         client.set_registered_model_alias(name, PREVIOUS, str(current.version))
     client.set_registered_model_alias(name, CHAMPION, str(candidate.version))
+    if audit is not None:
+        from registry import audit as trail
+
+        kind = action or ("first" if current is None else "force" if force else "promote")
+        decision = (
+            f"{candidate.metric} {_fmt(candidate.value)}; baseline {_fmt(baseline)}; "
+            f"champion {_fmt(current.value) if current else 'none'}"
+            + ("; forced past the gate" if force else "; passed the gate")
+        )
+        metrics = {
+            candidate.metric: candidate.value,
+            "baseline": baseline,
+            "champion": current.value if current else None,
+        }
+        trail.record(
+            audit,
+            name,
+            kind,
+            current.version if current else None,
+            candidate.version,
+            metrics=metrics,
+            decision=decision,
+        )
     return version_info(name, version), current
 
 
@@ -134,9 +160,9 @@ def describe_version(name: str, version: int, description: str) -> None:
     _client().update_model_version(name, str(version), description=description)
 
 
-def rollback(name: str) -> tuple[VersionInfo, VersionInfo | None]:
+def rollback(name: str, *, audit=None) -> tuple[VersionInfo, VersionInfo | None]:
     """Restore the `previous` champion; the demoted one becomes `previous`, so a
-    second rollback undoes the first."""
+    second rollback undoes the first. With `audit` (an engine), the change is recorded."""
     from mlflow.exceptions import MlflowException
 
     client = _client()
@@ -148,7 +174,20 @@ def rollback(name: str) -> tuple[VersionInfo, VersionInfo | None]:
     client.set_registered_model_alias(name, CHAMPION, prev.version)
     if current:
         client.set_registered_model_alias(name, PREVIOUS, str(current.version))
-    return version_info(name, prev.version), current
+    restored = version_info(name, prev.version)
+    if audit is not None:
+        from registry import audit as trail
+
+        trail.record(
+            audit,
+            name,
+            "rollback",
+            current.version if current else None,
+            restored.version,
+            metrics={restored.metric: restored.value},
+            decision="rolled back to the previous champion",
+        )
+    return restored, current
 
 
 def load(name: str, alias: str = CHAMPION):

@@ -27,6 +27,7 @@ from serving.candidates import EXACT_BELOW, CandidateIndex
 EMBEDDING = "item_embedding"  # the item feature candidates are retrieved by
 REVIEW_COUNT = "item_review_count"  # the popularity prior's input
 POPULARITY_RANK = "item_popularity_rank"  # the cold-start order
+TIMESTAMP_SUFFIX = "__ts"  # Feast's key of a feature's event time in OnlineResponse.to_dict
 
 
 class ItemSnapshot:
@@ -180,6 +181,7 @@ class OnlineReader:
         self._item_views = sorted({ref.split(":", 1)[0] for ref in self.item_refs})
         self._items = items
         self._lock = threading.Lock()
+        self._ttls: dict[str, float] = {}  # per view, read once (a dict write is atomic under the GIL)
 
     @property
     def has_items(self) -> bool:
@@ -199,9 +201,33 @@ class OnlineReader:
 
     def user(self, user_id: str) -> dict[str, Any]:
         """The user's online features ({} when the store knows nothing of the user)."""
-        got = self.store.get_online_features(features=self.user_refs, entity_rows=[{"user_id": user_id}]).to_dict()
-        values = {k: v[0] for k, v in got.items() if k != "user_id"}
-        return values if any(v is not None for v in values.values()) else {}
+        return self.user_read(user_id)[0]
+
+    def user_read(self, user_id: str) -> tuple[dict[str, Any], dict[str, float]]:
+        """The user's online features and, per feature view read, the event time (unix)
+        of the value served."""
+        got = self.store.get_online_features(features=self.user_refs, entity_rows=[{"user_id": user_id}]).to_dict(
+            include_event_timestamps=True
+        )
+        values = {k: v[0] for k, v in got.items() if k != "user_id" and not k.endswith(TIMESTAMP_SUFFIX)}
+        times: dict[str, float] = {}
+        for ref in self.user_refs:
+            view, name = ref.split(":", 1)
+            seconds = (got.get(name + TIMESTAMP_SUFFIX) or [0])[0]
+            if seconds and values.get(name) is not None:
+                times[view] = max(times.get(view, 0.0), float(seconds))
+        return (values if any(v is not None for v in values.values()) else {}), times
+
+    def stale(self, times: dict[str, float], now_unix: float) -> list[str]:
+        """The views whose served value is older than the view's TTL (Feast returns
+        expired values as PRESENT, feast-dev/feast #6821)."""
+        return sorted(view for view, ts in times.items() if now_unix - ts > self.ttl_seconds(view) > 0)
+
+    def ttl_seconds(self, view: str) -> float:
+        if view not in self._ttls:
+            ttl = self.store.get_feature_view(view).ttl
+            self._ttls[view] = ttl.total_seconds() if ttl else 0.0  # 0: no TTL, never stale
+        return self._ttls[view]
 
     def affinity(self, user: dict[str, Any], item_ids: list[str]) -> np.ndarray:
         """Cosine of the user's and each item's embedding; NaN where either is missing."""

@@ -49,6 +49,10 @@ class RatingResponse(BaseModel):
     user_id: str
     ratings: list[RatedItem]
     cold_start: bool
+    stale_features: list[str] = Field(
+        default_factory=list,
+        description="feature views whose served values are older than the view's TTL (Feast serves them as PRESENT)",
+    )
     models: ModelVersions
 
 
@@ -64,6 +68,10 @@ class RecommendResponse(BaseModel):
     user_id: str
     cold_start: bool
     items: list[Recommendation]
+    stale_features: list[str] = Field(
+        default_factory=list,
+        description="feature views whose served values are older than the view's TTL (Feast serves them as PRESENT)",
+    )
     models: ModelVersions
 
 
@@ -108,6 +116,10 @@ class Profile(BaseModel):
     interest_tags: list[str]  # the aspects with their sign, as the feature holds them ("string +")
     aspects: list[Aspect]  # the same, structured: what the user cares about and how they feel about it
     last_activity: str | None
+    stale_features: list[str] = Field(
+        default_factory=list,
+        description="feature views whose served values are older than the view's TTL (Feast serves them as PRESENT)",
+    )
     models: ModelVersions
 
 

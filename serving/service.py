@@ -48,8 +48,10 @@ from portrait.text.placeholders import TEMPLATE
 from registry.models import RATING, SENTIMENT, SENTIMENT_ZH
 from serving.champions import ChampionModel, configure_tracking, poll_forever, settle
 from serving.errors import Conflict, Gone, describe, down, is_outage, is_stale_connection
+from serving.health import Shadow, monitor_forever, observe_freshness
 from serving.middleware import Gate
 from serving.ranking import GraphRows
+from serving.request_log import Entry, RequestLog, feature_summary
 from serving.schemas import (
     MAX_ITEMS,
     MAX_TEXTS,
@@ -171,8 +173,14 @@ class Portrait:
 
         self.settings = get_settings()
         configure_tracking()
-        self.rating = ChampionModel(RATING)
         self.engine = database.engine(self.settings, pool_size=8)
+        self.rating = ChampionModel(RATING, audit=self.engine)
+        self.challenger = ChampionModel(RATING, alias="challenger")  # scored in shadow when the alias is set
+        self.request_log = RequestLog(
+            self.engine, self.settings.request_log_queue, self.settings.request_log_retention_days
+        )
+        self.shadow = Shadow(self.request_log, self.settings.shadow_share, self.settings.shadow_timeout_s)
+        self._challenger_rows = GraphRows()
         self.key = verified_id_key(self.settings, self.engine)
         self._store_lock = threading.Lock()
         self._reader: OnlineReader | None = None  # built on first use (Feast loads lazily)
@@ -191,6 +199,7 @@ class Portrait:
         reconcile_runs(self.engine)  # runs of processes that are gone (never a live replica's)
         self._refresh()
         poll_forever(self._refresh)
+        monitor_forever(self._health, self.settings.monitor_every_s)
         # the encoder /reviews embeds with, loaded now off the request path: loading it
         # at the first review made that review (and those beside it) wait ~15 s
         self._warmed = threading.Event()  # readiness waits for it (set on failure too)
@@ -258,6 +267,7 @@ class Portrait:
         from mlflow import MlflowClient
 
         self.rating.refresh()
+        self.challenger.refresh()
         if self._api_run_id is not None:
             from portrait.ingest.loader import heartbeat
 
@@ -298,13 +308,33 @@ class Portrait:
                 raise
         raise AssertionError("unreachable")
 
-    def _predict_ratings(self, reader, user: dict, item_ids: list[str]) -> np.ndarray:
+    def _health(self):
+        from registry.monitoring import tables
+
+        return tables(self.engine, self.settings)
+
+    def _read_user(self, reader, pseudonym: str) -> tuple[dict, list[str]]:
+        """The user's online features and the views among them served past their TTL."""
+        user, times = reader.user_read(pseudonym)
+        now = time.time()
+        stale = reader.stale(times, now)
+        observe_freshness(times, stale, now)
+        return user, stale
+
+    def _rating_frame(self, reader, user: dict, item_ids: list[str]):
         model = self.rating.get()
         frame = reader.rating_inputs(user, item_ids, time.time())
         schema = model.metadata.get_input_schema()
         if schema is not None:  # exactly the model's inputs: MLflow warns (per request) about extras
             frame = frame[schema.input_names()]
+        return frame
+
+    @staticmethod
+    def _score(model, frame) -> np.ndarray:
         return model.predict(frame)["rating"].to_numpy()
+
+    def _log(self, route: str, model: str, version, started: float, prediction: dict, **fields) -> None:
+        self.request_log.put(Entry(route, model, version, prediction, (time.perf_counter() - started) * 1000, **fields))
 
     # --- endpoints ---------------------------------------------------------------------
 
@@ -313,7 +343,9 @@ class Portrait:
         self, texts: Annotated[list[ReviewText], Field(min_length=1, max_length=MAX_TEXTS)]
     ) -> SentimentResponse:
         """Label and class probabilities for each text."""
+        started = time.perf_counter()
         results = self._classify(texts)
+        self._log_labels("/sentiment", started, texts, results)
         return SentimentResponse(
             results=[Sentiment(label=r["label"], probabilities=r["probabilities"], model=r["model"]) for r in results],
             models=self.versions(_default_version(results)),
@@ -325,17 +357,44 @@ class Portrait:
     ) -> RatingResponse:
         """Predicted rating of each item by this user, from online features."""
         pseudonym = self._pseudonym(user_id)
+        started = time.perf_counter()
 
         def answer(reader):
             unknown = [i for i, row in zip(item_ids, reader.items().rows(item_ids)) if row < 0]
             if unknown:
                 raise NotFound(f"unknown item(s): {', '.join(unknown[:10])}")
-            user = reader.user(pseudonym)
-            ratings = self._predict_ratings(reader, user, item_ids)
+            user, stale = self._read_user(reader, pseudonym)
+            frame = self._rating_frame(reader, user, item_ids)
+            version = self.rating.version
+            ratings = self._score(self.rating.get(), frame)
+            items = list(item_ids)
+            self._log(
+                "/rating",
+                RATING,
+                version,
+                started,
+                {"ratings": ratings},
+                features=feature_summary(frame),
+                user_id=pseudonym,
+                items=items,
+            )
+            self.shadow.submit(
+                self.challenger,
+                lambda model: Entry(
+                    "/rating",
+                    RATING,
+                    None,
+                    {"ratings": self._score(model, frame), "champion": ratings},
+                    0,
+                    user_id=pseudonym,
+                    items=items,
+                ),
+            )
             return RatingResponse(
                 user_id=user_id,
                 cold_start=not user,
                 ratings=[RatedItem(item_id=i, rating=round(float(r), 3)) for i, r in zip(item_ids, ratings)],
+                stale_features=stale,
                 models=self.versions(),
             )
 
@@ -354,32 +413,48 @@ class Portrait:
         from serving.ranking import rank, why
 
         pseudonym = self._pseudonym(user_id)
+        started = time.perf_counter()
         history = self._db(lambda: user_history(self.engine, pseudonym))
         seen = sorted({item for item, _ in history}) if exclude_seen else []
 
         def answer(reader):
             items = reader.items()
-            user = reader.user(pseudonym)
+            user, stale = self._read_user(reader, pseudonym)
             excluded = items.rows(seen)
             excluded = excluded[excluded >= 0]
             vector = user.get("user_embedding")
             has_text = vector is not None and len(vector) > 0
             if not has_text and not history:  # nothing known of the user: cold start
-                return self._most_popular(user_id, items, excluded, k)
-            model = self.rating.get()
-            ranked = rank(
-                items,
-                model.unwrap_python_model(),
-                self._graph_rows,
-                history,
-                user_vector(user, items.dim)[0] if has_text else None,
-                excluded,
-                k,
+                return self._most_popular(user_id, items, excluded, k, stale)
+            model, version = self.rating.get(), self.rating.version
+            text = user_vector(user, items.dim)[0] if has_text else None
+            ranked = rank(items, model.unwrap_python_model(), self._graph_rows, history, text, excluded, k)
+            top = [items.item_ids[j] for j in ranked.rows]
+            frame = self._rating_frame(reader, user, top)
+            ratings = self._score(model, frame)
+            prediction = {"scores": ranked.scores, "ratings": ratings}
+            self._log(
+                "/recommend",
+                RATING,
+                version,
+                started,
+                prediction,
+                features=feature_summary(frame),
+                user_id=pseudonym,
+                items=top,
             )
-            ratings = self._predict_ratings(reader, user, [items.item_ids[j] for j in ranked.rows])
+
+            def shadow(challenger) -> Entry:
+                other = rank(items, challenger.unwrap_python_model(), self._challenger_rows, history, text, excluded, k)
+                overlap = len(set(other.rows.tolist()) & set(ranked.rows.tolist())) / max(len(ranked.rows), 1)
+                ids = [items.item_ids[j] for j in other.rows]
+                return Entry("/recommend", RATING, None, {"overlap": overlap}, 0, user_id=pseudonym, items=ids)
+
+            self.shadow.submit(self.challenger, shadow)
             return RecommendResponse(
                 user_id=user_id,
                 cold_start=False,
+                stale_features=stale,
                 models=self.versions(),
                 items=[
                     Recommendation(
@@ -395,12 +470,13 @@ class Portrait:
 
         return self._online(answer)
 
-    def _most_popular(self, user_id: str, items, excluded: np.ndarray, k: int) -> RecommendResponse:
+    def _most_popular(self, user_id: str, items, excluded: np.ndarray, k: int, stale: list[str]) -> RecommendResponse:
         """The cold start: a user without a text profile gets the most reviewed items."""
         rank = items.stats["item_popularity_rank"]
         return RecommendResponse(
             user_id=user_id,
             cold_start=True,
+            stale_features=stale,
             models=self.versions(),
             items=[
                 Recommendation(
@@ -420,7 +496,7 @@ class Portrait:
         from serving.online import segment
 
         pseudonym = self._pseudonym(user_id)
-        reader, user = self._online(lambda reader: (reader, reader.user(pseudonym)))
+        reader, (user, stale) = self._online(lambda reader: (reader, self._read_user(reader, pseudonym)))
         if not user:
             raise NotFound(
                 "unknown user: no features for this user_id (never seen, not yet materialized, or forgotten)"
@@ -436,6 +512,7 @@ class Portrait:
             interest_tags=[t for t in (user.get("interest_tags") or "").split(", ") if t],
             aspects=parse_aspects(user.get("interest_tags")),
             last_activity=datetime.fromtimestamp(last, tz=timezone.utc).isoformat() if last else None,
+            stale_features=stale,
             models=self.versions(),
         )
 
@@ -454,6 +531,7 @@ class Portrait:
         a user erased by `portrait forget` gets 410 and nothing is stored."""
 
         pseudonym = self._pseudonym(user_id)
+        started = time.perf_counter()
         if not self._db(lambda: item_known(self.engine, item_id)):
             raise NotFound(f"unknown item {item_id}: reviews are taken for catalog items only")
         text, summary = mask_contacts(text.strip()), mask_contacts(summary.strip())
@@ -477,6 +555,16 @@ class Portrait:
             raise Gone("this user was erased (right to be forgotten); their reviews are not stored")
         if review_id is None:
             raise Conflict(f"this user has already reviewed item {item_id}")
+        if sentiment is not None:  # the stars are the label the sentiment model is graded by, online
+            self._log_labels(
+                "/reviews",
+                started,
+                [review_text(summary, text)],
+                [sentiment],
+                pseudonym,
+                [item_id],
+                rating_sentiment(rating),
+            )
         placeholder = row.placeholder or (TEMPLATE if counts.placeholders else None)
         if placeholder or sentiment is None:
             return ReviewResponse(
@@ -499,6 +587,27 @@ class Portrait:
             online_profile_updated=updated,
             models=self.versions(_default_version([sentiment])),
         )
+
+    def _log_labels(
+        self,
+        route: str,
+        started: float,
+        texts: list[str],
+        results: list[dict],
+        user: str | None = None,
+        items: list[str] | None = None,
+        stars_label: str | None = None,
+    ) -> None:
+        """One log entry per sentiment model that answered (Chinese texts may have their own)."""
+        for name in dict.fromkeys(r["name"] for r in results):
+            mine = [(t, r) for t, r in zip(texts, results) if r["name"] == name]
+            prediction: dict = {"labels": [r["label"] for _, r in mine]}
+            if stars_label is not None:
+                prediction.update(label=mine[0][1]["label"], stars_label=stars_label)
+            features = {"text_chars": [float(len(t)) for t, _ in mine[:20]]}
+            self._log(
+                route, name, mine[0][1]["version"], started, prediction, features=features, user_id=user, items=items
+            )
 
     def _push_profile(self, pseudonym: str, review: str, model_label: str, rating: int, review_id: int) -> bool:
         """The user's online text profile updated with the new review through the Feast

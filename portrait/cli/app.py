@@ -8,7 +8,7 @@ import logging
 
 import click
 
-from portrait.cli import db, features, ingest, models, ops, train
+from portrait.cli import db, features, ingest, models, monitor, ops, train
 from portrait.cli._common import PortraitGroup
 from portrait.settings import get_settings
 
@@ -29,7 +29,7 @@ def main(verbose: bool) -> None:
         private_state_dir(get_settings())
 
 
-for _module in (db, ingest, features, train, models, ops):
+for _module in (db, ingest, features, train, models, monitor, ops):
     for _command in _module.COMMANDS:
         main.add_command(_command)
 

@@ -41,7 +41,7 @@ def erase_offline(conn, pseudonym: str, raw_id: str, key: bytes) -> tuple[dict[s
         conn.execute(sa.text("SELECT DISTINCT item_id FROM reviews WHERE user_id = :u"), {"u": pseudonym}).scalars()
     )
     deleted: dict[str, int] = {}
-    for table in ("review_embeddings", "user_behavior", "user_text_profile", "events", "reviews"):
+    for table in ("review_embeddings", "user_behavior", "user_text_profile", "events", "reviews", "request_log"):
         deleted[table] = conn.execute(sa.text(f"DELETE FROM {table} WHERE user_id = :u"), {"u": pseudonym}).rowcount
     deleted["ingest_rejects"] = erase_rejects(conn, pseudonym, raw_id, key)
     deleted["users"] = conn.execute(sa.text("DELETE FROM users WHERE user_id = :u"), {"u": pseudonym}).rowcount

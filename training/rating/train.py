@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import sqlalchemy as sa
+from pandas.api.types import is_numeric_dtype
 
+from registry.health import log_reference, reference
 from registry.models import RATING
 from training.common import (
     TimeSplit,
@@ -188,6 +190,13 @@ def rating_mlp_run(
         strength = baselines["online_bias_strength"]  # chosen on validation by the baselines' run
         _, _, net, spec, history, best_epoch = fit_mlp(data, cfg, shrink_strength=strength)
         pred = predict_mlp(net, test, spec)
+        log_reference(
+            reference(
+                {f: data.train[f].to_numpy(dtype=float) for f in features if is_numeric_dtype(data.train[f])},
+                pred,
+                "rating",
+            )
+        )
         metrics = regression_metrics(y_test, pred, "test")
         metrics["val_rmse_at_best_epoch"] = history[best_epoch]["val_rmse"]  # history[0]: the offset alone
         metrics.update(rating_gains(data, cfg, pred, strength, text_features))

@@ -15,7 +15,14 @@ from training.common import (
     word_tfidf,
 )
 from training.sentiment.data import SentimentData
-from training.sentiment.metrics import LABEL_IDS, bilingual_metrics, binary_labels, binary_metrics, evaluate_and_plot
+from training.sentiment.metrics import (
+    LABEL_IDS,
+    bilingual_metrics,
+    binary_labels,
+    binary_metrics,
+    evaluate_and_plot,
+    log_drift_reference,
+)
 
 
 def train_baseline(train: pd.DataFrame, chinese: bool = False):
@@ -79,9 +86,9 @@ def baseline_run(data: SentimentData) -> BaselineCandidate:
             val["label"].map(LABEL_IDS).to_numpy(), baseline_proba(pipeline, val["input"]), binary_labels(val), "val"
         )
         val_metrics = {f"select_{k}": v for k, v in val_metrics.items()}  # the candidates' common ground
-        baseline_metrics = evaluate_and_plot(
-            data.baseline_name, baseline_proba(pipeline, test["input"]), data.y_test, binary_labels(test)
-        )
+        test_proba = baseline_proba(pipeline, test["input"])
+        log_drift_reference(test, test_proba)
+        baseline_metrics = evaluate_and_plot(data.baseline_name, test_proba, data.y_test, binary_labels(test))
         baseline_info = mlflow.sklearn.log_model(
             pipeline,
             name="model",

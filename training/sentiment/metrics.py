@@ -89,3 +89,12 @@ def evaluate_and_plot(
         f"{prefix}_calibration.png",
     )
     return metrics
+
+
+def log_drift_reference(test: pd.DataFrame, proba: np.ndarray) -> None:
+    """The test set's review lengths and this model's labels on it, saved with the run:
+    what the served model's drift is measured against (registry.health)."""
+    from registry.health import log_reference, reference
+
+    labels = np.asarray(SENTIMENT_LABELS)[np.asarray(proba).argmax(axis=1)]
+    log_reference(reference({"text_chars": test["input"].str.len().to_numpy(dtype=float)}, labels, "label"))

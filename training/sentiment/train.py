@@ -26,7 +26,14 @@ from training.sentiment.candidates import BASELINE, FINE_TUNED, Candidate, regis
 from training.sentiment.config import FineTuneConfig
 from training.sentiment.data import SentimentData, sentiment_data
 from training.sentiment.finetune import FineTuneResult, fine_tune, predict_proba
-from training.sentiment.metrics import LABEL_IDS, bilingual_metrics, binary_labels, binary_metrics, evaluate_and_plot
+from training.sentiment.metrics import (
+    LABEL_IDS,
+    bilingual_metrics,
+    binary_labels,
+    binary_metrics,
+    evaluate_and_plot,
+    log_drift_reference,
+)
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +89,7 @@ def _fine_tuned_metrics(
     import mlflow
 
     proba = _proba(result, list(data.test["input"]), cfg)
+    log_drift_reference(data.test, proba)
     metrics = evaluate_and_plot("fine-tuned", proba, data.y_test, binary_labels(data.test))
     metrics["test_macro_f1_gain_over_baseline"] = metrics["test_macro_f1"] - baseline_metrics["test_macro_f1"]
     if len(data.zh_test):
