@@ -48,6 +48,16 @@ OPEN_PREFIX = "/static_content/"
 HEALTH = ("/livez", "/readyz", "/healthz")
 
 
+def api_key(headers: dict[bytes, bytes]) -> str:
+    """The key of X-API-Key, else of `Authorization: Bearer` (what a Prometheus scrape
+    config's `authorization` sends)."""
+    key = headers.get(b"x-api-key", b"").decode("latin-1")
+    if not key:
+        scheme, _, token = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
+        key = token.strip() if scheme.lower() == "bearer" else ""
+    return key
+
+
 def route_of(path: str) -> str:
     """The route a path belongs to: the label of logs and metrics (a fixed set)."""
     if path in ROUTES or path in OPEN:
@@ -204,7 +214,7 @@ class Gate:
                 return await self.app(scope, receive, counted_send)
             if route == "unmatched":
                 raise Rejected(404, "no such route; see / for the API")
-            key = dict(scope.get("headers") or []).get(b"x-api-key", b"").decode("latin-1")
+            key = api_key(dict(scope.get("headers") or []))
             role = limits.role(key)
             if role is None:
                 raise Rejected(401, "missing or wrong API key: send it in the X-API-Key header")

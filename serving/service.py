@@ -665,6 +665,7 @@ class Portrait:
     def reload(self) -> ReloadResponse:
         """Load the current champions and the item snapshot now (all are also polled every 30 s)."""
         changed = [RATING] if self.rating.refresh(force=True) else []
+        self.challenger.refresh(force=True)
         if self._reader is not None:
             self._online(lambda reader: reader.refresh_items())  # after a materialization: its items now
         sentiment = self.sentiment_model.reload()

@@ -42,6 +42,10 @@ def deployment_env(root: Path, encoder: Path, **extra: str) -> dict:
         PORTRAIT_ADMIN_KEYS=ADMIN_KEY,
         PATH=f"{BIN}:{env['PATH']}",
         BENTOML_HOME=str(root / "bentoml"),
+        # a test shop's traffic is small: health verdicts from tens of answers, recomputed often
+        PORTRAIT_DRIFT_MIN_ROWS="20",
+        PORTRAIT_ONLINE_MIN_LABELS="5",
+        PORTRAIT_MONITOR_EVERY_S="2",
         **extra,
     )
     return env
