@@ -71,6 +71,8 @@ RAW_TABLES = (
     "review_embeddings",
     "user_text_profile",
     "item_text_profile",
+    "request_log",
+    "promotion_audit",
 )
 
 
