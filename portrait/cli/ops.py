@@ -20,19 +20,37 @@ from portrait.settings import get_settings
     help="Folder for index.html and the charts (default: .portrait/report).",
 )
 def report(out_dir: Path | None) -> None:
-    """Operations report: segments, trends, rising and falling items, cohorts (HTML + PNG)."""
+    """Operations report: segments, trends, rising and falling items, cohorts, model health (HTML + PNG)."""
     from portrait.ops.report import load, render
 
     settings = get_settings()
     engine = connect(settings)
     try:
         reviews, users = load(engine)
+        health = _model_health(engine, settings)
     finally:
         engine.dispose()
     if reviews.empty:
         raise click.ClickException("no reviews: run portrait ingest (and portrait features build) first")
-    path = render(reviews, users, out_dir or settings.state_dir / "report")
+    path = render(reviews, users, out_dir or settings.state_dir / "report", health)
     click.echo(f"report: {path}")
+
+
+def _model_health(engine, settings):
+    """The report's Model health section: the monitoring tables and each model's audit trail
+    (with the reason on the page when they cannot be computed)."""
+    from portrait.ops.report import ModelHealth
+
+    try:
+        from registry import tracking
+        from registry.audit import history
+        from registry.models import HEADLINE
+        from registry.monitoring import tables
+
+        tracking.configure(settings)
+        return ModelHealth(tables(engine, settings), {m: history(engine, m, 20) for m in HEADLINE})
+    except Exception as err:  # noqa: BLE001 - the rest of the report stands without it
+        return ModelHealth(error=str(err)[:300])
 
 
 @click.command()

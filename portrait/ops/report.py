@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import html
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -161,7 +162,7 @@ def _save(fig, path: Path) -> str:
     return path.name
 
 
-def render(reviews: pd.DataFrame, users: pd.DataFrame, out_dir: Path) -> Path:
+def render(reviews: pd.DataFrame, users: pd.DataFrame, out_dir: Path, health: ModelHealth | None = None) -> Path:
     """Charts as PNG files and an index.html beside them; returns the HTML path."""
     import matplotlib
 
@@ -177,7 +178,7 @@ def render(reviews: pd.DataFrame, users: pd.DataFrame, out_dir: Path) -> Path:
         warnings.catch_warnings(record=True) as caught,
     ):
         warnings.simplefilter("always")
-        path = _render(plt, reviews, users, out_dir)
+        path = _render(plt, reviews, users, out_dir, health)
     # glyphs no installed font has are drawn as boxes: say so on the page, not only in a log
     missing = sorted({str(w.message) for w in caught if "missing from font" in str(w.message)})
     page = path.read_text()
@@ -316,7 +317,110 @@ def _cohorts_section(plt, reviews: pd.DataFrame, out_dir: Path) -> list[str]:
     return sections
 
 
-def _render(plt, reviews: pd.DataFrame, users: pd.DataFrame, out_dir: Path) -> Path:
+@dataclass
+class ModelHealth:
+    """What the report's Model health section shows (registry.monitoring's tables and the audit trail)."""
+
+    tables: Any = None
+    history: dict[str, list] = field(default_factory=dict)
+    error: str | None = None
+
+
+def _health_section(plt, health: ModelHealth | None, out_dir: Path) -> list[str]:
+    if health is None:
+        return []
+    if health.tables is None:
+        return [f"<h2>Model health</h2><p>not available: {html.escape(health.error or 'no champion')}</p>"]
+    t, parts = health.tables, ["<h2>Model health</h2>"]
+    drift = pd.DataFrame(
+        [
+            {
+                "model": m,
+                "measure": d.metric.upper(),
+                "input": d.name,
+                "score": d.score,
+                "rows": d.rows,
+                "verdict": d.verdict,
+            }
+            for m, rows in t.drift.items()
+            for d in rows
+        ]
+    )
+    if not drift.empty:
+        scored = drift.dropna(subset=["score"])
+        if not scored.empty:
+            fig, ax = plt.subplots(figsize=(8, 0.35 * len(scored) + 1.2))
+            labels = [f"{m}: {n}" for m, n in zip(scored["model"], scored["input"])]
+            ax.barh(labels, scored["score"], color=["#c33" if v == "drifted" else "#48a" for v in scored["verdict"]])
+            ax.axvline(0.2, color="#c33", linestyle="--", linewidth=1)
+            ax.set_xlabel("PSI (inputs) / Jensen-Shannon distance (predictions); dashed: PSI alert 0.2")
+            parts.append(f"<img src='{_save(fig, out_dir / 'health_drift.png')}' alt='drift'>")
+        parts.append("<h3>Drift against each champion's training set</h3>" + drift.to_html(classes="t", index=False))
+    quality = pd.DataFrame(
+        [
+            {
+                "model": q.model,
+                "version": q.version,
+                "alias": q.alias,
+                "metric": q.online.metric,
+                "online": q.online.value,
+                "low": q.online.low,
+                "high": q.online.high,
+                "labels": q.online.n,
+                "offline test": q.offline,
+            }
+            for q in t.quality
+        ]
+    )
+    if quality.empty:
+        parts.append("<h3>Online quality</h3><p>no late labels yet</p>")
+    else:
+        graded = quality.dropna(subset=["online"])
+        if not graded.empty:
+            fig, ax = plt.subplots(figsize=(8, 0.4 * len(graded) + 1.2))
+            names = [
+                f"{m} v{v} {a} {k}"
+                for m, v, a, k in zip(graded["model"], graded["version"], graded["alias"], graded["metric"])
+            ]
+            err = [graded["online"] - graded["low"], graded["high"] - graded["online"]]
+            ax.errorbar(graded["online"], names, xerr=err, fmt="o", label="online (95% interval)")
+            ax.scatter(graded["offline test"], names, marker="x", color="#c33", label="offline test")
+            ax.legend(loc="best", fontsize=8)
+            parts.append(f"<img src='{_save(fig, out_dir / 'health_quality.png')}' alt='online quality'>")
+        parts.append("<h3>Online quality from late labels</h3>" + quality.to_html(classes="t", index=False))
+    for model, by_alias in t.shadow.items():
+        if "challenger" in by_alias:
+            rows = pd.DataFrame(
+                [
+                    {"alias": a, "answers": s.answers, "p95 ms": s.p95_latency_ms, "errors": s.error_rate}
+                    for a, s in by_alias.items()
+                ]
+            )
+            agreement = ", ".join(f"{k} {v:.3f}" for k, v in t.agreement.get(model, {}).items() if v is not None)
+            parts.append(
+                f"<h3>{html.escape(model)}: shadow challenger</h3>{rows.to_html(classes='t', index=False)}"
+                f"<p>agreement: {html.escape(agreement)}</p>"
+            )
+    for model, rows in health.history.items():
+        if rows:
+            frame = pd.DataFrame(
+                [
+                    {
+                        "when": r.changed_at,
+                        "action": r.action,
+                        "from": r.from_version,
+                        "to": r.to_version,
+                        "who": r.actor,
+                        "decision": r.decision,
+                    }
+                    for r in rows
+                ]
+            )
+            parts.append(f"<h3>{html.escape(model)}: promotion history</h3>{frame.to_html(classes='t', index=False)}")
+    return ["".join(parts)]
+
+
+def _render(plt, reviews: pd.DataFrame, users: pd.DataFrame, out_dir: Path, health: ModelHealth | None = None) -> Path:
     end = period_end(reviews["event_timestamp"])
     stragglers = int((reviews["event_timestamp"] > end).sum())
     reviews = reviews[reviews["event_timestamp"] <= end]
@@ -326,6 +430,7 @@ def _render(plt, reviews: pd.DataFrame, users: pd.DataFrame, out_dir: Path) -> P
         *_trends_section(plt, reviews, out_dir),
         *_movers_section(plt, reviews, out_dir),
         *_cohorts_section(plt, reviews, out_dir),
+        *_health_section(plt, health, out_dir),
     ]
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     reasons = reviews["placeholder"].value_counts() if "placeholder" in reviews else pd.Series(dtype=int)
