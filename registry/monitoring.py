@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 import numpy as np
 import sqlalchemy as sa
@@ -33,6 +34,16 @@ class Quality:
     offline: float | None  # the version's offline test metric, where the same metric exists
 
 
+@dataclass(frozen=True)
+class Freshness:
+    view: str
+    newest: datetime | None  # the newest event time in the view's offline table
+    age_s: float | None
+    ttl_s: float | None
+    stale_share: float | None  # of the logged answers that read the view, those served past its TTL
+    answers: int
+
+
 @dataclass
 class HealthTables:
     drift: dict[str, list[Drift]] = field(default_factory=dict)
@@ -41,10 +52,14 @@ class HealthTables:
     shadow: dict[str, dict[str, ShadowSummary]] = field(default_factory=dict)
     difference: dict[str, Estimate] = field(default_factory=dict)  # challenger - champion, paired on labels
     champions: dict[str, str] = field(default_factory=dict)
+    freshness: list[Freshness] = field(default_factory=list)
 
 
-def tables(engine: sa.Engine, settings, models=(RATING, SENTIMENT)) -> HealthTables:
+def tables(engine: sa.Engine, settings, models=(RATING, SENTIMENT), store=None) -> HealthTables:
+    """Every table; freshness only with a Feast store (its views and their TTLs)."""
     out = HealthTables()
+    if store is not None:
+        out.freshness = freshness(engine, store, settings.drift_window)
     for name in models:
         current = champion(name)
         if current is None:
@@ -54,6 +69,40 @@ def tables(engine: sa.Engine, settings, models=(RATING, SENTIMENT)) -> HealthTab
         out.shadow[name] = latency_and_errors(engine, name, settings.drift_window)
         out.agreement[name] = agreement(engine, name, settings.drift_window)
     out.quality, out.difference = quality(engine, settings)
+    return out
+
+
+def freshness(engine: sa.Engine, store, n: int) -> list[Freshness]:
+    """Per feature view: now minus its newest event time (offline table), its TTL, and the
+    share of the newest n logged answers that were served a value past the TTL."""
+    with engine.connect() as conn:
+        logged = (
+            conn.execute(
+                sa.text(
+                    "SELECT prediction -> 'stale_features' FROM request_log WHERE prediction ? 'stale_features'"
+                    " ORDER BY request_id DESC LIMIT :n"
+                ),
+                {"n": n},
+            )
+            .scalars()
+            .all()
+        )
+        out = []
+        now = datetime.now(timezone.utc)
+        for view in sorted(store.list_feature_views(), key=lambda v: v.name):
+            table = view.batch_source.get_table_query_string()
+            newest = conn.execute(sa.text(f"SELECT max(event_timestamp) FROM {table}")).scalar()
+            stale = sum(view.name in (s or []) for s in logged)
+            out.append(
+                Freshness(
+                    view.name,
+                    newest,
+                    (now - newest).total_seconds() if newest else None,
+                    view.ttl.total_seconds() if view.ttl else None,
+                    stale / len(logged) if logged else None,
+                    len(logged),
+                )
+            )
     return out
 
 

@@ -373,7 +373,7 @@ class Portrait:
                 RATING,
                 version,
                 started,
-                {"ratings": ratings},
+                {"ratings": ratings, "stale_features": stale},
                 features=feature_summary(frame),
                 user_id=pseudonym,
                 items=items,
@@ -432,7 +432,7 @@ class Portrait:
             top = [items.item_ids[j] for j in ranked.rows]
             frame = self._rating_frame(reader, user, top)
             ratings = self._score(model, frame)
-            prediction = {"scores": ranked.scores, "ratings": ratings}
+            prediction = {"scores": ranked.scores, "ratings": ratings, "stale_features": stale}
             self._log(
                 "/recommend",
                 RATING,

@@ -196,6 +196,12 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=3000)
     parser.add_argument("--lang", choices=["en", "zh"], default="en", help="the English shop or the Chinese one")
     parser.add_argument(
+        "--traffic",
+        type=int,
+        default=300,
+        help="shoppers replayed over the API for the model health step (0: skip it)",
+    )
+    parser.add_argument(
         "--reviews", type=int, default=6000, help="size of the Chinese shop's synthetic export (--lang zh)"
     )
     return parser.parse_args()
@@ -270,6 +276,54 @@ def _serve_and_call(port: int, settings, calls: list) -> str:
     return url
 
 
+def _traffic(url: str, settings, shoppers: int) -> None:
+    """Step 6b: a challenger in shadow, replayed shoppers, then what monitoring sees."""
+    from portrait.ops.traffic import replay_pairs, send
+    from portrait.settings import api_keys
+    from portrait.store import database
+
+    step("6b/7 model health: a challenger in shadow, replayed traffic, monitoring")
+    # the demo has one rating model: its copy is the challenger (same answers: agreement 1,
+    # and the online rule keeps the champion); a retrained version is a real one
+    copy = subprocess.run(
+        [sys.executable, "-c", COPY_CHAMPION, RATING],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()[-1]
+    run("models", "challenger", RATING, copy)
+    key = sorted(api_keys(settings))[0]
+    time.sleep(settings.champion_poll_seconds + 1)  # the service's poller loads the challenger
+    engine = database.engine(settings)
+    try:
+        pairs = replay_pairs(engine, shoppers)
+    finally:
+        engine.dispose()
+    codes = send(url, key, pairs)
+    print("replayed: " + ", ".join(f"{k}: {v}" for k, v in sorted(codes.items())))
+    time.sleep(3)  # the request log is written off the request path
+    run("monitor")
+    run("models", "compare", RATING)
+    run("models", "history", RATING)
+
+
+COPY_CHAMPION = """
+import sys
+from mlflow import MlflowClient
+from portrait.settings import get_settings
+from registry import tracking
+tracking.configure(get_settings())
+client = MlflowClient()
+champion = client.get_model_version_by_alias(sys.argv[1], "champion")
+copy = client.create_model_version(
+    sys.argv[1], champion.source, run_id=champion.run_id,
+    tags={"copy_of": champion.version}, description=f"a copy of v{champion.version}, shadowed by the demo",
+)
+print(copy.version)
+"""
+
+
 def main() -> None:
     args = _arguments()
     os.umask(0o077)  # the state, artifacts and report are the owner's only
@@ -286,6 +340,8 @@ def main() -> None:
     run("features", "materialize")
     _train_and_promote(args)
     url = _serve_and_call(args.port, settings, calls)
+    if args.traffic:
+        _traffic(url, settings, args.traffic)
     step("7/7 operations report")
     run("report")
     print("open it in a browser: " + str(settings.state_dir / "report" / "index.html"))

@@ -18,6 +18,13 @@ def health_lines(t) -> list[str]:
         for d in drift:
             score = "n/a" if d.score is None else f"{d.score:.3f}"
             lines.append(f"  {d.metric.upper():<4} {d.name:<40} {score:>7}  rows {d.rows:<6} {d.verdict}")
+    if t.freshness:
+        lines.append("feature freshness (now - newest event time) and answers served past the view's TTL")
+    for f in t.freshness:
+        age = "n/a" if f.age_s is None else f"{f.age_s / 86400:.1f} d"
+        ttl = "none" if f.ttl_s is None else f"{f.ttl_s / 86400:.0f} d"
+        share = "n/a" if f.stale_share is None else f"{f.stale_share:.1%} of {f.answers}"
+        lines.append(f"  {f.view:<24} age {age:>10}  ttl {ttl:>8}  stale {share}")
     lines.append("online quality from late labels (95% bootstrap interval)")
     if not t.quality:
         lines.append("  no labelled answers yet (a review of an item after the service answered for it)")
@@ -71,11 +78,12 @@ def _key(name: str) -> str:
 @click.option("--no-mlflow", is_flag=True, help="Print only; log no monitoring run.")
 def monitor(no_mlflow: bool) -> None:
     """Drift, online quality and the shadow challenger, from the request log."""
+    from portrait.featurestore.repo import feature_store
     from registry.monitoring import tables
 
     settings = get_settings()
     track(settings)
-    t = tables(connect(settings), settings)
+    t = tables(connect(settings), settings, store=feature_store(settings))
     for line in health_lines(t):
         click.echo(line)
     if not no_mlflow and t.champions:

@@ -47,8 +47,11 @@ def _model_health(engine, settings):
         from registry.models import HEADLINE
         from registry.monitoring import tables
 
+        from portrait.featurestore.repo import feature_store
+
         tracking.configure(settings)
-        return ModelHealth(tables(engine, settings), {m: history(engine, m, 20) for m in HEADLINE})
+        health = tables(engine, settings, store=feature_store(settings))
+        return ModelHealth(health, {m: history(engine, m, 20) for m in HEADLINE})
     except Exception as err:  # noqa: BLE001 - the rest of the report stands without it
         return ModelHealth(error=str(err)[:300])
 

@@ -356,6 +356,21 @@ def _health_section(plt, health: ModelHealth | None, out_dir: Path) -> list[str]
             ax.set_xlabel("PSI (inputs) / Jensen-Shannon distance (predictions); dashed: PSI alert 0.2")
             parts.append(f"<img src='{_save(fig, out_dir / 'health_drift.png')}' alt='drift'>")
         parts.append("<h3>Drift against each champion's training set</h3>" + drift.to_html(classes="t", index=False))
+    if t.freshness:
+        fresh = pd.DataFrame(
+            [
+                {
+                    "view": f.view,
+                    "newest event": f.newest,
+                    "age (days)": None if f.age_s is None else f.age_s / 86400,
+                    "TTL (days)": None if f.ttl_s is None else f.ttl_s / 86400,
+                    "served past TTL": f.stale_share,
+                    "answers": f.answers,
+                }
+                for f in t.freshness
+            ]
+        )
+        parts.append("<h3>Feature freshness</h3>" + fresh.to_html(classes="t", index=False, float_format="%.3g"))
     quality = pd.DataFrame(
         [
             {
