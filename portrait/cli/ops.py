@@ -42,12 +42,11 @@ def _model_health(engine, settings):
     from portrait.ops.report import ModelHealth
 
     try:
+        from portrait.featurestore.repo import feature_store
         from registry import tracking
         from registry.audit import history
         from registry.models import HEADLINE
         from registry.monitoring import tables
-
-        from portrait.featurestore.repo import feature_store
 
         tracking.configure(settings)
         health = tables(engine, settings, store=feature_store(settings))
