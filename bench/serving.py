@@ -20,6 +20,11 @@ request, 44% of a core at 150 requests/s; aiohttp 0.4 ms).
    error rate of both (target 0) and the readers' p99 ratio. The reviews come from
    bench users who are forgotten afterwards (`portrait forget`'s code path).
 
+5. Model health's cost: /recommend at the same fixed rate against a service with the
+   request log off and no shadow, then against one with the log on and a challenger
+   (a copy of the champion) shadowed on every request, side by side in one run; the
+   p99 ratio (target <= 1.2x).
+
 Each server gets its own BENTOML_HOME (a temporary directory), so another
 `bentoml serve` on the host cannot touch its metrics or state.
 
@@ -27,6 +32,7 @@ Needs the demo's state: promoted champions and materialized features.
 
     .venv/bin/python bench/serving.py [--seconds 20] [--rate 20] [--redis-url redis://127.0.0.1:6379/14]
     .venv/bin/python bench/serving.py --only mixed     (part 4 alone)
+    .venv/bin/python bench/serving.py --only health    (part 5 alone)
 """
 
 from __future__ import annotations
@@ -148,10 +154,12 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--rate", type=float, default=20, help="recommend requests per second")
     parser.add_argument("--redis-url", help="also run part 4 on a Redis online store (materialized there first)")
-    parser.add_argument("--only", choices=["mixed"], help="run part 4 alone")
+    parser.add_argument("--only", choices=["mixed", "health"], help="run part 4 or part 5 alone")
     args = parser.parse_args()
     if args.only == "mixed":
         return mixed_runs(args)
+    if args.only == "health":
+        return health_overhead(args)
     texts = review_texts(256)
 
     proc, url = start("serving.service:SentimentModel")
@@ -223,6 +231,47 @@ def mixed_runs(args) -> None:
         stores.append(("redis", env))
     for name, env in stores:
         mixed_run(name, env, args.rate, args.seconds)
+    health_overhead(args)
+
+
+def health_overhead(args) -> None:
+    """Part 5: /recommend p99 with the request log and the shadow off, then on."""
+    from mlflow import MlflowClient
+
+    from portrait.settings import api_keys, get_settings
+    from registry import tracking
+
+    tracking.configure(get_settings())
+    client = MlflowClient()
+    champion = client.get_model_version_by_alias("rating-predictor", "champion")
+    copy = client.create_model_version(
+        "rating-predictor", str(champion.source), run_id=champion.run_id, tags={"copy_of": champion.version}
+    )
+    client.set_registered_model_alias("rating-predictor", "challenger", copy.version)
+    headers = {"X-API-Key": sorted(api_keys(get_settings()))[0]}
+    bodies = [{"user_id": u, "k": 10} for u in _raw_user_ids(200)]
+    runs = {}
+    try:
+        for name, env in (
+            ("off", {"PORTRAIT_REQUEST_LOG": "false", "PORTRAIT_SHADOW_SHARE": "0"}),
+            ("on", {"PORTRAIT_REQUEST_LOG": "true", "PORTRAIT_SHADOW_SHARE": "1"}),
+        ):
+            proc, url = start("serving.service:Portrait", env)
+            try:
+                asyncio.run(open_loop(url, "/recommend", bodies, args.rate, 3, headers))  # warm-up
+                runs[name] = asyncio.run(open_loop(url, "/recommend", bodies, args.rate, args.seconds, headers))
+            finally:
+                stop(proc)
+    finally:
+        client.delete_registered_model_alias("rating-predictor", "challenger")
+    p99 = {name: np.percentile(np.array(lat) * 1000, 99) for name, (lat, _) in runs.items()}
+    p50 = {name: np.percentile(np.array(lat) * 1000, 50) for name, (lat, _) in runs.items()}
+    print(
+        f"model health's cost: /recommend at {args.rate:.0f}/s for {args.seconds:.0f} s, log and shadow off: "
+        f"p50 {p50['off']:.1f} ms, p99 {p99['off']:.1f} ms ({runs['off'][1]} errors); log on and a challenger "
+        f"shadowed on every request: p50 {p50['on']:.1f} ms, p99 {p99['on']:.1f} ms ({runs['on'][1]} errors): "
+        f"p99 ratio {p99['on'] / p99['off']:.2f}x (target <= 1.2x)"
+    )
 
 
 def mixed_run(store: str, env: dict, rate: float, seconds: float) -> None:

@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     champion_poll_seconds: float = (
         5.0  # how often a service checks the registry's aliases (a rollback is served after this)
     )
+    request_log: bool = True  # log every answer (the model health's source); false: nothing is logged
     request_log_queue: int = 10_000  # served answers waiting to be written; beyond it they are dropped and counted
     request_log_retention_days: int = 30  # request log rows older than this are deleted
     shadow_share: float = 1.0  # share of requests the challenger (when set) is scored on, off the request path

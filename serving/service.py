@@ -177,7 +177,9 @@ class Portrait:
         self.rating = ChampionModel(RATING, audit=self.engine)
         self.challenger = ChampionModel(RATING, alias="challenger")  # scored in shadow when the alias is set
         self.request_log = RequestLog(
-            self.engine, self.settings.request_log_queue, self.settings.request_log_retention_days
+            self.engine if self.settings.request_log else None,
+            self.settings.request_log_queue,
+            self.settings.request_log_retention_days,
         )
         self.shadow = Shadow(self.request_log, self.settings.shadow_share, self.settings.shadow_timeout_s)
         self._challenger_rows = GraphRows()
