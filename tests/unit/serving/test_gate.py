@@ -274,3 +274,14 @@ def test_a_slow_body_gets_408_and_frees_its_slot(tmp_path):
             assert (await c.post("/rating", json={}, headers={"X-API-Key": STORE})).status_code == 200
 
     run(go())
+
+
+def test_a_bearer_token_is_a_key_as_a_prometheus_scrape_sends_it(tmp_path):
+    async def go():
+        async with client(gate(tmp_path)) as c:
+            ok = await c.post("/rating", json={}, headers={"Authorization": f"Bearer {STORE}"})
+            wrong = await c.post("/rating", json={}, headers={"Authorization": "Bearer nope"})
+            basic = await c.post("/rating", json={}, headers={"Authorization": f"Basic {STORE}"})
+            return ok.status_code, wrong.status_code, basic.status_code
+
+    assert run(go()) == (200, 401, 401)

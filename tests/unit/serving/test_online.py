@@ -91,3 +91,46 @@ def test_a_pushed_review_moves_the_running_mean_and_shares_by_one():
     assert row["interest_tags"] == ["tone"] and row["event_timestamp"] == [now]
     first = pushed_text_profile({}, np.array([1.0, 0.0]), "positive", now)
     assert first["embedded_review_count"] == [1] and first["share_positive"] == [1.0]
+
+
+class StoreWithTimes:
+    """get_online_features as Feast answers it with include_event_timestamps, and TTLs per view."""
+
+    def __init__(self, values: dict, seconds: dict, ttls: dict) -> None:
+        self.values, self.seconds, self.ttls = values, seconds, ttls
+
+    def get_online_features(self, features, entity_rows):
+        store = self
+
+        class Response:
+            def to_dict(self, include_event_timestamps=False):
+                out = {"user_id": [entity_rows[0]["user_id"]], **{k: [v] for k, v in store.values.items()}}
+                if include_event_timestamps:
+                    out.update({f"{k}__ts": [store.seconds.get(k, 0)] for k in store.values})
+                return out
+
+        return Response()
+
+    def get_feature_view(self, name):
+        from datetime import timedelta
+
+        class View:
+            ttl = timedelta(seconds=self.ttls[name]) if self.ttls.get(name) else None
+
+        return View()
+
+
+def test_values_older_than_their_views_ttl_are_stale_and_missing_ones_are_not():
+    now = 1_000_000.0
+    store = StoreWithTimes(
+        values={"rating_mean": 4.0, "last_activity_unix": 5, "user_embedding": None, "share_positive": 0.5},
+        seconds={"rating_mean": now - 50, "last_activity_unix": now - 50, "share_positive": now - 500},
+        ttls={"user_behavior": 100, "user_text_profile": 100},
+    )
+    reader = OnlineReader(store=store, contract=CONTRACT, items=None)
+    user, times = reader.user_read("u1")
+    assert user["rating_mean"] == 4.0 and "rating_mean__ts" not in user
+    assert times == {"user_behavior": now - 50, "user_text_profile": now - 500}
+    assert reader.stale(times, now) == ["user_text_profile"]
+    no_ttl = OnlineReader(store=StoreWithTimes(store.values, store.seconds, {}), contract=CONTRACT, items=None)
+    assert no_ttl.stale(times, now) == []  # a view without a TTL never expires
