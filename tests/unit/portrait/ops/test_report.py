@@ -110,3 +110,41 @@ def test_the_report_counts_placeholder_reviews_by_reason(tmp_path):
     page = render(reviews, portraits(50), tmp_path).read_text()
     assert "9 of them are placeholder texts" in page and "platform default 7, empty 2" in page
     assert "placeholder texts" not in render(history(), portraits(50), tmp_path / "clean").read_text()
+
+
+def test_the_model_health_section_draws_drift_quality_shadow_and_history(tmp_path):
+    from datetime import datetime, timezone
+
+    from portrait.ops.report import ModelHealth
+    from registry.audit import AuditRow
+    from registry.health import Drift, Estimate, ShadowSummary
+    from registry.monitoring import Freshness, HealthTables, Quality
+
+    tables = HealthTables(
+        drift={"rating-predictor": [Drift("rating_mean", 0.31, 500, "psi"), Drift("prediction", None, 5, "js")]},
+        quality=[Quality("rating-predictor", "3", "champion", Estimate("rmse", 0.95, 0.9, 1.0, 400), 0.9)],
+        shadow={
+            "rating-predictor": {"champion": ShadowSummary(12.0, 0.0, 400), "challenger": ShadowSummary(14.0, 0.0, 400)}
+        },
+        agreement={"rating-predictor": {"rating_difference": 0.12}},
+        champions={"rating-predictor": "3"},
+        freshness=[Freshness("user_behavior", datetime(2014, 7, 1, tzinfo=timezone.utc), 3e8, 1.2e9, 0.0, 400)],
+    )
+    when = datetime(2026, 12, 3, tzinfo=timezone.utc)
+    history = {
+        "rating-predictor": [AuditRow(when, "ana", "rating-predictor", "champion", "rollback", 3, 2, {}, "back")]
+    }
+    page = render(history_frame(), portraits(50), tmp_path, ModelHealth(tables, history)).read_text()
+    assert "<h2>Model health</h2>" in page and "rating_mean" in page and "drifted" in page
+    assert "insufficient data" in page and "Online quality from late labels" in page
+    assert "shadow challenger" in page and "rating_difference 0.120" in page
+    assert "promotion history" in page and "rollback" in page and "Feature freshness" in page
+    assert (tmp_path / "health_drift.png").exists() and (tmp_path / "health_quality.png").exists()
+    unavailable = render(history_frame(), portraits(50), tmp_path, ModelHealth(error="no registry")).read_text()
+    assert "not available: no registry" in unavailable
+
+
+def history_frame() -> pd.DataFrame:
+    frame = history()
+    frame["placeholder"] = None
+    return frame
