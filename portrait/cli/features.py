@@ -101,11 +101,20 @@ def features_apply() -> None:
 @features.command("materialize")
 @click.option("--end", help="Materialize up to this time (ISO 8601). Default: now.")
 @click.option("--full", is_flag=True, help="Reload all history (e.g. into a new online store).")
-def features_materialize(end: str | None, full: bool) -> None:
-    """Load new feature rows into the online store (feast materialize-incremental)."""
-    from portrait.featurestore.repo import materialize
+@click.option("--no-statistics", is_flag=True, help="Skip Feast's data-quality statistics (the UI's Monitoring page).")
+def features_materialize(end: str | None, full: bool, no_statistics: bool) -> None:
+    """Load new feature rows into the online store (feast materialize-incremental), then
+    compute Feast's data-quality statistics of every view."""
+    from portrait.featurestore.repo import feature_statistics, materialize
 
     materialize(get_settings(), parse_time(end), full=full)
+    if not no_statistics:
+        done = feature_statistics(get_settings())
+        click.echo(
+            f"data-quality statistics (Feast monitoring): {done['computed_feature_views']} views, "
+            f"{done['computed_features']} feature windows, {done['baseline_features']} new baselines "
+            f"in {done['duration_ms'] / 1000:.1f} s"
+        )
 
 
 @features.command("get")

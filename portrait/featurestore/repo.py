@@ -148,6 +148,27 @@ def materialize(
         store.materialize_incremental(end_date=end)
 
 
+def feature_statistics(settings: Settings) -> dict:
+    """Feast's data-quality statistics of every feature view (its baseline where missing,
+    then each window: daily to quarterly, up to the newest event), what the Feast UI's
+    Monitoring page shows. Returns Feast's summary (views and features computed)."""
+    from feast.monitoring.monitoring_service import MonitoringService
+    from feast.types import Array
+
+    class ScalarMonitoring(MonitoringService):
+        """Feast 0.67 takes Array(Float32) (the embeddings) for a number, and its PostgreSQL
+        statistics then cast real[] to float8 and fail the whole view: arrays are left out."""
+
+        @staticmethod
+        def _classify_fields(feature_view, feature_names=None, fields=None):
+            fields = feature_view.features if fields is None else fields
+            scalars = [f for f in fields if not isinstance(f.dtype, Array)]
+            return MonitoringService._classify_fields(feature_view, feature_names, scalars)
+
+    store = feature_store(settings)
+    return ScalarMonitoring(store).auto_compute(project=store.project)
+
+
 # The feature services (feature_repo/portrait_features.py) are the contract: the
 # lists of features every consumer reads come from them, never re-typed.
 PROFILE_SERVICE = "profile_v1"
