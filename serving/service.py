@@ -94,15 +94,39 @@ class SentimentModel:
         # leave a core to the API process: its feature routes must not wait behind a forward pass
         torch.set_num_threads(get_settings().sentiment_threads or max(1, (os.cpu_count() or 2) - 1))
         configure_tracking()
-        self.champion = ChampionModel(SENTIMENT)
-        self.chinese = ChampionModel(SENTIMENT_ZH)  # optional: where Chinese texts have their own model
+        settings = get_settings()
+        engine = database.engine(settings, pool_size=2)
+        self.champion = ChampionModel(SENTIMENT, audit=engine)
+        self.chinese = ChampionModel(SENTIMENT_ZH, audit=engine)  # optional: where Chinese texts have their own model
+        self.challenger = ChampionModel(SENTIMENT, alias="challenger")  # scored in shadow when the alias is set
+        request_log = RequestLog(
+            engine if settings.request_log else None, settings.request_log_queue, settings.request_log_retention_days
+        )
+        self.shadow = Shadow(request_log, settings.shadow_share, settings.shadow_timeout_s)
         self.refresh()
         poll_forever(self.refresh)
         settle()
 
     def refresh(self, force: bool = False) -> bool:
         chinese = self.chinese.refresh(force)
+        self.challenger.refresh(force)
         return self.champion.refresh(force) or chinese
+
+    def _shadowed(self, texts: list[str], results: list[dict]) -> list[dict]:
+        """The champion's results, and the challenger scored on review-sentiment's texts later."""
+        mine = [(t, r["label"]) for t, r in zip(texts, results) if r["name"] == SENTIMENT]
+        if mine:
+
+            def score(challenger) -> Entry:
+                import pandas as pd
+
+                labels = challenger.predict(pd.DataFrame({"text": [t for t, _ in mine]}))["label"].tolist()
+                prediction = {"labels": labels, "champion": [label for _, label in mine]}
+                features: dict[str, list[float | None]] = {"text_chars": [float(len(t)) for t, _ in mine[:20]]}
+                return Entry("/sentiment", SENTIMENT, None, prediction, 0, features=features)
+
+            self.shadow.submit(self.challenger, score)
+        return results
 
     def _classify(self, texts: list[str]) -> list[dict]:
         """Texts detected as Chinese go to review-sentiment-zh's champion when there is
@@ -141,7 +165,7 @@ class SentimentModel:
     # dispatcher refuses requests as "overloaded".
     @bentoml.api(batchable=True, max_batch_size=64, max_latency_ms=5000)
     def predict(self, texts: list[str]) -> list[dict]:
-        return self._classify(texts)
+        return self._shadowed(texts, self._classify(texts))
 
     @bentoml.api
     def predict_unbatched(self, texts: list[str]) -> list[dict]:

@@ -188,3 +188,30 @@ def test_every_alias_change_is_audited_and_a_rollback_is_served_without_a_reload
     history = sh("portrait models history rating-predictor", d.env).splitlines()
     assert history[0].split()[2] == "rollback" and history[1].split()[2] == "force", history
     assert any("v- -> v1" in line for line in history), history  # the fixture's first promotion
+
+
+def test_a_sentiment_challenger_in_shadow_never_changes_the_labels(deployment):
+    d = deployment
+    texts = {"texts": ["Great strings, bright tone", "Broke in a day", "It is fine"]}
+    before = post(d, "/sentiment", texts).json()
+    version = copy_version(d, "review-sentiment")
+    sh(f"portrait models challenger review-sentiment {version}", d.env)
+    try:
+        assert post(d, "/admin/reload", {}, admin=True).status_code == 200
+        time.sleep(6)  # the sentiment worker polls its aliases (PORTRAIT_CHAMPION_POLL_SECONDS, 5 s)
+        after = [post(d, "/sentiment", texts).json() for _ in range(3)]
+        assert all(a["results"] == before["results"] for a in after)
+
+        def shadowed() -> int:
+            rows = sql(
+                d,
+                "SELECT count(*) FROM request_log WHERE model = 'review-sentiment' AND alias = 'challenger'"
+                " AND error IS NULL AND prediction ? 'champion'",
+            )
+            return int(rows[0])
+
+        until(shadowed, 20, "the sentiment challenger's answers logged")
+        out = sh("portrait models compare review-sentiment", d.env)
+        assert "label_agreement 1.000" in out, out
+    finally:
+        sh("portrait models challenger review-sentiment --clear", d.env)
