@@ -19,7 +19,6 @@ popularity. Pure numpy/scipy: training, serving and the benches share it."""
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TypedDict
@@ -242,11 +241,6 @@ class ItemGraph:
                 _csr_from(z, "item_item", n),
                 params,
             )
-
-    def to_bytes(self) -> bytes:
-        buf = io.BytesIO()
-        self.save(buf)  # type: ignore[arg-type]  # numpy writes to file objects
-        return buf.getvalue()
 
 
 def _row_combination(m: sp.csr_matrix, weights: sp.csr_matrix, n: int) -> sp.csr_matrix:

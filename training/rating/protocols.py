@@ -30,6 +30,7 @@ from registry.recommender import (
     GraphParams,
     Interactions,
     ItemGraph,
+    blend,
     popularity_prior,
 )
 
@@ -293,11 +294,9 @@ def unit_metrics(scores: np.ndarray, allowed: np.ndarray, relevant: list[np.ndar
 
 
 def blended(es: EvalSet, weights: dict[str, float]) -> np.ndarray:
-    out = np.zeros(es.parts["popularity"].shape)
-    for name, w in weights.items():
-        if w:
-            out += w * np.nan_to_num(es.parts[name], nan=0.0)
-    return out
+    """The served blend (registry.recommender.blend) of the evaluation set's parts."""
+    p = es.parts
+    return blend(p["transitions"], p["item_item"], p["text"], p["popularity"], weights)
 
 
 def evaluate(es: EvalSet, weights: dict[str, float], k: int) -> UnitMetrics:

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from registry.rating_model import RecommendSpec
 from registry.recommender import DEFAULT_PARAMS, PARTS, BlendWeights, GraphParams, ItemGraph
 from training.common import TimeSplit
 from training.rating.config import RatingConfig
@@ -27,6 +28,7 @@ from training.rating.protocols import (
     Shop,
     UnitMetrics,
     as_blend,
+    blended,
     choose_params,
     choose_weights,
     evaluate,
@@ -52,10 +54,6 @@ CLASSIC = {  # the classic recommenders the blend is made of, each with populari
 }
 METRICS = ("ndcg", "recall", "mrr")
 GUARD_LEVEL = 0.8  # the validation interval a blend's gain over popularity must clear
-
-
-class RecommendSpec(dict):
-    """What the rating model carries for /recommend (its spec.json "recommend")."""
 
 
 @dataclass(frozen=True)
@@ -85,12 +83,7 @@ def short_history(es: EvalSet, cfg: RatingConfig) -> np.ndarray:
 
 def segment_scores(es: EvalSet, weights: dict[str, dict[str, float]], short: np.ndarray) -> np.ndarray:
     """The blend with each unit's segment's weights."""
-    out = np.zeros(es.parts["popularity"].shape)
-    for segment, mask in (("short", short), ("long", ~short)):
-        for name, w in weights[segment].items():
-            if w and mask.any():
-                out[mask] += w * np.nan_to_num(es.parts[name][mask], nan=0.0)
-    return out
+    return np.where(short[:, None], blended(es, weights["short"]), blended(es, weights["long"]))
 
 
 def _metrics(es: EvalSet, weights: dict[str, dict[str, float]], cfg: RatingConfig) -> UnitMetrics:
