@@ -378,7 +378,8 @@ def choose_params(
     validation set; the event types the shop has (besides reviews) get a weight each."""
 
     def trial(p: GraphParams) -> tuple[float, dict[str, float], EvalSet]:
-        es = prepare(shop, make_val(), ItemGraph.fit(shop.inter.subset(make_val().fit), p))
+        val = make_val()  # a fresh set per trial: prepare() fills its parts
+        es = prepare(shop, val, ItemGraph.fit(shop.inter.subset(val.fit), p))
         w, s = choose_weights(es, k, passes=2)
         return s, w, es
 
