@@ -212,7 +212,9 @@ def quality(engine: sa.Engine, settings) -> tuple[list[Quality], dict[str, Estim
     hits = latest_per_label((r[0], None, r[2], r[3], r[4], r[1]) for r in recommended)
     for (alias, version), by_review in sorted(hits.items()):
         h = np.array([v[1] for v in by_review.values()], float)
-        out.append(Quality(RATING, version, alias, health.bootstrap(health.hit_rate, [h], "hit_rate", minimum), None))
+        # offline: the rolling protocol's recall@10, the share of next items in the top 10
+        estimate = health.bootstrap(health.hit_rate, [h], "hit_rate", minimum)
+        out.append(Quality(RATING, version, alias, estimate, _offline(RATING, version, OFFLINE_HIT_RATE)))
     by_version: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
     for _, predicted, actual, alias, version in labelled:
         by_version[(alias, version)].append((predicted, actual))
@@ -249,11 +251,30 @@ def _paired_rmse(ratings: dict[tuple[str, str], dict[int, tuple]], minimum: int)
     return health.bootstrap(lambda y, pa, pb: health.rmse(pb, y) - health.rmse(pa, y), [y, pa, pb], "rmse", minimum)
 
 
-def _offline(name: str, version: str | None) -> float | None:
-    try:
-        return version_info(name, version).value if version else None
-    except Exception:  # noqa: BLE001 - a deleted version: no offline figure
+OFFLINE_HIT_RATE = "rolling_test_recall_at_10"
+
+
+_OFFLINE: dict[tuple, float | None] = {}  # a version's logged metrics never change
+
+
+def _offline(name: str, version: str | None, metric: str | None = None) -> float | None:
+    """The version's offline test figure: its headline metric, or `metric` of its run."""
+    if not version:
         return None
+    key = (name, version, metric)
+    if key not in _OFFLINE:
+        try:
+            info = version_info(name, version)
+            if metric is None:
+                value = info.value
+            else:
+                from mlflow import MlflowClient
+
+                value = MlflowClient().get_run(info.run_id).data.metrics.get(metric)
+        except Exception:  # noqa: BLE001 - a deleted version, or MLflow down: no figure this time
+            return None
+        _OFFLINE[key] = value
+    return _OFFLINE[key]
 
 
 def latency_and_errors(engine: sa.Engine, name: str, n: int) -> dict[str, ShadowSummary]:
