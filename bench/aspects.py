@@ -3,9 +3,11 @@ polarity of a given aspect term, by Portrait's rule (the sentiment of the clause
 mentions the aspect, portrait.text.aspects.clauses) against the sentence-level
 baseline (the whole sentence's sentiment), with the same sentiment model: the
 English shop's TF-IDF + LR baseline trained on the Amazon reviews' star labels
-(what a shop has before any aspect labels). Nothing is fitted on SemEval.
+(what a shop has before any aspect labels), or with --champion the registry's
+review-sentiment champion (after `make demo`: the fine-tuned encoder). Nothing is
+fitted on SemEval.
 
-    .venv/bin/python bench/aspects.py
+    .venv/bin/python bench/aspects.py [--champion]
 """
 
 from __future__ import annotations
@@ -56,20 +58,43 @@ def shop_model():
     return pipeline
 
 
+class Champion:
+    """models:/review-sentiment@champion as the bench's classifier."""
+
+    def __init__(self) -> None:
+        from registry import tracking
+        from registry.models import SENTIMENT, load
+
+        tracking.configure(get_settings())
+        self.model, self.info = load(SENTIMENT)
+
+    def labels(self, texts: list[str]) -> list[str]:
+        return list(self.model.predict(pd.DataFrame({"text": texts}))["label"])
+
+
 def score(pipeline, texts: list[str], truth: pd.Series) -> tuple[float, float]:
-    predicted = [SENTIMENT_LABELS[i] for i in baseline_proba(pipeline, texts).argmax(1)]
+    if isinstance(pipeline, Champion):
+        predicted = pipeline.labels(texts)
+    else:
+        predicted = [SENTIMENT_LABELS[i] for i in baseline_proba(pipeline, texts).argmax(1)]
     return accuracy_score(truth, predicted), f1_score(truth, predicted, average="macro")
 
 
 def main() -> None:
+    import sys
+
     data = semeval()
-    pipeline = shop_model()
+    champion = "--champion" in sys.argv[1:]
+    pipeline = Champion() if champion else shop_model()
     data["clause"] = [clause_of(s, t) for s, t in zip(data["sentence"], data["term"])]
     sentence = score(pipeline, list(data["sentence"]), data["polarity"])
     clause = score(pipeline, list(data["clause"]), data["polarity"])
     multi = data["clause"] != data["sentence"].str.rstrip(" .!?")
     print(f"SemEval-14 Laptops test: {len(data)} aspect terms ({data['polarity'].value_counts().to_dict()})")
-    print("sentiment model: TF-IDF + LR on the Amazon reviews' star labels (no SemEval training)")
+    if isinstance(pipeline, Champion):
+        print(f"sentiment model: review-sentiment v{pipeline.info.version}, the champion (no SemEval training)")
+    else:
+        print("sentiment model: TF-IDF + LR on the Amazon reviews' star labels (no SemEval training)")
     print(f"{'method':<32}{'accuracy':>10}{'macro-F1':>10}")
     print(f"{'sentence-level (baseline)':<32}{sentence[0]:>10.4f}{sentence[1]:>10.4f}")
     print(f"{'clause of the aspect (Portrait)':<32}{clause[0]:>10.4f}{clause[1]:>10.4f}")
