@@ -23,6 +23,9 @@ from registry.health import Drift, Estimate, ShadowSummary
 from registry.models import HEADLINE, RATING, SENTIMENT, champion, version_info
 
 ROUTES = {RATING: ("/rating", "/recommend"), SENTIMENT: ("/reviews", "/sentiment")}
+# Drift compares inputs with the training pairs: /recommend's rows are the items the
+# ranking chose (popular ones), a selection that would always look drifted
+DRIFT_ROUTES = {RATING: ("/rating",), SENTIMENT: ("/reviews", "/sentiment")}
 
 
 @dataclass(frozen=True)
@@ -124,7 +127,7 @@ def drift(engine: sa.Engine, name: str, run_id: str, settings) -> list[Drift]:
                 "SELECT features, prediction FROM request_log WHERE model = :m AND alias = 'champion'"
                 " AND route = ANY(:routes) AND error IS NULL ORDER BY request_id DESC LIMIT :n"
             ),
-            {"m": name, "routes": list(ROUTES[name]), "n": settings.drift_window},
+            {"m": name, "routes": list(DRIFT_ROUTES[name]), "n": settings.drift_window},
         ).all()
     columns = health.columns_of(r[0] for r in rows)
     key = "labels" if ref["prediction"]["kind"] == "label" else "ratings"
@@ -285,7 +288,9 @@ def latency_and_errors(engine: sa.Engine, name: str, n: int) -> dict[str, Shadow
         for alias in ("champion", "challenger"):
             rows = conn.execute(
                 sa.text(
-                    "SELECT latency_ms, error IS NOT NULL FROM request_log WHERE model = :m AND alias = :a"
+                    # the model's own time where logged (the champion's answer also reads the stores)
+                    "SELECT coalesce((prediction ->> 'model_ms')::float, latency_ms), error IS NOT NULL"
+                    " FROM request_log WHERE model = :m AND alias = :a"
                     " AND route = ANY(:routes) ORDER BY request_id DESC LIMIT :n"
                 ),
                 {"m": name, "a": alias, "routes": [*ROUTES[name], "shadow"], "n": n},

@@ -87,6 +87,7 @@ class Shadow:
                 entry.version, entry.alias = version, "challenger"
                 seconds = time.perf_counter() - started
                 entry.latency_ms = seconds * 1000
+                entry.prediction["model_ms"] = entry.latency_ms  # its whole work is the model's
                 if seconds > self.timeout_s:
                     entry.error = f"timeout: {seconds:.2f} s > {self.timeout_s} s"
             except Exception as err:  # noqa: BLE001 - a failing challenger is a finding, logged, never raised

@@ -392,14 +392,17 @@ class Portrait:
             user, stale = self._read_user(reader, pseudonym)
             frame = self._rating_frame(reader, user, item_ids)
             version = self.rating.version
+            scoring = time.perf_counter()  # what the shadow repeats: the model on these inputs
             ratings = self._score(self.rating.get(), frame)
+            model_ms = (time.perf_counter() - scoring) * 1000
+            answered = datetime.now(timezone.utc)  # the shadow's entry carries the answer's time
             items = list(item_ids)
             self._log(
                 "/rating",
                 RATING,
                 version,
                 started,
-                {"ratings": ratings, "stale_features": stale},
+                {"ratings": ratings, "stale_features": stale, "model_ms": model_ms},
                 features=feature_summary(frame),
                 user_id=pseudonym,
                 items=items,
@@ -413,6 +416,7 @@ class Portrait:
                     {"ratings": self._score(model, frame), "champion": ratings},
                     0,
                     user_id=pseudonym,
+                    logged_at=answered,
                     items=items,
                 ),
             )
@@ -454,11 +458,14 @@ class Portrait:
                 return self._most_popular(user_id, items, excluded, k, stale)
             model, version = self.rating.get(), self.rating.version
             text = user_vector(user, items.dim)[0] if has_text else None
+            scoring = time.perf_counter()  # what the shadow repeats: the ranking
             ranked = rank(items, model.unwrap_python_model(), self._graph_rows, history, text, excluded, k)
+            model_ms = (time.perf_counter() - scoring) * 1000
+            answered = datetime.now(timezone.utc)
             top = [items.item_ids[j] for j in ranked.rows]
             frame = self._rating_frame(reader, user, top)
             ratings = self._score(model, frame)
-            prediction = {"scores": ranked.scores, "ratings": ratings, "stale_features": stale}
+            prediction = {"scores": ranked.scores, "ratings": ratings, "stale_features": stale, "model_ms": model_ms}
             self._log(
                 "/recommend",
                 RATING,
@@ -474,7 +481,16 @@ class Portrait:
                 other = rank(items, challenger.unwrap_python_model(), self._challenger_rows, history, text, excluded, k)
                 overlap = len(set(other.rows.tolist()) & set(ranked.rows.tolist())) / max(len(ranked.rows), 1)
                 ids = [items.item_ids[j] for j in other.rows]
-                return Entry("/recommend", RATING, None, {"overlap": overlap}, 0, user_id=pseudonym, items=ids)
+                return Entry(
+                    "/recommend",
+                    RATING,
+                    None,
+                    {"overlap": overlap},
+                    0,
+                    user_id=pseudonym,
+                    items=ids,
+                    logged_at=answered,
+                )
 
             self.shadow.submit(self.challenger, shadow)
             return RecommendResponse(
