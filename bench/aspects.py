@@ -107,5 +107,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    with common.recorded("aspects"):
+    import sys
+
+    with common.recorded("aspects-champion" if "--champion" in sys.argv[1:] else "aspects"):
         main()
