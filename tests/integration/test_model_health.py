@@ -110,3 +110,19 @@ def test_the_audit_trail_records_each_change_once_newest_first(db):
     assert rows[2].metrics == {"test_rmse": 0.9} and rows[0].actor
     with pytest.raises(ValueError, match="unknown audit action"):
         audit.record(engine, "rating-predictor", "sneaky", 1, 2)
+
+
+def test_forgetting_a_user_deletes_their_logged_answers(db):
+    from portrait.ops.forget import erase_offline
+    from tests.helpers.data import TEST_KEY
+
+    _, engine = db
+    log = RequestLog(engine, capacity=100, retention_days=30)
+    for _ in range(3):
+        log.put(answer("p-forget-me", "i1", 4.0, NOW))
+    log.put(answer("p-someone-else", "i1", 4.0, NOW))
+    assert log.flush(10)
+    with engine.begin() as conn:
+        deleted, _ = erase_offline(conn, "p-forget-me", "forget-me", TEST_KEY)
+        left = conn.execute(sa.text("SELECT user_id FROM request_log")).scalars().all()
+    assert deleted["request_log"] == 3 and left == ["p-someone-else"]
