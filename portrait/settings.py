@@ -53,7 +53,9 @@ class Settings(BaseSettings):
     request_log: bool = True  # log every answer (the model health's source); false: nothing is logged
     request_log_queue: int = 10_000  # served answers waiting to be written; beyond it they are dropped and counted
     request_log_retention_days: int = 30  # request log rows older than this are deleted
-    shadow_share: float = 1.0  # share of requests the challenger (when set) is scored on, off the request path
+    shadow_share: float = (
+        0.2  # share of requests the challenger (when set) is scored on, off the request path (it shares the CPU)
+    )
     shadow_timeout_s: float = 2.0  # a shadow answer slower than this counts as an error
     monitor_every_s: float = 15.0  # how often the service recomputes the drift and quality gauges
     drift_window: int = 2000  # the newest logged rows (per model) drift and online quality are computed over

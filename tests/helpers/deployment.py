@@ -46,6 +46,7 @@ def deployment_env(root: Path, encoder: Path, **extra: str) -> dict:
         PORTRAIT_DRIFT_MIN_ROWS="20",
         PORTRAIT_ONLINE_MIN_LABELS="5",
         PORTRAIT_MONITOR_EVERY_S="2",
+        PORTRAIT_SHADOW_SHARE="1",  # every request shadowed: the tests count them
         **extra,
     )
     return env
