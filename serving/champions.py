@@ -42,8 +42,9 @@ class ChampionModel:
             except Exception as err:  # noqa: BLE001 - any failure to reach MLflow or load: keep serving
                 if self.alias != "champion" and "not found" in str(err).lower():
                     self.model, self.version = None, None  # the alias was removed: no shadow any more
-                self.error = describe(err)
-                if self.alias == "champion":
+                error, self.error = self.error, describe(err)
+                # said once per distinct reason: the poller asks every few seconds
+                if self.alias == "champion" and self.error != error:
                     log.warning("cannot load %s@%s: %s", self.name, self.alias, self.error)
                 return False
             changed = str(info.version) != self.version
