@@ -283,18 +283,19 @@ def _traffic(url: str, settings, shoppers: int) -> None:
     from portrait.store import database
 
     step("6b/7 model health: a challenger in shadow, replayed traffic, monitoring")
-    # the demo has one rating model: its copy is the challenger (same answers: agreement 1,
-    # and the online rule keeps the champion); a retrained version is a real one
-    copy = subprocess.run(
-        [sys.executable, "-c", COPY_CHAMPION, RATING],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()[-1]
-    run("models", "challenger", RATING, copy)
+    shadowed = has_champion(RATING)
+    if shadowed:
+        # the demo has one rating model: its copy is the challenger (same answers: agreement 1,
+        # and the online rule keeps the champion); a retrained version is a real one. A
+        # rerun keeps the challenger it set.
+        challenger = subprocess.run(
+            [sys.executable, "-c", COPY_CHAMPION, RATING], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+        ).stdout.split()[-1]
+        run("models", "challenger", RATING, challenger)
+        time.sleep(settings.champion_poll_seconds + 1)  # the service's poller loads the challenger
+    else:
+        print(f"{RATING} has no champion: traffic is replayed without a challenger in shadow")
     key = sorted(api_keys(settings))[0]
-    time.sleep(settings.champion_poll_seconds + 1)  # the service's poller loads the challenger
     engine = database.engine(settings)
     try:
         pairs = replay_pairs(engine, shoppers)
@@ -304,7 +305,8 @@ def _traffic(url: str, settings, shoppers: int) -> None:
     print("replayed: " + ", ".join(f"{k}: {v}" for k, v in sorted(codes.items())))
     time.sleep(3)  # the request log is written off the request path
     run("monitor")
-    run("models", "compare", RATING)
+    if shadowed:
+        run("models", "compare", RATING)
     run("models", "history", RATING)
 
 
@@ -315,6 +317,11 @@ from portrait.settings import get_settings
 from registry import tracking
 tracking.configure(get_settings())
 client = MlflowClient()
+try:
+    print(client.get_model_version_by_alias(sys.argv[1], "challenger").version)
+    sys.exit(0)
+except Exception:
+    pass
 champion = client.get_model_version_by_alias(sys.argv[1], "champion")
 copy = client.create_model_version(
     sys.argv[1], champion.source, run_id=champion.run_id,

@@ -42,7 +42,19 @@ def shop(tmp_path_factory, tiny_multilingual_bert):
     env = deployment_env(root, tiny_multilingual_bert)
     port = free_port()
     demo = subprocess.run(
-        [sys.executable, "-m", "portrait.cli.demo", "--lang", "zh", "--port", str(port), "--reviews", "600"],
+        [
+            sys.executable,
+            "-m",
+            "portrait.cli.demo",
+            "--lang",
+            "zh",
+            "--port",
+            str(port),
+            "--reviews",
+            "600",
+            "--traffic",
+            "20",
+        ],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -138,3 +150,12 @@ def test_the_report_renders_chinese_labels_in_chromium(shop, tmp_path):
     assert CHINESE_WORD.search(tags_table)
     assert 0.01 < dark < 0.9
     assert Path(out / "interest_tags.png").stat().st_size > 1000
+
+
+def test_the_demo_replays_shoppers_and_prints_their_health(shop):
+    replayed = re.search(r"replayed: (.*)", shop.log)
+    assert replayed and "/reviews 200" in replayed.group(1), shop.log[-3000:]
+    # a tiny model that did not beat its baseline is not served: its routes say 503, nothing else fails
+    codes = {part.rsplit(":", 1)[0].split()[-1] for part in replayed.group(1).split(", ")}
+    assert codes <= {"200", "503"}, replayed.group(1)
+    assert "online quality from late labels" in shop.log
