@@ -75,30 +75,27 @@ def record(
 def record_observed(engine: sa.Engine, model: str, version: int, who: str) -> bool:
     """A champion the poller found that no audit row put there (a change in the MLflow UI):
     recorded once, whatever the number of services noticing it at the same time."""
-    with engine.begin() as conn:
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:n, 0))"), {"n": f"portrait/audit/{model}"})
-        last = conn.execute(
-            sa.text(
-                "SELECT to_version FROM promotion_audit WHERE model = :m AND alias = 'champion'"
-                " ORDER BY changed_at DESC, audit_id DESC LIMIT 1"
-            ),
-            {"m": model},
-        ).first()
-        if last is not None and last[0] == version:
+    from portrait.store.database import advisory_lock
+
+    with advisory_lock(engine, f"portrait/audit/{model}"):
+        with engine.connect() as conn:
+            last = conn.execute(
+                sa.text(
+                    "SELECT to_version FROM promotion_audit WHERE model = :m AND alias = 'champion'"
+                    " ORDER BY changed_at DESC, audit_id DESC LIMIT 1"
+                ),
+                {"m": model},
+            ).scalar()
+        if last == version:
             return False
-        conn.execute(
-            sa.text(
-                "INSERT INTO promotion_audit (changed_at, actor, model, alias, action, from_version, to_version,"
-                " metrics, decision) VALUES (:at, :actor, :m, 'champion', 'observed', :from_v, :to_v, '{}',"
-                " 'changed outside portrait (MLflow UI or API); no gate was applied')"
-            ),
-            {
-                "at": datetime.now(timezone.utc),
-                "actor": who,
-                "m": model,
-                "from_v": last[0] if last else None,
-                "to_v": version,
-            },
+        record(
+            engine,
+            model,
+            "observed",
+            last,
+            version,
+            decision="changed outside portrait (MLflow UI or API); no gate was applied",
+            who=who,
         )
     return True
 

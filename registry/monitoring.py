@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from registry import health
 from registry.health import Drift, Estimate, ShadowSummary
-from registry.models import HEADLINE, RATING, SENTIMENT, champion, version_info
+from registry.models import RATING, SENTIMENT, champion, version_info
 
 ROUTES = {RATING: ("/rating", "/recommend"), SENTIMENT: ("/reviews", "/sentiment")}
 # Drift compares inputs with the training pairs: /recommend's rows are the items the
@@ -337,6 +337,3 @@ def agreement(engine: sa.Engine, name: str, n: int) -> dict[str, float | None]:
 
 def higher_is_better(metric: str) -> bool:
     return metric != "rmse"
-
-
-__all__ = ["HEADLINE", "HealthTables", "Quality", "tables"]

@@ -99,20 +99,6 @@ class Shadow:
         finally:
             self._slots.release()
 
-    def drain(self, timeout: float = 10.0) -> None:
-        """Wait for the shadows submitted so far (tests)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._slots.acquire(blocking=False):
-                got = 1
-                while got < SHADOW_PENDING and self._slots.acquire(blocking=False):
-                    got += 1
-                for _ in range(got):
-                    self._slots.release()
-                if got == SHADOW_PENDING:
-                    return
-            time.sleep(0.02)
-
 
 def publish(tables) -> None:
     """Set the gauges from registry.monitoring's tables (the service's monitor thread)."""
