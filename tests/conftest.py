@@ -62,7 +62,7 @@ RAW_TABLES = (
     "users",
     "ingest_runs",
     "feature_builds",
-    "tag_vocabulary",
+    "aspect_groups",
     "forget_audit",
     "forgotten_users",
     "id_key_fingerprint",

@@ -90,6 +90,43 @@ def features_build(as_of: str | None, encoder: str | None, sentiment_from: str) 
     click.echo(f"features built {result.summary()}")
 
 
+@features.command("aspect-groups")
+@click.option("--top", type=click.IntRange(min=1), default=15, show_default=True, help="Groups to list, largest first.")
+@click.option("--encoder", help="Also print the merge thresholds and the synonym list's recall for this encoder.")
+def features_aspect_groups(top: int, encoder: str | None) -> None:
+    """The near-synonym aspect groups the feature build merged (heads and their members)."""
+    import sqlalchemy as sa
+
+    engine = connect(get_settings())
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.text("""
+                SELECT encoder_revision, canonical, count(*) AS n,
+                       string_agg(aspect || ' ' || round(cosine::numeric, 2), ', ' ORDER BY cosine DESC)
+                         FILTER (WHERE aspect <> canonical) AS members
+                FROM aspect_groups GROUP BY encoder_revision, canonical ORDER BY n DESC, canonical""")
+            ).all()
+    finally:
+        engine.dispose()
+    for revision in dict.fromkeys(r.encoder_revision for r in rows):
+        mine = [r for r in rows if r.encoder_revision == revision]
+        aspects = sum(r.n for r in mine)
+        click.echo(f"encoder {revision[:12]}: {aspects:,} aspects in {len(mine):,} groups")
+        for r in [r for r in mine if r.n > 1][:top]:
+            click.echo(f"  {r.canonical} <- {r.members}")
+    if not rows:
+        click.echo("no aspect groups yet: run portrait features build")
+    if encoder:
+        from portrait.features.aspect_groups import recall, thresholds
+        from portrait.text.encoder import Encoder
+
+        embed = Encoder.load(encoder).embed
+        limit = thresholds(embed)
+        for lang, share in recall(embed, limit).items():
+            click.echo(f"{lang}: merge at cosine >= {limit[lang]:.3f}; merges {share:.0%} of the list's synonym pairs")
+
+
 @features.command("apply")
 def features_apply() -> None:
     """Register feature_repo/ in Feast (same as `feast apply` there)."""

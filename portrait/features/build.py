@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from portrait.features.aspect_groups import AspectGroups
 from portrait.features.compute import (
     REVIEW_LENGTHS_SQL,
     compute_item_stats,
@@ -30,7 +31,7 @@ from portrait.features.embed import embed_new_reviews
 from portrait.features.executor import Compute
 from portrait.features.tags import aspect_mentions
 from portrait.store.sql import frame, replace_snapshots, utc_times
-from portrait.text.encoder import default_model_path, model_revision, review_text
+from portrait.text.encoder import Encoder, default_model_path, model_revision, review_text
 from portrait.text.labels import ratings_sentiment
 
 log = logging.getLogger(__name__)
@@ -218,10 +219,11 @@ def rebuild_user_behavior(conn, users: list[str], as_of: datetime, compute: Comp
 
 
 def rebuild_user_text_profiles(
-    conn, users: list[str], as_of: datetime, compute: Compute, sentiment: SentimentLabeler
+    conn, users: list[str], as_of: datetime, compute: Compute, sentiment: SentimentLabeler, groups: AspectGroups
 ) -> int:
-    """New user_text_profile snapshots (embedding mean, sentiment shares, aspect tags), in
-    slices of users: a full build must not hold every review's embedding at once."""
+    """New user_text_profile snapshots (embedding mean, sentiment shares, aspect tags, each
+    aspect as its near-synonym group's head), in slices of users: a full build must not
+    hold every review's embedding at once."""
 
     written = 0
     for start in range(0, len(users), TEXT_PROFILE_USERS_PER_SLICE):
@@ -230,7 +232,7 @@ def rebuild_user_text_profiles(
         by_user["embedding"] = by_user["embedding"].map(np.asarray)
         by_user["text"] = [review_text(s, t) for s, t in zip(by_user["summary"], by_user["text"])]
         by_user["sentiment"] = np.asarray(sentiment(by_user)) if len(by_user) else []
-        by_user["aspects"] = aspect_mentions(by_user, sentiment) if len(by_user) else []
+        by_user["aspects"] = groups.merge(aspect_mentions(by_user, sentiment)) if len(by_user) else []
         written += replace_snapshots(
             conn,
             "user_text_profile",
@@ -300,6 +302,9 @@ def build_features(
         if changes.items:
             rows.update(rebuild_items(conn, changes.items, as_of, compute))
         if changes.users:
-            rows["user_text_profile"] = rebuild_user_text_profiles(conn, changes.users, as_of, compute, sentiment)
+            groups = AspectGroups(conn, revision, lambda: Encoder.load(model_path).embed)  # loaded for new aspects only
+            rows["user_text_profile"] = rebuild_user_text_profiles(
+                conn, changes.users, as_of, compute, sentiment, groups
+            )
         _record_watermark(conn, as_of, changes, rows_embedded)
     return BuildResult(as_of, rows_embedded, len(changes.users), len(changes.items), rows)

@@ -48,8 +48,9 @@ def erase_offline(conn, pseudonym: str, raw_id: str, key: bytes) -> tuple[dict[s
     conn.execute(
         sa.text("INSERT INTO forgotten_users (user_id) VALUES (:u) ON CONFLICT (user_id) DO NOTHING"), {"u": pseudonym}
     )
-    # the next build refits the tag vocabulary without this user's reviews
-    deleted["tag_vocabulary"] = conn.execute(sa.text("DELETE FROM tag_vocabulary")).rowcount
+    # aspect words come from reviews (a user's own nouns among them): the next build regroups
+    # the aspects of the reviews that remain
+    deleted["aspect_groups"] = conn.execute(sa.text("DELETE FROM aspect_groups")).rowcount
     last_build = conn.execute(sa.text("SELECT max(as_of) FROM feature_builds")).scalar()
     if items and last_build is not None:  # the items as the last build saw them, less this user
         rebuild_items(conn, items, last_build)

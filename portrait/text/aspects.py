@@ -365,6 +365,7 @@ def clause_mentioning(text: str, term: str) -> str:
 
 
 def _singular(word: str) -> str:
+    word = word.removesuffix("'s").rstrip("'")  # possessives: "the amp's input" -> amp
     if len(word) > 4 and word.endswith("ies"):
         return word[:-3] + "y"
     if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):

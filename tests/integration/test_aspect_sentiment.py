@@ -32,7 +32,21 @@ def aspect_csv(path, n: int = 360):
     return path
 
 
-def test_aspect_model_registers_beside_the_rule_serves_pairs_and_labels_the_build(tracked, tiny_bert, tmp_path):
+@pytest.fixture
+def registry_without_aspect_model(tracked):
+    """The profile's registry outlives a test: the aspect model is deleted after this one,
+    or every later build in the session would label aspects with it."""
+    from mlflow import MlflowClient
+
+    from registry.models import ASPECT_SENTIMENT
+
+    yield tracked
+    MlflowClient().delete_registered_model(ASPECT_SENTIMENT)
+
+
+def test_aspect_model_registers_beside_the_rule_serves_pairs_and_labels_the_build(
+    registry_without_aspect_model, tiny_bert, tmp_path
+):
     from mlflow import MlflowClient
 
     from portrait.features.build import RatingsSentiment, build_features
@@ -41,7 +55,7 @@ def test_aspect_model_registers_beside_the_rule_serves_pairs_and_labels_the_buil
     from training.sentiment import FineTuneConfig
     from training.sentiment.aspects import read_aspect_set, run_aspect_training
 
-    settings, engine = tracked
+    settings, engine = registry_without_aspect_model
     labelled = read_aspect_set(aspect_csv(tmp_path / "aspects.csv"))
     assert labelled.set_aside == [(362, "aspect 'hinge' is not in the text")]
     cfg = FineTuneConfig(

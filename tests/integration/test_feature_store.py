@@ -295,6 +295,7 @@ def test_forget_is_complete_and_durable(built, online, tiny_bert):
 
     report = forget(engine, store, raw_id, TEST_KEY)
     assert report.rows_deleted["reviews"] == len(theirs) and report.rows_deleted["ingest_rejects"] == 2
+    assert report.rows_deleted["aspect_groups"] > 0  # the groups hold words of reviews; the next build regroups
     assert _count(engine, count_sql, i=item) == before - 1  # the item without the user's review
     embedded = "SELECT item_embedded_review_count FROM item_text_profile WHERE item_id = :i ORDER BY event_timestamp DESC LIMIT 1"
     assert _count(engine, embedded, i=item) == before - 1

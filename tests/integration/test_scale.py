@@ -85,7 +85,7 @@ def test_text_profiles_built_in_slices_of_users_and_items_equal_one_pass(db, tmp
         monkeypatch.setattr(features, "TEXT_PROFILE_ITEMS_PER_SLICE", per_slice)
         with engine.begin() as conn:  # a full rebuild from the same embeddings
             conn.execute(sa.text("TRUNCATE user_text_profile, user_behavior, item_stats, item_text_profile"))
-            conn.execute(sa.text("TRUNCATE feature_builds, tag_vocabulary"))
+            conn.execute(sa.text("TRUNCATE feature_builds, aspect_groups"))
         features.build_features(engine, encoder_path=str(tiny_bert), progress=False)
         with engine.connect() as conn:
             return [conn.execute(query).all() for query in queries]
