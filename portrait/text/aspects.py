@@ -7,7 +7,9 @@ Rules a reader can check:
   ("but", "although", "但是", "不过"), where opinions about different aspects part.
 - Chinese aspects: jieba's part-of-speech nouns (n, nz, vn, ng) of two characters or
   more, adjacent nouns joined into one compound (电池 + 续航 -> 电池续航), minus
-  OPINION_ZH and the generic nouns of GENERIC_ZH.
+  OPINION_ZH and the generic nouns of GENERIC_ZH; light verbs (LIGHT_VERBS_ZH: 是, 有,
+  觉得, 收到, ...) end a run rather than join it; a few shop nouns jieba tags as names
+  (师傅, 续航: COMMERCE_NOUNS_ZH) count as nouns.
 - English aspects: the nouns of noun phrases, found without a tagger model (none
   installs from PyPI without a download at run time): the words after a determiner or
   possessive ("the strings", "my tuner", "its battery life"), opinion adjectives and
@@ -343,6 +345,15 @@ OPINION_ZH = frozenset(
 GENERIC_ZH = frozenset(
     ["京东", "淘宝", "天猫", "店家", "客户", "小时", "天后", "时间", "今天", "明天", "昨天", "价格便宜"]
 )
+# Verbs that carry no aspect ("酒店是", "觉得价格", "收到货" are not aspects): they end a
+# noun run instead of joining it, unlike 配送 in 物流配送
+LIGHT_VERBS_ZH = frozenset(
+    "是 有 没有 说 买 到 去 来 让 给 送 看 看到 用 要 会 能 想 找 问 叫 算 算是 觉得 觉 "
+    "感觉 发现 知道 收到 拿到 希望 建议 包括 存在 真是 有点 有些 一点".split()
+)
+# Nouns of shops that jieba's dictionary tags as names (nr) or idioms (l)
+COMMERCE_NOUNS_ZH = frozenset(["续航", "师傅", "售后", "售后服务", "快递员", "快递小哥", "小哥"])
+_OUT_OF_RUN_ZH = OPINION_ZH | LIGHT_VERBS_ZH
 ASPECTS_PER_USER = 5
 _WORD = re.compile(r"[a-z][a-z'-]*[a-z]|[a-z]")
 _NOUN_FLAGS = ("n", "nz", "vn", "ng")
@@ -403,7 +414,8 @@ def _chinese_aspects(clause: str) -> list[str]:
     found: list[str] = []
     run: list[tuple[str, str]] = []
     for word, flag in [*jieba_posseg(clause), ("", "x")]:
-        if (flag in _NOUN_FLAGS or flag == "v") and word.strip() and word not in OPINION_ZH:
+        flag = "n" if word in COMMERCE_NOUNS_ZH else flag
+        if (flag in _NOUN_FLAGS or flag == "v") and word.strip() and word not in _OUT_OF_RUN_ZH:
             run.append((word, flag))
             continue
         if any(f in _NOUN_FLAGS for _, f in run):
