@@ -348,8 +348,46 @@ GENERIC_ZH = frozenset(
 # Verbs that carry no aspect ("酒店是", "觉得价格", "收到货" are not aspects): they end a
 # noun run instead of joining it, unlike 配送 in 物流配送
 LIGHT_VERBS_ZH = frozenset(
-    "是 有 没有 说 买 到 去 来 让 给 送 看 看到 用 要 会 能 想 找 问 叫 算 算是 觉得 觉 "
-    "感觉 发现 知道 收到 拿到 希望 建议 包括 存在 真是 有点 有些 一点".split()
+    [
+        "是",
+        "有",
+        "没有",
+        "说",
+        "买",
+        "到",
+        "去",
+        "来",
+        "让",
+        "给",
+        "送",
+        "看",
+        "看到",
+        "用",
+        "要",
+        "会",
+        "能",
+        "想",
+        "找",
+        "问",
+        "叫",
+        "算",
+        "算是",
+        "觉得",
+        "觉",
+        "感觉",
+        "发现",
+        "知道",
+        "收到",
+        "拿到",
+        "希望",
+        "建议",
+        "包括",
+        "存在",
+        "真是",
+        "有点",
+        "有些",
+        "一点",
+    ]
 )
 # Nouns of shops that jieba's dictionary tags as names (nr) or idioms (l)
 COMMERCE_NOUNS_ZH = frozenset(["续航", "师傅", "售后", "售后服务", "快递员", "快递小哥", "小哥"])
