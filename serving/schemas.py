@@ -7,6 +7,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from portrait.features.tags import parse_tags
+
 MAX_TEXTS = 64
 MAX_TEXT_CHARS = 5_000
 MAX_ITEMS = 100
@@ -93,17 +95,9 @@ class Aspect(BaseModel):
     sentiment: str  # positive | negative | mixed
 
 
-ASPECT_SIGNS = {"+": "positive", "-": "negative", "~": "mixed"}
-
-
 def parse_aspects(tags: str | None) -> list[Aspect]:
     """The feature's "aspect +, aspect -" string (portrait.features.tags) as aspects."""
-    out = []
-    for tag in (tags or "").split(", "):
-        aspect, _, sign = tag.rpartition(" ")
-        if aspect and sign in ASPECT_SIGNS:
-            out.append(Aspect(aspect=aspect, sentiment=ASPECT_SIGNS[sign]))
-    return out
+    return [Aspect(aspect=aspect, sentiment=sentiment) for aspect, sentiment in parse_tags(tags)]
 
 
 class Profile(BaseModel):

@@ -63,3 +63,16 @@ def running_tags(groups: np.ndarray, per_review: list[Mentions], top: int = ASPE
 
 def _sign(mean: float) -> str:
     return "+" if mean > 0.25 else "-" if mean < -0.25 else "~"
+
+
+TAG_SIGNS = {"+": "positive", "-": "negative", "~": "mixed"}  # a tag's sign as the portrait says it
+
+
+def parse_tags(tags: str | None) -> list[tuple[str, str]]:
+    """A user's interest_tags string ("string +, tuner -") as (aspect, positive | negative | mixed)."""
+    out = []
+    for tag in (tags or "").split(", "):
+        aspect, _, sign = tag.rpartition(" ")
+        if aspect and sign in TAG_SIGNS:
+            out.append((aspect, TAG_SIGNS[sign]))
+    return out

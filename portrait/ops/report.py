@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from portrait.features.tags import parse_tags
 from portrait.text.labels import ratings_sentiment
 
 SEGMENT_FEATURES = [
@@ -145,13 +146,20 @@ def cohort_activity(reviews: pd.DataFrame, max_quarters: int = 12) -> pd.DataFra
 # --- rendering -------------------------------------------------------------------------
 
 
-def top_interest_tags(users: pd.DataFrame, top: int = 15) -> pd.Series:
-    """How many users carry each interest tag (their latest profile), most common first."""
+def top_interest_tags(users: pd.DataFrame, top: int = 15) -> pd.DataFrame:
+    """The aspects most users are interested in (their latest profile), most common first,
+    with how many of them feel positive, mixed or negative about each."""
+    columns = ["positive", "mixed", "negative"]
     if "interest_tags" not in users:
-        return pd.Series(dtype=int)
-    tags = users["interest_tags"].dropna().str.split(", ").explode()
-    tags = tags[tags.str.len() > 0]
-    return tags.value_counts().head(top)
+        return pd.DataFrame(columns=columns)
+    pairs = [pair for tags in users["interest_tags"].dropna() for pair in parse_tags(tags)]
+    if not pairs:
+        return pd.DataFrame(columns=columns)
+    counts = pd.crosstab(*zip(*pairs)).reindex(columns=columns, fill_value=0)
+    counts["users"] = counts.sum(axis=1)
+    counts = counts.sort_index().sort_values("users", ascending=False, kind="stable").head(top)  # ties by name
+    counts.index.name, counts.columns.name = "aspect", None
+    return counts[["users", *columns]]
 
 
 def _save(fig, path: Path) -> str:
@@ -241,13 +249,16 @@ def _tags_section(plt, users: pd.DataFrame, out_dir: Path) -> list[str]:
     tags = top_interest_tags(users)
     if len(tags):
         fig, ax = plt.subplots(figsize=(8, 0.3 * len(tags) + 1))
-        ax.barh(tags.index[::-1], tags.values[::-1], color="tab:purple")
+        left = np.zeros(len(tags))
+        for feeling, color in (("positive", "tab:green"), ("mixed", "tab:gray"), ("negative", "tab:red")):
+            values = tags[feeling].to_numpy()[::-1]
+            ax.barh(tags.index[::-1], values, left=left, color=color, label=feeling)
+            left += values
         ax.set_xlabel("users")
-        ax.set_title("Most common interest tags (words from users' reviews)")
+        ax.legend(loc="lower right")
+        ax.set_title("Interests: the aspects users write about, and how they feel about them")
         img = _save(fig, out_dir / "interest_tags.png")
-        sections.append(
-            f"<h2>Interest tags</h2><img src='{img}' alt='interest tags'>{tags.to_frame('users').to_html(classes='t')}"
-        )
+        sections.append(f"<h2>Interests (aspects)</h2><img src='{img}' alt='interest tags'>{tags.to_html(classes='t')}")
     return sections
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from portrait.ops.report import demand_movers, period_end, render
+from portrait.ops.report import demand_movers, period_end, render, top_interest_tags
 
 
 def history(n: int = 2000, seed: int = 0) -> pd.DataFrame:
@@ -85,7 +85,7 @@ def test_chinese_labels_render_with_a_cjk_font(tmp_path):
     reviews = history()
     items = ["洗发水-001", "平板电脑-002", "酒店-003", "蒙牛-004"]
     reviews["item_id"] = [items[i % 4] for i in range(len(reviews))]
-    users = portraits(20).assign(interest_tags=["质量, 物流", "物流, 性价比", "", None] * 5)
+    users = portraits(20).assign(interest_tags=["质量 +, 物流 -", "物流 ~, 性价比 +", "", None] * 5)
     page = render(reviews, users, tmp_path).read_text()
     assert "data-missing-glyphs='0'" in page
     assert "物流" in page and (tmp_path / "interest_tags.png").stat().st_size > 1000
@@ -96,7 +96,7 @@ def test_missing_glyphs_are_counted_on_the_page(tmp_path, monkeypatch):
     from portrait.ops import report
 
     monkeypatch.setattr(report, "cjk_fonts", lambda: [])
-    users = portraits(20).assign(interest_tags="质量, 物流")
+    users = portraits(20).assign(interest_tags="质量 +, 物流 -")
     page = render(history(), users, tmp_path).read_text()
     count = int(page.split("data-missing-glyphs='")[1].split("'")[0])
     assert count >= 4 and "show as boxes" in page
@@ -148,3 +148,11 @@ def history_frame() -> pd.DataFrame:
     frame = history()
     frame["placeholder"] = None
     return frame
+
+
+def test_interests_are_aspects_counted_by_users_with_how_they_feel():
+    users = pd.DataFrame({"interest_tags": ["string +, tuner -", "tuner -, price ~", "tuner +", "", None, "broken"]})
+    got = top_interest_tags(users)
+    assert list(got.index) == ["tuner", "price", "string"]
+    assert got.loc["tuner"].to_dict() == {"users": 3, "positive": 1, "mixed": 0, "negative": 2}
+    assert got.loc["price", "mixed"] == 1 and got.loc["string", "positive"] == 1
