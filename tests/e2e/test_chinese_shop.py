@@ -146,7 +146,7 @@ def test_the_report_renders_chinese_labels_in_chromium(shop, tmp_path):
     charts, loaded = re.search(r'data-charts="(\d+)"', dom), re.search(r'data-charts-loaded="(\d+)"', dom)
     assert charts and loaded and loaded.group(1) == charts.group(1), dom[:500]
     assert 'data-missing-glyphs="0"' in dom, dom[:500]  # every Chinese label had a glyph
-    tags_table = dom[dom.index("Interest tags") :]
+    tags_table = dom[dom.index("Interests (aspects)") :]
     assert CHINESE_WORD.search(tags_table)
     assert 0.01 < dark < 0.9
     assert Path(out / "interest_tags.png").stat().st_size > 1000
