@@ -357,3 +357,33 @@ def test_a_different_key_or_a_lost_key_file_is_refused(db, tmp_path):
         with pytest.raises(KeyMismatch, match="is missing"):
             verified_id_key(lost, engine)
         assert not (tmp_path / "fresh-state" / "id_key").exists()
+
+
+def test_relabelled_old_snapshots_reach_the_online_store_incrementally(built, tiny_bert):
+    """A new sentiment source rewrites every text profile at its review's time (years
+    ago); `materialize` (incremental) still brings them online, not only rows newer
+    than the last materialization."""
+    from portrait.features.build import build_features
+    from portrait.featurestore import repo as featurestore
+
+    class EveryoneNegative:
+        source = "model:test-labeler/1"
+
+        def __call__(self, reviews):
+            return pd.Series(["negative"] * len(reviews), index=reviews.index)
+
+    settings, engine, _ = built
+    settings, store = feature_store(settings, "postgres")
+    featurestore.materialize(settings, full=True)
+    with engine.connect() as conn:
+        user = conn.execute(sa.text("SELECT user_id FROM user_text_profile LIMIT 1")).scalar()
+    assert featurestore.online_portrait(store, user)["sentiment_source"] == "ratings"
+    assert featurestore.late_snapshots(settings, store) == {}  # nothing written since
+    build_features(engine, encoder_path=str(tiny_bert), sentiment=EveryoneNegative(), progress=False)
+    late = featurestore.late_snapshots(settings, store)
+    # the users' snapshots were rewritten (text profiles and behaviour), the items' were not
+    assert set(late) == {"user_text_profile", "user_behavior"} and late["user_text_profile"].year < 2015
+    featurestore.materialize(settings)
+    online = featurestore.online_portrait(store, user)
+    assert online["sentiment_source"] == "model:test-labeler/1" and online["share_negative"] == 1.0
+    assert featurestore.late_snapshots(settings, store) == {}
