@@ -8,7 +8,7 @@ promoted only if it beats its own run's baseline (and the champion, if any).
 This is a composition root, like the CLI: it runs the stages as `portrait`
 commands and is not part of the core.
 
-    python -m portrait.cli.demo [--retrain] [--port 3000]
+    python -m portrait.cli.demo [--retrain] [--port 3000] [--lang zh]
     python -m portrait.cli.demo --lang zh     # a Chinese shop (make demo-zh)
 
 The Chinese demo is a second shop with its own state directory (.portrait-zh
@@ -72,6 +72,8 @@ def start_service(port: int, state: Path) -> subprocess.Popen:
             time.sleep(2)
         except (ProcessLookupError, ValueError, PermissionError):
             pass
+    if port_in_use(port):  # another shop's service (the other demo's) would answer /readyz for this one
+        raise RuntimeError(f"port {port} is in use by another service (the other shop's demo?): stop it or pass --port")
     # owner-only: the log holds no ids, but it is the service's and nobody else's
     log = os.fdopen(os.open(state / "serve.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w")
     os.chmod(state / "serve.log", 0o600)  # an older log may have been created readable
@@ -85,6 +87,13 @@ def start_service(port: int, state: Path) -> subprocess.Popen:
     )
     pid_file.write_text(str(proc.pid))
     return proc
+
+
+def port_in_use(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def wait_ready(url: str, proc: subprocess.Popen, log: Path | None = None, timeout: float = 300) -> None:
@@ -198,7 +207,7 @@ def call_every_endpoint(url: str, key: str, calls: list[tuple[str, str, dict]]) 
 def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--retrain", action="store_true", help="train and promote new models even if champions exist")
-    parser.add_argument("--port", type=int, default=3000)
+    parser.add_argument("--port", type=int, help="the service's port (default: 3000, the Chinese shop 3001)")
     parser.add_argument("--lang", choices=["en", "zh"], default="en", help="the English shop or the Chinese one")
     parser.add_argument(
         "--traffic",
@@ -269,7 +278,7 @@ def _aspects_and_profiles(args: argparse.Namespace, settings) -> None:
     """Step 4b: the aspect-sentiment model from the public aspect set (English shop; it is
     promoted only past its gate: better than the clause rule on test), then the text
     profiles rebuilt with the champions' labels (the first build had only the stars)."""
-    step("4b/7 aspect sentiment (SemEval-14 Laptops), text profiles relabelled by the champions")
+    step("4b/7 aspect sentiment (where the shop has an aspect-labelled set), text profiles relabelled by the champions")
     labelled = settings.resolved_data_dir() / SEMEVAL
     if args.lang != "en" or not (labelled / "laptops_train_3way.txt").exists():
         print("no aspect-labelled set for this shop: aspects take their clause's sentiment")
@@ -296,8 +305,8 @@ def _serve_and_call(port: int, settings, calls: list) -> str:
 
     step("5/7 start the BentoML service")
     url = f"http://127.0.0.1:{port}"
-    proc = start_service(port, settings.state_dir)
     try:
+        proc = start_service(port, settings.state_dir)
         wait_ready(url, proc, settings.state_dir / "serve.log")
     except RuntimeError as err:
         sys.exit(str(err))
@@ -377,7 +386,7 @@ def main() -> None:
     run("features", "materialize")
     _train_and_promote(args)
     _aspects_and_profiles(args, settings)
-    url = _serve_and_call(args.port, settings, calls)
+    url = _serve_and_call(args.port or (3001 if args.lang == "zh" else 3000), settings, calls)
     if args.traffic:
         _traffic(url, settings, args.traffic)
     step("7/7 operations report")
