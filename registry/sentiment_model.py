@@ -1,7 +1,9 @@
 """MLflow model-from-code for `review-sentiment`: logged with the fine-tuned
 Hugging Face classifier as an artifact (`classifier`), or with the TF-IDF + LR
 pipeline when it won the shop's validation (`pipeline`, a skops file whose types
-were listed when it was saved); loaded by serving without training code.
+were listed when it was saved), or with both when their blend won (model_config
+`blend_weight`: the classifier's share of the averaged probabilities); loaded by
+serving without training code.
 
 Input: a DataFrame with a `text` column (and `aspect` for `aspect-sentiment`,
 model_config `aspect`: the pair "text [SEP] aspect"). Output: label and the probability of
@@ -14,6 +16,7 @@ and no probability moves more than 0.013."""
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pandas as pd
 from mlflow.models import set_model
@@ -25,43 +28,67 @@ class SentimentModel(PythonModel):
         config = context.model_config or {}
         # a model trained on data without a neutral class answers negative or positive only
         self.classes = list(config.get("classes") or [])
-        self.pipeline = None
+        self.pipeline: Any = None
+        self.model: Any = None
+        self.blend_weight = float(config.get("blend_weight", 1.0))
         if "pipeline" in context.artifacts:
             import skops.io
 
             self.pipeline = skops.io.load(context.artifacts["pipeline"], trusted=list(config["trusted_types"]))
             self.labels = list(config["labels"])  # class id -> name, in the order the pipeline was fitted with
-            return
+        if "classifier" in context.artifacts:
+            self._load_classifier(context.artifacts["classifier"], config)
+
+    def _load_classifier(self, path: str, config: dict) -> None:
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        path = context.artifacts["classifier"]
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         self.model = AutoModelForSequenceClassification.from_pretrained(path, local_files_only=True).eval()
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         self.model.to(self.device)
-        self.max_length = int((context.model_config or {}).get("max_length", 128))
-        self.prefix = str((context.model_config or {}).get("prefix", ""))  # e5 models: "query: "
+        self.max_length = int(config.get("max_length", 128))
+        self.prefix = str(config.get("prefix", ""))  # e5 models: "query: "
         self.aspect = bool(config.get("aspect"))  # aspect-sentiment: the pair (text, aspect)
         self.precision = _precision()
         if self.precision == "bfloat16":  # bf16 weights, not autocast: no per-call casts of every weight
             self.model.to(torch.bfloat16)
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
-        if self.pipeline is not None:
-            return self._predict_pipeline([str(t) for t in model_input["text"].tolist()])
+        import numpy as np
+
+        texts = [str(t) for t in model_input["text"].tolist()]
+        if self.model is None:
+            names, probs = self._pipeline_proba(texts)
+        else:
+            names, probs = self._classifier_proba(texts, model_input)
+            if self.pipeline is not None:  # the blend: both answer, averaged with the weight chosen on validation
+                pipe_names, pipe_probs = self._pipeline_proba(texts)
+                pipe = np.zeros_like(probs)
+                for j, name in enumerate(pipe_names):
+                    pipe[:, names.index(name)] = pipe_probs[:, j]
+                probs = self.blend_weight * probs + (1 - self.blend_weight) * pipe
+        keep = [i for i, name in enumerate(names) if not self.classes or name in self.classes]
+        probs = probs[:, keep]
+        probs = probs / np.maximum(probs.sum(axis=1, keepdims=True), 1e-12)  # over the classes it answers
+        labels = [names[i] for i in keep]
+        out = pd.DataFrame(probs, columns=[f"prob_{label}" for label in labels])
+        out.insert(0, "label", [labels[int(i)] for i in probs.argmax(axis=1)] if texts else [])
+        return out
+
+    def _classifier_proba(self, texts: list[str], model_input: pd.DataFrame):
+        """(class names, probabilities) of the fine-tuned classifier, over every class it has."""
         import numpy as np
         import torch
 
         # the class names travel with the fine-tuned classifier (its config's id2label)
-        labels = [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
-        keep = [i for i, label in enumerate(labels) if not self.classes or label in self.classes]
-        labels = [labels[i] for i in keep]
-        texts = [str(t) for t in model_input["text"].tolist()]
+        names = [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
+        # softmax over the trained classes only (a binary shop's neutral logit was never trained)
+        keep = [i for i, name in enumerate(names) if not self.classes or name in self.classes]
         if self.aspect and "aspect" not in model_input:
             raise ValueError("aspect-sentiment needs an `aspect` column beside `text`")
         aspects = [str(a) for a in model_input["aspect"].tolist()] if self.aspect else None
-        probs = np.zeros((len(texts), len(labels)), dtype=np.float32)
+        probs = np.zeros((len(texts), len(names)), dtype=np.float32)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # pad per batch
         with torch.inference_mode():
             for start in range(0, len(order), 64):
@@ -76,22 +103,18 @@ class SentimentModel(PythonModel):
                     return_token_type_ids=False,
                     return_tensors="pt",
                 ).to(self.device)
-                logits = self.model(**batch).logits[:, keep]  # softmax over the trained classes
-                probs[idx] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
-        out = pd.DataFrame(probs, columns=[f"prob_{label}" for label in labels])
-        out.insert(0, "label", [labels[int(i)] for i in probs.argmax(axis=1)] if texts else [])
-        return out
+                logits = self.model(**batch).logits[:, keep]
+                probs[np.ix_(idx, keep)] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+        return names, probs
 
-    def _predict_pipeline(self, texts: list[str]) -> pd.DataFrame:
+    def _pipeline_proba(self, texts: list[str]):
+        """(class names, probabilities) of the TF-IDF + LR pipeline."""
         import numpy as np
 
         assert self.pipeline is not None
         names = [self.labels[int(c)] for c in self.pipeline.classes_]
-        keep = [i for i, name in enumerate(names) if not self.classes or name in self.classes]
-        probs = self.pipeline.predict_proba(texts)[:, keep] if texts else np.zeros((0, len(keep)))
-        out = pd.DataFrame(probs, columns=[f"prob_{names[i]}" for i in keep])
-        out.insert(0, "label", [names[keep[int(row.argmax())]] for row in probs] if texts else [])
-        return out
+        probs = self.pipeline.predict_proba(texts) if texts else np.zeros((0, len(names)))
+        return names, probs
 
 
 def _precision() -> str:

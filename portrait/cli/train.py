@@ -93,10 +93,10 @@ def _with_split(f):
 )
 @click.option(
     "--register",
-    type=click.Choice(["best", "fine-tuned", "baseline"]),
+    type=click.Choice(["best", "fine-tuned", "baseline", "blend"]),
     default=FineTuneConfig.register,
     show_default=True,
-    help="Which candidate is registered: the better on validation, or the one named.",
+    help="Which candidate is registered: the best on validation, or the one named.",
 )
 @click.option(
     "--min-class-examples",
@@ -154,10 +154,11 @@ def train_sentiment(
         engine.dispose()
     click.echo(out.split_summary)
     m, b = out.metrics, out.baseline_metrics
-    ft, base = out.fine_tuned, out.baseline_candidate
+    ft, base, blend = out.fine_tuned, out.baseline_candidate, out.blend
     click.echo(
         f"{out.name} v{out.version} registered: {out.winner.name} ({out.winner.kind}), chosen on validation "
-        f"macro-F1 {ft.val_macro_f1:.4f} fine-tuned vs {base.val_macro_f1:.4f} {out.baseline} (run {out.run_id})"
+        f"macro-F1 {ft.val_macro_f1:.4f} fine-tuned vs {base.val_macro_f1:.4f} {out.baseline} vs "
+        f"{blend.val_macro_f1:.4f} {blend.name} (run {out.run_id})"
     )
     click.echo(
         f"  fine-tune: stopped by {out.stopped_by} after {out.result.steps} steps, {out.examples_per_s:.1f} "
@@ -170,7 +171,8 @@ def train_sentiment(
         )
     click.echo(
         f"  test macro-F1: fine-tuned {ft.test_macro_f1:.4f} vs {out.baseline} {base.test_macro_f1:.4f} "
-        f"(fine-tuned margin {ft.test_macro_f1 - base.test_macro_f1:+.4f}); accuracy {m['test_accuracy']:.4f} vs "
+        f"(fine-tuned margin {ft.test_macro_f1 - base.test_macro_f1:+.4f}); blend {blend.test_macro_f1:.4f} "
+        f"(margin {blend.test_macro_f1 - base.test_macro_f1:+.4f}); accuracy {m['test_accuracy']:.4f} vs "
         f"{b['test_accuracy']:.4f}"
     )
     if "zh_test_macro_f1" in m:

@@ -170,6 +170,42 @@ def test_the_baseline_is_registered_when_it_wins_on_validation_and_serves_as_tra
     assert list(got["label"]) == [["negative", "neutral", "positive"][i] for i in expected.argmax(1)]
 
 
+def test_a_registered_blend_serves_the_weighted_average_of_its_two_models(tracked, tiny_bert, monkeypatch):
+    """The blend candidate (--register blend here) carries the classifier and the pipeline
+    in one version: loaded by alias, it answers weight x fine-tuned + (1 - weight) x TF-IDF."""
+    from mlflow import MlflowClient
+
+    from registry import models
+    from training.common import TimeSplit
+    from training.sentiment import FineTuneConfig, predict_proba, run_sentiment_training
+    from training.sentiment.baselines import baseline_proba
+    from training.sentiment.candidates import blended
+
+    settings, engine = tracked
+    cfg = FineTuneConfig(
+        model=str(tiny_bert), max_steps=4, batch_size=16, eval_every=4, max_length=32, min_class_examples=0
+    )
+    cfg.register = "blend"
+    out = run_sentiment_training(engine, cfg, TimeSplit(*SPLIT_DATES), progress=False)
+    assert out.winner.kind == "blend" and out.run_id == out.blend.run_id
+    run = MlflowClient().get_run(out.run_id)
+    weight = float(run.data.params["blend_weight"])
+    assert 0 < weight < 1 and run.data.metrics["test_macro_f1"] == out.blend.test_macro_f1
+    version = MlflowClient().get_model_version(models.SENTIMENT, str(out.version))
+    assert version.tags["model_kind"] == "blend" and f"blend {weight:.1f} fine-tuned" in version.description
+    models.promote(models.SENTIMENT, out.version, force=True)  # a tiny random BERT: the gate is not the point
+    monkeypatch.setenv("PORTRAIT_ENCODER_PRECISION", "float32")
+    loaded, _ = models.load(models.SENTIMENT)
+    texts = ["Great strings, bright tone.", "Broke after two days. Returned it.", "It is ok I guess"]
+    got = loaded.predict(pd.DataFrame({"text": texts}))
+    served = loaded.unwrap_python_model()
+    tok = out.result.tokenizer(texts, truncation=True, max_length=cfg.max_length)["input_ids"]
+    fine_tuned = predict_proba(out.result.model, tok, out.result.tokenizer.pad_token_id, "cpu", precision="float32")
+    expected = blended(weight, fine_tuned, baseline_proba(served.pipeline, texts))
+    np.testing.assert_allclose(got[["prob_negative", "prob_neutral", "prob_positive"]].to_numpy(), expected, atol=1e-5)
+    assert list(got["label"]) == [["negative", "neutral", "positive"][i] for i in expected.argmax(1)]
+
+
 def test_rating_model_trains_registers_and_loads_by_alias(tracked):
     from portrait.featurestore.repo import service_features
     from registry import models

@@ -25,7 +25,7 @@ class FineTuneConfig:
     val_limit: int = 800  # validate on at most this many reviews (evenly spaced in time)
     patience: int = 8  # validations without improvement before stopping early (2 epochs)
     seed: int = 13
-    register: str = "best"  # best (on validation) | fine-tuned | baseline: which candidate is registered
+    register: str = "best"  # best (on validation) | fine-tuned | baseline | blend: which is registered
     min_class_examples: int = 10  # fewer reviews of a class in validation or test: the split is refused
     precision: str | None = None  # auto | float32 | bfloat16; None: the PORTRAIT_ENCODER_PRECISION setting
     language: str | None = (

@@ -1,7 +1,7 @@
 """Review sentiment: fine-tune the encoder as a 3-class classifier (labels from
 the star rating, portrait.text.labels) and, on the same time split, a TF-IDF +
-logistic-regression baseline. Each is its own MLflow run; the better of the two
-on validation is registered as `review-sentiment` (training.sentiment.candidates).
+logistic-regression baseline and the blend of the two. Each is its own MLflow run;
+the best on validation is registered as `review-sentiment` (training.sentiment.candidates).
 Macro-F1 is the headline metric."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from training.common import (
 )
 from training.sentiment.baselines import baseline_run
 from training.sentiment.behaviour import behaviour_report
-from training.sentiment.candidates import BASELINE, FINE_TUNED, Candidate, register_best
+from training.sentiment.candidates import BASELINE, BLEND, FINE_TUNED, Candidate, FineTunedRun, register_best
 from training.sentiment.config import FineTuneConfig
 from training.sentiment.data import SentimentData, sentiment_data
 from training.sentiment.finetune import FineTuneResult, fine_tune, predict_proba
@@ -77,18 +77,25 @@ class SentimentOutcome:
         return next(c for c in self.candidates if c.kind == BASELINE)
 
     @property
+    def blend(self) -> Candidate:
+        return next(c for c in self.candidates if c.kind == BLEND)
+
+    @property
     def run_id(self) -> str:
         return self.winner.run_id
 
 
 def _fine_tuned_metrics(
-    data: SentimentData, result: FineTuneResult, cfg: FineTuneConfig, baseline_metrics: dict[str, float]
+    data: SentimentData,
+    result: FineTuneResult,
+    cfg: FineTuneConfig,
+    proba: np.ndarray,
+    baseline_metrics: dict[str, float],
 ) -> dict[str, float]:
-    """Test metrics of the fine-tuned model (and on the Chinese test set), each beside
-    the baseline's, and the behavioural checks."""
+    """Test metrics of the fine-tuned model (`proba`: on data.test; and on the Chinese
+    test set), each beside the baseline's, and the behavioural checks."""
     import mlflow
 
-    proba = _proba(result, list(data.test["input"]), cfg)
     log_drift_reference(data.test, proba)
     metrics = evaluate_and_plot("fine-tuned", proba, data.y_test, binary_labels(data.test))
     metrics["test_macro_f1_gain_over_baseline"] = metrics["test_macro_f1"] - baseline_metrics["test_macro_f1"]
@@ -110,10 +117,9 @@ def _fine_tuned_metrics(
 
 def fine_tune_run(
     data: SentimentData, cfg: FineTuneConfig, baseline_metrics: dict[str, float], progress: bool
-) -> tuple[str, dict[str, float], dict[str, float], FineTuneResult]:
+) -> FineTunedRun:
     """The fine-tune as its own MLflow run: learning curves, test metrics beside the
-    baseline's, and the selection metrics on the candidates' common validation rows.
-    Returns the run id, the test metrics, the selection metrics and the result."""
+    baseline's, and the selection metrics on the candidates' common validation rows."""
     import mlflow
 
     from training import plots
@@ -134,7 +140,8 @@ def fine_tune_run(
             plots.learning_curves(result.history, ["train_loss", "val_loss", "val_macro_f1"], "fine-tune sentiment"),
             "learning_curves.png",
         )
-        metrics = _fine_tuned_metrics(data, result, cfg, baseline_metrics)
+        test_proba = _proba(result, list(data.test["input"]), cfg)
+        metrics = _fine_tuned_metrics(data, result, cfg, test_proba, baseline_metrics)
         mlflow.log_param("precision_used", result.precision)
         mlflow.set_tags({"stopped_by": result.stopped_by, "truncated": str(result.truncated).lower()})
         run_metrics = {
@@ -143,27 +150,25 @@ def fine_tune_run(
             "steps": result.steps,
         }
         metrics.update(run_metrics)
+        val_proba = _proba(result, list(data.val_select["input"]), cfg)
         select = bilingual_metrics(
-            data.val_select["label"].map(LABEL_IDS).to_numpy(),
-            _proba(result, list(data.val_select["input"]), cfg),
-            binary_labels(data.val_select),
-            "select_val",
+            data.val_select["label"].map(LABEL_IDS).to_numpy(), val_proba, binary_labels(data.val_select), "select_val"
         )
         mlflow.log_metrics(select)
-    return run.info.run_id, metrics, select, result
+    return FineTunedRun(run.info.run_id, metrics, select, result, val_proba, test_proba)
 
 
 def run_sentiment_training(
     engine: sa.Engine, cfg: FineTuneConfig, split: TimeSplit | None = None, progress: bool = True
 ) -> SentimentOutcome:
-    """The candidates (TF-IDF + LR baseline, fine-tuned encoder) on the same time split,
-    each its own MLflow run (the tracking URI must be configured); the better on
-    validation is registered (training.sentiment.candidates)."""
+    """The candidates (TF-IDF + LR baseline, fine-tuned encoder, their blend) on the same
+    time split, each its own MLflow run (the tracking URI must be configured); the best
+    on validation is registered (training.sentiment.candidates)."""
     data = sentiment_data(engine, cfg, split or TimeSplit())
     baseline = baseline_run(data)
     fine_tuned = fine_tune_run(data, cfg, baseline.test_metrics, progress)
     version, winner, candidates = register_best(data, cfg, baseline, fine_tuned)
-    _, metrics, _, result = fine_tuned
+    metrics, result = fine_tuned.metrics, fine_tuned.result
     return SentimentOutcome(
         name=data.registered_name,
         version=version,
