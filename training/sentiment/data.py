@@ -127,7 +127,8 @@ def sentiment_data(engine: sa.Engine, cfg: FineTuneConfig, split: TimeSplit) -> 
     if reviews.empty and not len(zh_train):
         raise ValueError(f"no {cfg.language + ' ' if cfg.language else ''}reviews: run portrait ingest first")
     split = split.resolved(reviews["event_timestamp"]) if len(reviews) else split
-    parts = split.part(reviews["event_timestamp"])
+    # a shop with no reviews of the language trains on the Chinese data's own fixed split alone
+    parts = split.part(reviews["event_timestamp"]) if len(reviews) else pd.Series([], dtype=object)
     train, val, test = (reviews[parts == p].reset_index(drop=True) for p in ("train", "val", "test"))
     registered_name = SENTIMENT
     if cfg.language == "zh":  # the Chinese model: the shop's Chinese reviews and the Chinese data, one test set
