@@ -98,3 +98,14 @@ def test_late_label_join_keeps_the_newest_earlier_answer_of_each_version():
     assert got[("champion", "2")][1][:2] == (5, 3.0)
     assert got[("challenger", "4")][1][:2] == (5, 4.9)
     assert 2 not in got[("champion", "3")]
+
+
+def test_macro_f1_equals_scikit_learns_on_labels_either_side_has():
+    from sklearn.metrics import f1_score
+
+    rng = np.random.default_rng(3)
+    for n, labels in ((50, ["negative", "neutral", "positive"]), (7, ["negative", "positive"]), (1, ["positive"])):
+        actual, predicted = rng.choice(labels, n), rng.choice(labels + ["neutral"], n)
+        expected = f1_score(actual, predicted, average="macro", zero_division=0)
+        assert health.macro_f1(predicted, actual) == pytest.approx(expected, abs=1e-12)
+    assert health.macro_f1(np.array(["a", "b"]), np.array(["a", "b"])) == 1.0
