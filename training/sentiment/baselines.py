@@ -60,6 +60,8 @@ class BaselineCandidate:
     pipeline: Any
     val_metrics: dict[str, float]  # on the same validation rows as the fine-tuned model's
     test_metrics: dict[str, float]
+    val_proba: np.ndarray  # on those validation rows and on test (the blend reuses them)
+    test_proba: np.ndarray
 
 
 def baseline_run(data: SentimentData) -> BaselineCandidate:
@@ -82,9 +84,8 @@ def baseline_run(data: SentimentData) -> BaselineCandidate:
                 "fit_seconds": round(fit_seconds, 2),
             }
         )
-        val_metrics = bilingual_metrics(
-            val["label"].map(LABEL_IDS).to_numpy(), baseline_proba(pipeline, val["input"]), binary_labels(val), "val"
-        )
+        val_proba = baseline_proba(pipeline, val["input"])
+        val_metrics = bilingual_metrics(val["label"].map(LABEL_IDS).to_numpy(), val_proba, binary_labels(val), "val")
         val_metrics = {f"select_{k}": v for k, v in val_metrics.items()}  # the candidates' common ground
         test_proba = baseline_proba(pipeline, test["input"])
         log_drift_reference(test, test_proba)
@@ -110,4 +111,4 @@ def baseline_run(data: SentimentData) -> BaselineCandidate:
             )
         # after the model, linked to it (see run_rating_training: no duplicate inserts)
         mlflow.log_metrics({**val_metrics, **baseline_metrics}, model_id=baseline_info.model_id)
-    return BaselineCandidate(base_run.info.run_id, pipeline, val_metrics, baseline_metrics)
+    return BaselineCandidate(base_run.info.run_id, pipeline, val_metrics, baseline_metrics, val_proba, test_proba)

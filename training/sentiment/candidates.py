@@ -23,7 +23,7 @@ from portrait.text.encoder import encoder_prefix
 from portrait.text.labels import SENTIMENT_LABELS
 from registry.models import HEADLINE, describe_version
 from training.common import log_and_register
-from training.sentiment.baselines import BaselineCandidate, baseline_proba
+from training.sentiment.baselines import BaselineCandidate
 from training.sentiment.config import FineTuneConfig
 from training.sentiment.data import SentimentData
 from training.sentiment.finetune import FineTuneResult
@@ -103,12 +103,11 @@ def blend_run(data: SentimentData, baseline: BaselineCandidate, ft: FineTunedRun
 
     val = data.val_select
     y_val, binary_val = val["label"].map(LABEL_IDS).to_numpy(), binary_labels(val)
-    base_val = baseline_proba(baseline.pipeline, val["input"])
-    weight = blend_weight(y_val, ft.val_proba, base_val, binary_val)
+    weight = blend_weight(y_val, ft.val_proba, baseline.val_proba, binary_val)
     with mlflow.start_run(run_name="blend-sentiment", tags={**data.tags, "model_kind": BLEND}) as run:
         mlflow.log_params({"blend_weight": weight, "fine_tuned_run": ft.run_id, "baseline_run": baseline.run_id})
-        select = bilingual_metrics(y_val, blended(weight, ft.val_proba, base_val), binary_val, "select_val")
-        proba = blended(weight, ft.test_proba, baseline_proba(baseline.pipeline, data.test["input"]))
+        select = bilingual_metrics(y_val, blended(weight, ft.val_proba, baseline.val_proba), binary_val, "select_val")
+        proba = blended(weight, ft.test_proba, baseline.test_proba)
         test = evaluate_and_plot("blend", proba, data.y_test, binary_labels(data.test))
         mlflow.log_metrics({**select, **test})
     return BlendRun(run.info.run_id, weight, select, test)
@@ -190,7 +189,6 @@ def register_winner(
     metrics = {FINE_TUNED: ft.metrics, BASELINE: baseline.test_metrics, BLEND: blend.test_metrics}[winner.kind]
     tags = {**data.tags, "model_kind": winner.kind}
     with mlflow.start_run(run_id=winner.run_id), tempfile.TemporaryDirectory() as tmp:
-        artifacts, config, requirements = {}, {}, []
         parts = []
         if winner.kind in (FINE_TUNED, BLEND):
             (Path(tmp) / "classifier").mkdir()
@@ -198,10 +196,9 @@ def register_winner(
             tags["truncated"] = str(ft.result.truncated).lower()
         if winner.kind in (BASELINE, BLEND):
             parts.append(_baseline_parts(data, baseline, Path(tmp)))
-        for part_artifacts, part_config, part_requirements in parts:
-            artifacts.update(part_artifacts)
-            config.update(part_config)
-            requirements += [r for r in part_requirements if r not in requirements]
+        artifacts = {name: path for part, _, _ in parts for name, path in part.items()}
+        config = {key: value for _, part, _ in parts for key, value in part.items()}
+        requirements = list(dict.fromkeys(r for _, _, part in parts for r in part))
         if winner.kind == BLEND:
             config["blend_weight"] = blend.weight
         return log_and_register(
