@@ -160,5 +160,5 @@ def main() -> None:
 
 if __name__ == "__main__":
     flags = [a.lstrip("-") for a in sys.argv[1:] if a in ("--champion", "--aspect-model")]
-    with common.recorded("-".join(["aspects", *flags])):
+    with common.recorded("-".join(["aspects", *flags]), script="aspects"):
         main()

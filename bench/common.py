@@ -121,10 +121,12 @@ def commit() -> str:
 
 
 @contextlib.contextmanager
-def recorded(name: str, directory: Path = RESULTS_DIR) -> Iterator[None]:
+def recorded(name: str, directory: Path = RESULTS_DIR, script: str | None = None) -> Iterator[None]:
     """What the benchmark prints (stdout; progress bars are on stderr) also goes to
     <directory>/<name>.md under the date, machine, commit and command of the run: the
-    figures in the docs come from these files, not from hand-typed numbers."""
+    figures in the docs come from these files, not from hand-typed numbers. `script`:
+    the bench/<script>.py that ran, when one script records several variants."""
+    script = script or name
     captured = io.StringIO()
     stdout = sys.stdout
     sys.stdout = _Tee(stdout, captured)
@@ -135,9 +137,9 @@ def recorded(name: str, directory: Path = RESULTS_DIR) -> Iterator[None]:
         sys.stdout = stdout
         directory.mkdir(parents=True, exist_ok=True)
         header = (
-            f"# bench/{name}.py\n\n"
+            f"# bench/{script}.py\n\n"
             f"- date: {started:%Y-%m-%d %H:%M} UTC ({(datetime.now(timezone.utc) - started).total_seconds():.0f} s)\n"
             f"- machine: {machine()}\n- commit: {commit()}\n"
-            f"- command: `python bench/{name}.py {' '.join(sys.argv[1:])}`\n\n"
+            f"- command: `python bench/{script}.py {' '.join(sys.argv[1:])}`\n\n"
         )
         (directory / f"{name}.md").write_text(header + "```\n" + captured.getvalue().rstrip() + "\n```\n")

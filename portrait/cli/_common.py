@@ -8,15 +8,40 @@ import click
 
 from portrait.settings import SettingsError
 
+# psycopg's errors for a schema older than the code (SQLSTATE 42P01, 42703)
+_SCHEMA_BEHIND = {"UndefinedTable", "UndefinedColumn"}
+
 
 class PortraitGroup(click.Group):
-    """Turns the errors users can fix (settings, missing files) into one clear line."""
+    """Turns the errors users can fix (settings, missing files, an unmigrated database)
+    into one clear line."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except (SettingsError, FileNotFoundError) as err:
             raise click.ClickException(str(err)) from None
+        except Exception as err:
+            behind = schema_behind(err)
+            if behind is None:
+                raise
+            raise click.ClickException(behind) from None
+
+
+def schema_behind(err: BaseException) -> str | None:
+    """The line for a database whose schema lacks a table or column the code reads
+    (never migrated, or migrated by an older checkout), else None. Looks through the
+    chain (SQLAlchemy and pandas wrap psycopg's error)."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        for candidate in (current, getattr(current, "orig", None)):
+            if type(candidate).__name__ in _SCHEMA_BEHIND:
+                what = (str(candidate).strip().splitlines() or ["no detail"])[0]
+                return f"the database schema is behind this code ({what}): run `portrait db migrate`"
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def running(settings):

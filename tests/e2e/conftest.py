@@ -4,6 +4,7 @@ online store (so a test can stop it), and `bentoml serve` on a free port."""
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import signal
@@ -18,6 +19,14 @@ import pytest
 from portrait.cli.demo import wait_ready
 from tests.helpers.data import REPO, real_lines
 from tests.helpers.deployment import ADMIN_KEY, API_KEY, deployment_env, free_port, sh
+
+
+def _stop_with_pytest() -> None:
+    """Runs in the child before exec: on Linux the child gets SIGTERM when pytest dies,
+    even by SIGKILL, so a test run killed mid-way leaves no service or Redis behind."""
+    if sys.platform.startswith("linux"):
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class PrivateRedis:
@@ -43,6 +52,7 @@ class PrivateRedis:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            preexec_fn=_stop_with_pytest,
         )
         deadline = time.time() + 20
         while time.time() < deadline:
@@ -110,6 +120,7 @@ def start_deployment(root: Path, env: dict, tiny_bert: Path, chinese: Path | Non
         stdout=open(log, "w"),  # noqa: SIM115 - the server process writes it after we return
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        preexec_fn=_stop_with_pytest,
     )
     url = f"http://127.0.0.1:{port}"
     try:

@@ -84,6 +84,14 @@ def test_migrations_downgrade_to_base_and_back(profile_settings):
         migrate.downgrade(profile_settings, "base")
         assert migrate.current_revision(profile_settings) is None
         assert not set(sa.inspect(engine).get_table_names()) & {"users", "reviews", "events"}
+        # a command run before `portrait db migrate` says so in one line, not a traceback
+        env = {"PORTRAIT_ID_KEY": profile_settings.id_key}
+        if profile_settings.database_url:
+            env["PORTRAIT_DATABASE_URL"] = profile_settings.database_url
+        out = profile_settings.state_dir / "unmigrated-report"
+        unmigrated = _portrait(profile_settings.state_dir, "report", "--out", str(out), env_extra=env)
+        assert unmigrated.returncode == 1, unmigrated.stderr
+        assert "run `portrait db migrate`" in unmigrated.stderr and "Traceback" not in unmigrated.stderr
         migrate.upgrade(profile_settings)
         assert migrate.current_revision(profile_settings) == migrate.head_revision()
         tables = set(sa.inspect(engine).get_table_names())

@@ -27,6 +27,14 @@ def test_a_benchmark_run_writes_its_printed_figures_with_date_machine_and_commit
     assert "```\nratio 1.23x\n```" in page
 
 
+def test_a_variant_is_titled_by_the_script_that_ran_it(tmp_path):
+    common = _common()
+    with common.recorded("aspects-aspect-model", directory=tmp_path, script="aspects"):
+        print("accuracy 0.75")
+    page = (tmp_path / "aspects-aspect-model.md").read_text()
+    assert page.startswith("# bench/aspects.py\n") and "`python bench/aspects.py" in page
+
+
 def test_the_results_file_is_written_even_when_the_benchmark_fails(tmp_path):
     common = _common()
     try:
