@@ -60,7 +60,12 @@ def _with_split(f):
     help="Stop after this many optimizer steps (default: the epochs decide).",
 )
 @click.option("--batch-size", type=click.IntRange(min=1), default=FineTuneConfig.batch_size, show_default=True)
-@click.option("--max-length", type=click.IntRange(min=8, max=512), default=FineTuneConfig.max_length, show_default=True)
+@click.option(
+    "--max-length",
+    type=click.IntRange(min=8, max=512),
+    default=FineTuneConfig.max_length,
+    help="Tokens per review. Default: fitted to the training texts (64 when 95% of them fit, else 128).",
+)
 @click.option("--lr", type=float, default=FineTuneConfig.lr, show_default=True)
 @click.option(
     "--max-minutes",
@@ -161,7 +166,8 @@ def train_sentiment(
         f"{blend.val_macro_f1:.4f} {blend.name} (run {out.run_id})"
     )
     click.echo(
-        f"  fine-tune: stopped by {out.stopped_by} after {out.result.steps} steps, {out.examples_per_s:.1f} "
+        f"  fine-tune: max length {out.max_length}, stopped by {out.stopped_by} after {out.result.steps} steps, "
+        f"{out.examples_per_s:.1f} "
         f"train examples/s on {device()} ({out.result.precision})"
     )
     if out.result.truncated:

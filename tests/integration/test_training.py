@@ -150,11 +150,14 @@ def test_the_baseline_is_registered_when_it_wins_on_validation_and_serves_as_tra
     from training.sentiment.baselines import baseline_proba
 
     settings, engine = tracked
-    cfg = FineTuneConfig(
-        model=str(tiny_bert), max_steps=4, batch_size=16, eval_every=4, max_length=32, min_class_examples=0
-    )
+    cfg = FineTuneConfig(model=str(tiny_bert), max_steps=4, batch_size=16, eval_every=4, min_class_examples=0)
     out = run_sentiment_training(engine, cfg, TimeSplit(*SPLIT_DATES), progress=False)
     assert out.baseline_candidate.val_macro_f1 >= out.fine_tuned.val_macro_f1  # the measured premise
+    # no --max-length: fitted to the training texts, logged with the run
+    loser = MlflowClient().get_run(out.fine_tuned.run_id).data
+    assert out.max_length in (64, 128) and loser.params["max_length"] == str(out.max_length)
+    # the losing fine-tuned run still carries its test figure
+    assert loser.metrics["test_macro_f1"] == pytest.approx(out.fine_tuned.test_macro_f1)
     assert out.winner.kind == "baseline" and out.run_id == out.baseline_candidate.run_id
     version = MlflowClient().get_model_version(models.SENTIMENT, str(out.version))
     assert version.tags["model_kind"] == "baseline" and version.run_id == out.baseline_candidate.run_id

@@ -28,7 +28,7 @@ from portrait.text.labels import SENTIMENT_LABELS
 from portrait.text.language import has_han
 from registry.models import ASPECT_SENTIMENT
 from training.common import device, environment_params, log_and_register
-from training.sentiment.config import FineTuneConfig
+from training.sentiment.config import FineTuneConfig, fitted_length
 from training.sentiment.finetune import FineTuneResult, fine_tune, predict_proba, token_ids
 from training.sentiment.metrics import LABEL_IDS, classification_metrics, evaluate_and_plot
 
@@ -136,7 +136,7 @@ def _scores(truth: pd.Series, predicted: list[str], prefix: str) -> dict[str, fl
 
 
 def aspect_proba(result: FineTuneResult, frame: pd.DataFrame, cfg: FineTuneConfig) -> np.ndarray:
-    ids = token_ids(result.tokenizer, encoder_prefix(cfg.model_path()), frame, cfg.max_length)
+    ids = token_ids(result.tokenizer, encoder_prefix(cfg.model_path()), frame, cfg.length)
     return predict_proba(result.model, ids, result.tokenizer.pad_token_id, device(), precision=result.precision)
 
 
@@ -177,6 +177,7 @@ def run_aspect_training(
     labeler = labeler or majority(train)
     rule = rule or f"majority class {train['label'].value_counts().idxmax()}"
     sizes = {"train": len(train), "validation": len(val), "test": len(test_rows)}
+    cfg = fitted_length(cfg, list(train["input"]))  # the CLI gives the recipe's 128
     with mlflow.start_run(run_name="aspect-sentiment") as run:
         mlflow.log_params({**asdict(cfg), "model": cfg.model_path(), **environment_params(), **sizes})
         mlflow.set_tags({"model_kind": "fine-tuned", "rule": rule})
@@ -213,7 +214,7 @@ def run_aspect_training(
             outcome.version = log_and_register(
                 model_file="sentiment_model.py",
                 artifacts={"classifier": tmp},
-                model_config={"max_length": cfg.max_length, "prefix": encoder_prefix(cfg.model_path()), "aspect": True},
+                model_config={"max_length": cfg.length, "prefix": encoder_prefix(cfg.model_path()), "aspect": True},
                 registered_name=ASPECT_SENTIMENT,
                 input_example=pd.DataFrame(
                     {"text": test_rows["input"].head(3).tolist(), "aspect": test_rows["aspect"].head(3).tolist()}

@@ -150,7 +150,7 @@ def _fine_tuned_parts(data: SentimentData, cfg: FineTuneConfig, result: FineTune
     result.model.save_pretrained(folder)
     result.tokenizer.save_pretrained(folder)
     config = {
-        "max_length": cfg.max_length,
+        "max_length": cfg.length,
         "prefix": encoder_prefix(cfg.model_path()),
         "classes": data.classes,  # the ones it was trained to tell apart
     }

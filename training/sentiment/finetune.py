@@ -16,7 +16,7 @@ from training.common import (
     device,
     seed_everything,
 )
-from training.sentiment.config import FineTuneConfig
+from training.sentiment.config import FineTuneConfig, fitted_length
 from training.sentiment.metrics import LABEL_IDS, bilingual_metrics, binary_labels
 
 TRUNCATED = "time cap"  # stopped_by when --max-minutes cut the run
@@ -201,7 +201,7 @@ def _encoded(tokenizer: Any, cfg: FineTuneConfig, train: pd.DataFrame, val: pd.D
     import torch
 
     prefix = encoder_prefix(cfg.model_path())
-    train_ids, val_ids = (token_ids(tokenizer, prefix, part, cfg.max_length) for part in (train, val))
+    train_ids, val_ids = (token_ids(tokenizer, prefix, part, cfg.length) for part in (train, val))
     y_train = torch.tensor(train["label"].map(LABEL_IDS).to_numpy())
     allowed = torch.ones((len(train), len(SENTIMENT_LABELS)), dtype=torch.bool)
     allowed[torch.from_numpy(binary_labels(train)), LABEL_IDS["neutral"]] = False
@@ -230,6 +230,7 @@ def fine_tune(
     import torch
     from tqdm import tqdm
 
+    cfg = fitted_length(cfg, list(train["input"]))  # a no-op when given (run_sentiment_training fits it first)
     seed_everything(cfg.seed)
     dev = device()
     precision = resolve_precision(cfg.precision)  # bf16 where native (faster there; docs/guides/training.md)

@@ -23,7 +23,7 @@ from training.common import (
 from training.sentiment.baselines import baseline_run
 from training.sentiment.behaviour import behaviour_report
 from training.sentiment.candidates import BASELINE, BLEND, FINE_TUNED, Candidate, FineTunedRun, register_best
-from training.sentiment.config import FineTuneConfig
+from training.sentiment.config import FineTuneConfig, fitted_length
 from training.sentiment.data import SentimentData, sentiment_data
 from training.sentiment.finetune import FineTuneResult, fine_tune, predict_proba
 from training.sentiment.metrics import (
@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 def _proba(result: FineTuneResult, texts: list[str], cfg: FineTuneConfig) -> np.ndarray:
     """Class probabilities of the fine-tuned model, inputs prefixed as in training."""
     prefix = encoder_prefix(cfg.model_path())
-    ids = result.tokenizer([prefix + t for t in texts], truncation=True, max_length=cfg.max_length)["input_ids"]
+    ids = result.tokenizer([prefix + t for t in texts], truncation=True, max_length=cfg.length)["input_ids"]
     return predict_proba(result.model, ids, result.tokenizer.pad_token_id, device(), precision=result.precision)
 
 
@@ -64,6 +64,7 @@ class SentimentOutcome:
     split_summary: str
     examples_per_s: float
     stopped_by: str
+    max_length: int  # tokens per review, given or fitted to the training texts
     result: FineTuneResult
     metrics: dict[str, float]
     baseline_metrics: dict[str, float]
@@ -154,7 +155,8 @@ def fine_tune_run(
         select = bilingual_metrics(
             data.val_select["label"].map(LABEL_IDS).to_numpy(), val_proba, binary_labels(data.val_select), "select_val"
         )
-        mlflow.log_metrics(select)
+        # logged whether or not it wins: every candidate's test figure is in its run
+        mlflow.log_metrics({**select, **metrics})
     return FineTunedRun(run.info.run_id, metrics, select, result, val_proba, test_proba)
 
 
@@ -165,6 +167,7 @@ def run_sentiment_training(
     time split, each its own MLflow run (the tracking URI must be configured); the best
     on validation is registered (training.sentiment.candidates)."""
     data = sentiment_data(engine, cfg, split or TimeSplit())
+    cfg = fitted_length(cfg, [*data.train["input"], *data.zh_train["input"]])
     baseline = baseline_run(data)
     fine_tuned = fine_tune_run(data, cfg, baseline.test_metrics, progress)
     version, winner, candidates = register_best(data, cfg, baseline, fine_tuned)
@@ -178,6 +181,7 @@ def run_sentiment_training(
         split_summary=data.split_summary,
         examples_per_s=result.examples_per_s,
         stopped_by=result.stopped_by,
+        max_length=cfg.length,
         result=result,
         metrics=metrics,
         baseline_metrics=baseline.test_metrics,
