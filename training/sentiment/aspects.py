@@ -28,8 +28,8 @@ from portrait.text.labels import SENTIMENT_LABELS
 from portrait.text.language import has_han
 from registry.models import ASPECT_SENTIMENT
 from training.common import device, environment_params, log_and_register
-from training.sentiment.config import FineTuneConfig, fitted_length
-from training.sentiment.finetune import FineTuneResult, fine_tune, predict_proba, token_ids
+from training.sentiment.config import FineTuneConfig
+from training.sentiment.finetune import FineTuneResult, fine_tune, fitted_length, predict_proba, token_ids
 from training.sentiment.metrics import LABEL_IDS, classification_metrics, evaluate_and_plot
 
 TERM = "$T$"  # SemEval format: the sentence with the aspect term replaced by $T$, the term, its polarity

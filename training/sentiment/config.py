@@ -5,8 +5,7 @@ it cuts is tagged `truncated`."""
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from portrait.text.encoder import default_model_path
 
@@ -17,7 +16,7 @@ class FineTuneConfig:
     epochs: int = 3
     max_steps: int | None = None  # stop after this many optimizer steps (fewer than the epochs give)
     batch_size: int = 32
-    max_length: int | None = None  # tokens per review; None: fitted to the training texts (fitted_length)
+    max_length: int | None = None  # tokens per review; None: fitted to the training texts (finetune.fitted_length)
     lr: float = 1e-4
     weight_decay: float = 0.01
     warmup_ratio: float = 0.06
@@ -42,44 +41,7 @@ class FineTuneConfig:
 
     @property
     def length(self) -> int:
-        """The max length in tokens, once given or fitted (training.sentiment.config.fitted_length)."""
+        """The max length in tokens, once given or fitted (training.sentiment.finetune.fitted_length)."""
         if self.max_length is None:
             raise ValueError("the max length is not fitted yet: call fitted_length(cfg, texts) first")
         return self.max_length
-
-
-# The lengths a fitted max length chooses between: the shorter when it holds FIT_COVERAGE of
-# the training texts whole, else the longer (capped: CPU time grows with it). Measured on
-# online_shopping_10_cats (17.8% of its reviews exceed 64 e5 tokens, p95 129): 128 gave
-# validation macro-F1 0.9312 against 0.9286 at 64, at 28.9 against 33.8 examples/s (batches
-# are padded to their longest text, so short texts stay cheap).
-FIT_LENGTHS = (64, 128)
-FIT_COVERAGE = 0.95
-FIT_SAMPLE = 5000  # texts tokenized to measure the lengths (evenly spaced)
-
-
-def fitted_length(cfg: FineTuneConfig, texts: list[str]) -> FineTuneConfig:
-    """cfg with its max length fitted to the training texts when none was given."""
-    if cfg.max_length is not None:
-        return cfg
-    return replace(cfg, max_length=fit_length(token_counts(cfg.model_path(), texts)))
-
-
-def fit_length(counts: list[int]) -> int:
-    if not counts:
-        return FIT_LENGTHS[0]
-    need = sorted(counts)[math.ceil(FIT_COVERAGE * len(counts)) - 1]  # FIT_COVERAGE of the texts have <= need
-    return next((n for n in FIT_LENGTHS if need <= n), FIT_LENGTHS[-1])
-
-
-def token_counts(model_path: str, texts: list[str]) -> list[int]:
-    """Tokens per text (with the encoder's prefix and special tokens) on an evenly spaced sample."""
-    from transformers import AutoTokenizer
-
-    from portrait.text.encoder import encoder_prefix
-
-    step = max(1, len(texts) // FIT_SAMPLE)
-    prefix = encoder_prefix(model_path)
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
-    sample = [prefix + str(t) for t in texts[::step]]
-    return [len(ids) for ids in tokenizer(sample, truncation=True, max_length=10_000)["input_ids"]]

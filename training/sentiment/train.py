@@ -23,9 +23,9 @@ from training.common import (
 from training.sentiment.baselines import baseline_run
 from training.sentiment.behaviour import behaviour_report
 from training.sentiment.candidates import BASELINE, BLEND, FINE_TUNED, Candidate, FineTunedRun, register_best
-from training.sentiment.config import FineTuneConfig, fitted_length
+from training.sentiment.config import FineTuneConfig
 from training.sentiment.data import SentimentData, sentiment_data
-from training.sentiment.finetune import FineTuneResult, fine_tune, predict_proba
+from training.sentiment.finetune import FineTuneResult, fine_tune, fitted_length, predict_proba, token_ids
 from training.sentiment.metrics import (
     LABEL_IDS,
     bilingual_metrics,
@@ -40,8 +40,7 @@ log = logging.getLogger(__name__)
 
 def _proba(result: FineTuneResult, texts: list[str], cfg: FineTuneConfig) -> np.ndarray:
     """Class probabilities of the fine-tuned model, inputs prefixed as in training."""
-    prefix = encoder_prefix(cfg.model_path())
-    ids = result.tokenizer([prefix + t for t in texts], truncation=True, max_length=cfg.length)["input_ids"]
+    ids = token_ids(result.tokenizer, encoder_prefix(cfg.model_path()), pd.DataFrame({"input": texts}), cfg.length)
     return predict_proba(result.model, ids, result.tokenizer.pad_token_id, device(), precision=result.precision)
 
 

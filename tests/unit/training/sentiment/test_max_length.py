@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from training.sentiment.config import FineTuneConfig, fit_length, fitted_length
+from training.sentiment.config import FineTuneConfig
+from training.sentiment.finetune import fit_length, fitted_length
 
 
 @pytest.mark.parametrize(
